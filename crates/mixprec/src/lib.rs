@@ -1,0 +1,16 @@
+//! mixprec: mixed-precision training in Rust.
+//!
+//! This facade re-exports the layers of the workspace; `use mixprec::prelude::*` brings
+//! in what a model author needs. Today that is the precision types of
+//! [`mixprec_dtype`]; the tensor, autograd, amp and nn layers join as they land.
+
+pub use mixprec_dtype as dtype;
+
+/// The names a user of the library needs in scope.
+pub mod prelude {
+    pub use mixprec_dtype::{
+        Bf16, DType, Dtype, E4M3, E5M2, F16, F32, F64, FullPrecision, convert_slice,
+        convert_slice_saturating, convert_slice_scaled, convert_slice_scaled_saturating,
+        convert_slice_to_f32, convert_slice_to_f32_scaled,
+    };
+}
