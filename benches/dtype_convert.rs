@@ -1,5 +1,6 @@
 //! Throughput of the slice conversions f32 -> each narrow type and back, at 1M and 64M
-//! elements, against a plain per-element loop over the scalar functions and the `half`
+//! elements, against a plain per-element loop over the scalar functions, the integer
+//! reference rounding, and the `half`
 //! crate's own slice conversions for bf16 and f16.
 //!
 //! Run: `cargo bench -p mixprec --bench dtype_convert` (add `-- 1M` for the small size
@@ -8,7 +9,7 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use half::slice::HalfFloatSliceExt;
-use mixprec::dtype::reference::{decode_slice_reference, encode_slice_reference};
+use mixprec::dtype::reference::encode_slice_reference;
 use mixprec::prelude::*;
 use std::hint::black_box;
 use std::time::Duration;
@@ -52,6 +53,13 @@ fn encode_group<T: Dtype>(c: &mut Criterion) {
             },
         );
         group.bench_function(BenchmarkId::new("per_element_loop", label), |b| {
+            b.iter(|| {
+                for (d, &s) in black_box(&mut dst).iter_mut().zip(black_box(&src)) {
+                    *d = T::from_f32(s);
+                }
+            })
+        });
+        group.bench_function(BenchmarkId::new("integer_reference_loop", label), |b| {
             b.iter(|| encode_slice_reference(black_box(&src), black_box(&mut dst), false, None))
         });
     }
@@ -73,7 +81,11 @@ fn decode_group<T: Dtype>(c: &mut Criterion) {
             b.iter(|| convert_slice_to_f32(black_box(&src), black_box(&mut dst)).unwrap())
         });
         group.bench_function(BenchmarkId::new("per_element_loop", label), |b| {
-            b.iter(|| decode_slice_reference(black_box(&src), black_box(&mut dst), None))
+            b.iter(|| {
+                for (d, s) in black_box(&mut dst).iter_mut().zip(black_box(&src)) {
+                    *d = s.to_f32();
+                }
+            })
         });
     }
     group.finish();

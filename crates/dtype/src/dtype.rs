@@ -109,7 +109,7 @@ pub trait Dtype:
     const ONE: Self;
 
     /// Rounds `x` to nearest, ties to even; overflow as the format defines (±inf, or NaN
-    /// for E4M3). NaN gives NaN.
+    /// for E4M3). NaN gives NaN. Branch-free; bit-identical to the integer reference.
     fn from_f32(x: f32) -> Self;
 
     /// Rounds `x` to nearest, ties to even; finite overflow and ±inf give ±[`Self::MAX`],
@@ -152,6 +152,11 @@ pub trait Dtype:
 
     /// True when the sign bit is set (also for -0 and negative NaNs).
     fn is_sign_negative(self) -> bool;
+
+    /// The integer-arithmetic reference rounding (nearest even; saturating or not) that
+    /// `from_f32` and the slice kernels are tested against. Slow; not for hot paths.
+    #[doc(hidden)]
+    fn from_f32_reference(x: f32, saturate: bool) -> Self;
 
     /// Converts `src` into `dst` (same length, checked by the caller). Kernel hook for
     /// the public slice functions; not part of the stable API.

@@ -1,5 +1,6 @@
 //! Every record of every golden table (ml_dtypes 0.6.0 / numpy 2.4.6, see
-//! tests/golden/README.md) through the scalar functions and the slice kernels.
+//! tests/golden/README.md) through the integer reference, the branch-free scalar
+//! functions and the slice kernels.
 //! Bits are compared exactly, the sign of zero included; `nan` records accept any NaN.
 
 mod common;
@@ -104,6 +105,12 @@ where
             T::from_f32(x)
         };
         check_encoded(file, "scalar", rec, scalar);
+        check_encoded(
+            file,
+            "integer reference",
+            rec,
+            T::from_f32_reference(x, saturating),
+        );
         check_encoded(file, "slice", rec, s);
     }
 }

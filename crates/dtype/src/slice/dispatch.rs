@@ -7,7 +7,7 @@ use crate::dtype::Dtype;
 /// default loops are the generic ones below; a type with special instructions (F16 with
 /// F16C) overrides them.
 pub(crate) trait FastKernel: Dtype {
-    /// Same bits as `from_f32` (or `from_f32_saturating`), without branches.
+    /// Nearest-even rounding, without branches; the same bits as the integer reference.
     fn encode_fast(x: f32, saturate: bool) -> Self;
 
     /// Same bits as `to_f32`, without branches.

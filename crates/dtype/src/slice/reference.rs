@@ -1,9 +1,11 @@
-//! One element at a time through the scalar [`Dtype`] functions: the reference the fast
-//! slice kernels are tested and benchmarked against.
+//! One element at a time through the integer-arithmetic reference rounding (the code in
+//! `format.rs` that spells the rounding out) and the scalar decoders: what the fast
+//! kernels and the branch-free scalar functions are tested and benchmarked against.
 
 use crate::dtype::Dtype;
 
-/// `dst[i] = T::from_f32(src[i] * scale)` (or `from_f32_saturating`), element by element.
+/// `dst[i]` = `src[i] * scale` rounded to nearest even by the integer reference
+/// (saturating or not), element by element.
 /// Pairs beyond the shorter slice are left alone.
 pub fn encode_slice_reference<T: Dtype>(
     src: &[f32],

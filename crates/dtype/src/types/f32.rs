@@ -86,6 +86,14 @@ impl Dtype for F32 {
         self.0.is_sign_negative()
     }
 
+    fn from_f32_reference(x: f32, saturate: bool) -> Self {
+        if saturate {
+            Self::from_f32_saturating(x)
+        } else {
+            Self::from_f32(x)
+        }
+    }
+
     fn encode_slice(src: &[f32], dst: &mut [Self], mode: EncodeMode) {
         encode_f32_slice(src, dst, mode)
     }

@@ -88,6 +88,14 @@ impl Dtype for F64 {
         self.0.is_sign_negative()
     }
 
+    fn from_f32_reference(x: f32, saturate: bool) -> Self {
+        if saturate {
+            Self::from_f32_saturating(x)
+        } else {
+            Self::from_f32(x)
+        }
+    }
+
     fn encode_slice(src: &[f32], dst: &mut [Self], mode: EncodeMode) {
         let scale = mode.scale.unwrap_or(1.0);
         for (d, &s) in dst.iter_mut().zip(src) {

@@ -42,18 +42,22 @@ macro_rules! narrow_dtype {
 
             #[inline]
             fn from_f32(x: f32) -> Self {
-                use $crate::format::{Overflow, Rounding, encode};
-                Self::from_bits(
-                    encode(&Self::FORMAT, x, Rounding::NearestEven, Overflow::Format) as $bits,
-                )
+                <Self as $crate::slice::FastKernel>::encode_fast(x, false)
             }
 
             #[inline]
             fn from_f32_saturating(x: f32) -> Self {
+                <Self as $crate::slice::FastKernel>::encode_fast(x, true)
+            }
+
+            fn from_f32_reference(x: f32, saturate: bool) -> Self {
                 use $crate::format::{Overflow, Rounding, encode};
-                Self::from_bits(
-                    encode(&Self::FORMAT, x, Rounding::NearestEven, Overflow::Saturate) as $bits,
-                )
+                let overflow = if saturate {
+                    Overflow::Saturate
+                } else {
+                    Overflow::Format
+                };
+                Self::from_bits(encode(&Self::FORMAT, x, Rounding::NearestEven, overflow) as $bits)
             }
 
             #[inline]
