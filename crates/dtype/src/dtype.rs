@@ -84,6 +84,9 @@ impl Display for DType {
 pub trait Dtype:
     sealed::Sealed + Copy + Default + Debug + Display + PartialEq + Send + Sync + 'static
 {
+    /// The precision ops on this type compute in: `f64` for `F64`, `f32` otherwise.
+    type Acc: crate::Acc;
+
     /// The unsigned integer that holds the bits (`u64`, `u32`, `u16` or `u8`).
     type Bits: Copy + Debug + Eq + std::hash::Hash + Send + Sync + 'static;
 
@@ -131,6 +134,24 @@ pub trait Dtype:
 
     /// The value as `f64`: always exact.
     fn to_f64(self) -> f64;
+
+    /// The value in the compute precision: exact.
+    fn to_acc(self) -> Self::Acc;
+
+    /// Rounds a compute-precision value into this type once (nearest even, format
+    /// overflow).
+    fn from_acc(x: Self::Acc) -> Self;
+
+    /// Rounds a compute-precision value into this type once (nearest even), clamping
+    /// overflow and ±inf to ±MAX.
+    fn from_acc_saturating(x: Self::Acc) -> Self;
+
+    /// `dst[i] = src[i].to_acc()` over slices of equal length (fast kernels; exact).
+    fn to_acc_slice(src: &[Self], dst: &mut [Self::Acc]);
+
+    /// `dst[i] = Self::from_acc(src[i])` over slices of equal length (fast kernels; nearest
+    /// even, format overflow).
+    fn from_acc_slice(src: &[Self::Acc], dst: &mut [Self]);
 
     /// The raw bits.
     fn to_bits(self) -> Self::Bits;

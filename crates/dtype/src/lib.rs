@@ -31,6 +31,7 @@
 //! assert_eq!(out.map(|v| v.to_f32()), [0.1015625, 1.0, -3.25]);
 //! ```
 
+mod acc;
 mod dtype;
 mod error;
 mod f64_narrow;
@@ -44,6 +45,7 @@ mod types;
 #[allow(dead_code)]
 mod golden_reader;
 
+pub use acc::Acc;
 pub use dtype::{DType, Dtype, FullPrecision};
 pub use error::DtypeError;
 pub use slice::{

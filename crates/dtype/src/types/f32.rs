@@ -14,6 +14,7 @@ impl Sealed for F32 {}
 impl FullPrecision for F32 {}
 
 impl Dtype for F32 {
+    type Acc = f32;
     type Bits = u32;
     const DTYPE: DType = DType::F32;
     const NAME: &'static str = "f32";
@@ -59,6 +60,29 @@ impl Dtype for F32 {
     #[inline]
     fn to_f64(self) -> f64 {
         f64::from(self.0)
+    }
+
+    #[inline]
+    fn to_acc(self) -> f32 {
+        self.0
+    }
+
+    #[inline]
+    fn from_acc(x: f32) -> Self {
+        F32(x)
+    }
+
+    #[inline]
+    fn from_acc_saturating(x: f32) -> Self {
+        Self::from_f32_saturating(x)
+    }
+
+    fn to_acc_slice(src: &[Self], dst: &mut [f32]) {
+        dst.iter_mut().zip(src).for_each(|(d, s)| *d = s.0);
+    }
+
+    fn from_acc_slice(src: &[f32], dst: &mut [Self]) {
+        dst.iter_mut().zip(src).for_each(|(d, &s)| *d = F32(s));
     }
 
     #[inline]

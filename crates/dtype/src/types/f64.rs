@@ -15,6 +15,7 @@ impl Sealed for F64 {}
 impl FullPrecision for F64 {}
 
 impl Dtype for F64 {
+    type Acc = f64;
     type Bits = u64;
     const DTYPE: DType = DType::F64;
     const NAME: &'static str = "f64";
@@ -61,6 +62,34 @@ impl Dtype for F64 {
     #[inline]
     fn to_f64(self) -> f64 {
         self.0
+    }
+
+    #[inline]
+    fn to_acc(self) -> f64 {
+        self.0
+    }
+
+    #[inline]
+    fn from_acc(x: f64) -> Self {
+        F64(x)
+    }
+
+    /// ±inf become ±`f64::MAX`.
+    #[inline]
+    fn from_acc_saturating(x: f64) -> Self {
+        F64(if x.is_infinite() {
+            f64::MAX.copysign(x)
+        } else {
+            x
+        })
+    }
+
+    fn to_acc_slice(src: &[Self], dst: &mut [f64]) {
+        dst.iter_mut().zip(src).for_each(|(d, s)| *d = s.0);
+    }
+
+    fn from_acc_slice(src: &[f64], dst: &mut [Self]) {
+        dst.iter_mut().zip(src).for_each(|(d, &s)| *d = F64(s));
     }
 
     #[inline]

@@ -28,6 +28,7 @@ macro_rules! narrow_dtype {
         impl $crate::dtype::sealed::Sealed for $ty {}
 
         impl $crate::dtype::Dtype for $ty {
+            type Acc = f32;
             type Bits = $bits;
             const DTYPE: $crate::DType = $crate::DType::$tag;
             const NAME: &'static str = $name;
@@ -80,6 +81,33 @@ macro_rules! narrow_dtype {
             fn to_f32(self) -> f32 {
                 let $v = self;
                 $to_f32
+            }
+
+            #[inline]
+            fn to_acc(self) -> f32 {
+                self.to_f32()
+            }
+
+            #[inline]
+            fn from_acc(x: f32) -> Self {
+                <Self as $crate::dtype::Dtype>::from_f32(x)
+            }
+
+            #[inline]
+            fn from_acc_saturating(x: f32) -> Self {
+                <Self as $crate::dtype::Dtype>::from_f32_saturating(x)
+            }
+
+            fn to_acc_slice(src: &[Self], dst: &mut [f32]) {
+                <Self as $crate::slice::FastKernel>::decode_slice_impl(src, dst, None)
+            }
+
+            fn from_acc_slice(src: &[f32], dst: &mut [Self]) {
+                let mode = $crate::slice::EncodeMode {
+                    saturate: false,
+                    scale: None,
+                };
+                <Self as $crate::slice::FastKernel>::encode_slice_impl(src, dst, mode)
             }
 
             #[inline]

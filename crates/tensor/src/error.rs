@@ -1,0 +1,151 @@
+//! [`Error`]: what a tensor op refuses, naming the op and the shapes involved.
+
+use mixprec_dtype::DtypeError;
+use std::fmt;
+
+/// Result of a tensor op.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// A refused op: `op` is the public function's name, `kind` says what was wrong.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Error {
+    /// The op that refused its input (`"matmul"`, `"softmax"`, ...).
+    pub op: &'static str,
+    /// What was wrong.
+    pub kind: ErrorKind,
+}
+
+/// The ways input can be wrong.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ErrorKind {
+    /// Data length does not match the shape's element count.
+    LengthMismatch {
+        /// The shape asked for.
+        shape: Vec<usize>,
+        /// Elements given.
+        len: usize,
+    },
+    /// Two shapes that the op cannot combine.
+    IncompatibleShapes {
+        /// First operand's shape.
+        lhs: Vec<usize>,
+        /// Second operand's shape.
+        rhs: Vec<usize>,
+        /// Which rule they break.
+        rule: &'static str,
+    },
+    /// A shape the op cannot take on its own (wrong rank, wrong size).
+    BadShape {
+        /// The shape given.
+        shape: Vec<usize>,
+        /// What the op needs.
+        expected: String,
+    },
+    /// An axis outside `-rank..rank`.
+    AxisOutOfRange {
+        /// The axis given.
+        axis: isize,
+        /// The tensor's rank.
+        rank: usize,
+    },
+    /// An index (class label, token id, position) outside its bound.
+    IndexOutOfRange {
+        /// The index given.
+        index: usize,
+        /// The exclusive bound.
+        bound: usize,
+    },
+    /// The op needs at least one element.
+    Empty {
+        /// The empty shape.
+        shape: Vec<usize>,
+    },
+    /// A scalar argument outside its domain.
+    InvalidArgument(String),
+    /// A conversion refused by the precision layer.
+    Dtype(DtypeError),
+}
+
+impl Error {
+    pub(crate) fn new(op: &'static str, kind: ErrorKind) -> Self {
+        Error { op, kind }
+    }
+
+    pub(crate) fn invalid(op: &'static str, msg: impl Into<String>) -> Self {
+        Error::new(op, ErrorKind::InvalidArgument(msg.into()))
+    }
+
+    pub(crate) fn shapes(
+        op: &'static str,
+        lhs: &[usize],
+        rhs: &[usize],
+        rule: &'static str,
+    ) -> Self {
+        Error::new(
+            op,
+            ErrorKind::IncompatibleShapes {
+                lhs: lhs.to_vec(),
+                rhs: rhs.to_vec(),
+                rule,
+            },
+        )
+    }
+
+    pub(crate) fn bad_shape(
+        op: &'static str,
+        shape: &[usize],
+        expected: impl Into<String>,
+    ) -> Self {
+        Error::new(
+            op,
+            ErrorKind::BadShape {
+                shape: shape.to_vec(),
+                expected: expected.into(),
+            },
+        )
+    }
+
+    pub(crate) fn empty(op: &'static str, shape: &[usize]) -> Self {
+        Error::new(
+            op,
+            ErrorKind::Empty {
+                shape: shape.to_vec(),
+            },
+        )
+    }
+
+    pub(crate) fn index(op: &'static str, index: usize, bound: usize) -> Self {
+        Error::new(op, ErrorKind::IndexOutOfRange { index, bound })
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.op)?;
+        match &self.kind {
+            ErrorKind::LengthMismatch { shape, len } => {
+                let n: usize = shape.iter().product();
+                write!(f, "shape {shape:?} holds {n} elements but {len} were given")
+            }
+            ErrorKind::IncompatibleShapes { lhs, rhs, rule } => {
+                write!(f, "shapes {lhs:?} and {rhs:?} are incompatible: {rule}")
+            }
+            ErrorKind::BadShape { shape, expected } => {
+                write!(f, "shape {shape:?}: expected {expected}")
+            }
+            ErrorKind::AxisOutOfRange { axis, rank } => {
+                write!(f, "axis {axis} is out of range for a tensor of rank {rank}")
+            }
+            ErrorKind::IndexOutOfRange { index, bound } => {
+                write!(f, "index {index} is out of range (must be below {bound})")
+            }
+            ErrorKind::Empty { shape } => {
+                write!(f, "needs at least one element, got shape {shape:?}")
+            }
+            ErrorKind::InvalidArgument(msg) => f.write_str(msg),
+            ErrorKind::Dtype(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}

@@ -1,0 +1,211 @@
+//! [`Layout`]: shape, strides (in elements) and offset of a view into storage.
+
+use crate::error::{Error, ErrorKind, Result};
+
+/// Where a tensor's elements sit in its storage. Strides are in elements and never
+/// negative; a stride of 0 repeats an element (broadcast).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Layout {
+    pub shape: Vec<usize>,
+    pub strides: Vec<usize>,
+    pub offset: usize,
+}
+
+/// Row-major strides of a shape.
+pub(crate) fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
+    let mut strides = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        strides[i] = strides[i + 1] * shape[i + 1];
+    }
+    strides
+}
+
+/// Element count of a shape (1 for a scalar, 0 if any dimension is 0).
+pub(crate) fn numel(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
+/// Maps a possibly negative axis (`-1` is the last) to `0..rank`.
+pub(crate) fn normalize_axis(op: &'static str, axis: isize, rank: usize) -> Result<usize> {
+    let r = rank as isize;
+    let a = if axis < 0 { axis + r } else { axis };
+    if a < 0 || a >= r {
+        return Err(Error::new(op, ErrorKind::AxisOutOfRange { axis, rank }));
+    }
+    Ok(a as usize)
+}
+
+/// NumPy broadcasting: align trailing dimensions; each pair must be equal or contain a 1.
+pub(crate) fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
+    let rank = a.len().max(b.len());
+    let mut out = vec![0; rank];
+    for i in 0..rank {
+        let da = if i + a.len() >= rank {
+            a[i + a.len() - rank]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= rank {
+            b[i + b.len() - rank]
+        } else {
+            1
+        };
+        out[i] = if da == db || db == 1 {
+            da
+        } else if da == 1 {
+            db
+        } else {
+            return Err(Error::shapes(
+                op,
+                a,
+                b,
+                "trailing dimensions must be equal or 1 (broadcasting)",
+            ));
+        };
+    }
+    Ok(out)
+}
+
+impl Layout {
+    /// A fresh row-major layout.
+    pub fn contiguous(shape: &[usize]) -> Self {
+        Layout {
+            shape: shape.to_vec(),
+            strides: contiguous_strides(shape),
+            offset: 0,
+        }
+    }
+
+    pub fn numel(&self) -> usize {
+        numel(&self.shape)
+    }
+
+    /// True when the elements are row-major and dense from `offset` (size-1 dimensions
+    /// may have any stride).
+    pub fn is_contiguous(&self) -> bool {
+        let mut expected = 1;
+        for (&d, &s) in self.shape.iter().zip(&self.strides).rev() {
+            if d != 1 && s != expected {
+                return false;
+            }
+            expected *= d;
+        }
+        true
+    }
+
+    /// The storage range of a contiguous layout.
+    pub fn contiguous_range(&self) -> Option<std::ops::Range<usize>> {
+        self.is_contiguous()
+            .then(|| self.offset..self.offset + self.numel())
+    }
+
+    /// This layout seen with `target` shape by broadcasting (stride 0 on new or size-1
+    /// dimensions). The caller has checked compatibility.
+    pub fn broadcast_to(&self, target: &[usize]) -> Layout {
+        let extra = target.len() - self.shape.len();
+        let mut strides = vec![0; target.len()];
+        for i in 0..self.shape.len() {
+            strides[extra + i] = if self.shape[i] == 1 && target[extra + i] != 1 {
+                0
+            } else {
+                self.strides[i]
+            };
+        }
+        Layout {
+            shape: target.to_vec(),
+            strides,
+            offset: self.offset,
+        }
+    }
+
+    /// Calls `f(start, stride, len)` for every run along the last dimension, in logical
+    /// order. A scalar is one run of length 1.
+    pub fn for_each_row(&self, mut f: impl FnMut(usize, usize, usize)) {
+        for_each_row_n([self], |starts, strides, len| f(starts[0], strides[0], len));
+    }
+
+    /// Storage offsets of every element in logical (row-major) order.
+    pub fn offsets(&self) -> Vec<usize> {
+        let mut out = Vec::with_capacity(self.numel());
+        self.for_each_row(|start, stride, len| out.extend((0..len).map(|i| start + i * stride)));
+        out
+    }
+}
+
+/// Walks `N` layouts of one shape together: `f(starts, inner_strides, len)` for every
+/// run along the last dimension, in logical order (a scalar is one run of length 1).
+pub(crate) fn for_each_row_n<const N: usize>(
+    layouts: [&Layout; N],
+    mut f: impl FnMut([usize; N], [usize; N], usize),
+) {
+    let shape = &layouts[0].shape;
+    debug_assert!(layouts.iter().all(|l| &l.shape == shape));
+    let rank = shape.len();
+    let mut starts = layouts.map(|l| l.offset);
+    if rank == 0 {
+        f(starts, [1; N], 1);
+        return;
+    }
+    if numel(shape) == 0 {
+        return;
+    }
+    let inner = shape[rank - 1];
+    let inner_strides = layouts.map(|l| l.strides[rank - 1]);
+    let mut index = vec![0usize; rank - 1];
+    loop {
+        f(starts, inner_strides, inner);
+        // Advance the multi-index over the outer dimensions, last fastest.
+        let mut d = rank - 1;
+        loop {
+            if d == 0 {
+                return;
+            }
+            d -= 1;
+            index[d] += 1;
+            for (s, l) in starts.iter_mut().zip(&layouts) {
+                *s += l.strides[d];
+            }
+            if index[d] < shape[d] {
+                break;
+            }
+            for (s, l) in starts.iter_mut().zip(&layouts) {
+                *s -= l.strides[d] * shape[d];
+            }
+            index[d] = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transposed_offsets_walk_columns() {
+        let l = Layout {
+            shape: vec![3, 2],
+            strides: vec![1, 3],
+            offset: 0,
+        };
+        assert_eq!(l.offsets(), vec![0, 3, 1, 4, 2, 5]);
+        assert!(!l.is_contiguous());
+        assert!(Layout::contiguous(&[2, 1, 3]).is_contiguous());
+    }
+
+    #[test]
+    fn broadcasting_follows_numpy() {
+        assert_eq!(
+            broadcast_shapes("t", &[4, 1, 3], &[2, 1]).unwrap(),
+            vec![4, 2, 3]
+        );
+        assert_eq!(broadcast_shapes("t", &[], &[5]).unwrap(), vec![5]);
+        let e = broadcast_shapes("add", &[2, 3], &[4]).unwrap_err();
+        assert!(e.to_string().contains("add: shapes [2, 3] and [4]"));
+    }
+
+    #[test]
+    fn broadcast_layout_repeats_with_zero_stride() {
+        let l = Layout::contiguous(&[3]).broadcast_to(&[2, 3]);
+        assert_eq!(l.offsets(), vec![0, 1, 2, 0, 1, 2]);
+    }
+}

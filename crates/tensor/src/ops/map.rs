@@ -1,0 +1,113 @@
+//! The element-wise engines behind unary and binary ops: decode a chunk to `D::Acc`,
+//! apply the function, round the chunk back into `D` once. Contiguous inputs run in
+//! cache-sized chunks, on both cores when large; broadcast or strided inputs walk their
+//! layouts row by row.
+
+use crate::error::Result;
+use crate::layout::{Layout, broadcast_shapes, for_each_row_n};
+use crate::tensor::Tensor;
+use mixprec_dtype::{Acc, Dtype};
+use num_traits::Zero;
+use rayon::prelude::*;
+
+/// Elements per chunk: 4096 f32 (16 KiB) stay in L1 between decode, compute and encode.
+pub(crate) const CHUNK: usize = 4096;
+/// Below this many elements the work is too small to split over threads.
+pub(crate) const PARALLEL_MIN: usize = 1 << 16;
+
+/// True when elements can be converted straight through `to_acc_slice` (no FP8 scale).
+fn unscaled<D: Dtype>(t: &Tensor<D>) -> bool {
+    !D::DTYPE.is_fp8() && t.scale == 1.0
+}
+
+/// `f` applied to every element, rounded once into `D`.
+pub(crate) fn map_unary<D: Dtype>(x: &Tensor<D>, f: impl Fn(D::Acc) -> D::Acc + Sync) -> Tensor<D> {
+    let shape = x.shape().to_vec();
+    if !unscaled(x) {
+        let mut v = x.to_acc_vec();
+        v.iter_mut().for_each(|a| *a = f(*a));
+        return Tensor::from_acc_vec(&v, &shape);
+    }
+    let src = x.elements();
+    let mut out = vec![D::ZERO; src.len()];
+    let body = |(o, s): (&mut [D], &[D])| {
+        let mut buf = [D::Acc::zero(); CHUNK];
+        let buf = &mut buf[..s.len()];
+        D::to_acc_slice(s, buf);
+        buf.iter_mut().for_each(|v| *v = f(*v));
+        D::from_acc_slice(buf, o);
+    };
+    if src.len() >= PARALLEL_MIN {
+        out.par_chunks_mut(CHUNK)
+            .zip(src.par_chunks(CHUNK))
+            .for_each(body);
+    } else {
+        out.chunks_mut(CHUNK).zip(src.chunks(CHUNK)).for_each(body);
+    }
+    Tensor::from_parts(out, &shape, 1.0)
+}
+
+/// `f(a, b)` with NumPy broadcasting, rounded once into `D`.
+pub(crate) fn zip_binary<D: Dtype>(
+    op: &'static str,
+    a: &Tensor<D>,
+    b: &Tensor<D>,
+    f: impl Fn(D::Acc, D::Acc) -> D::Acc + Sync,
+) -> Result<Tensor<D>> {
+    let shape = broadcast_shapes(op, a.shape(), b.shape())?;
+    if a.shape() == b.shape()
+        && a.is_contiguous()
+        && b.is_contiguous()
+        && unscaled(a)
+        && unscaled(b)
+    {
+        let (sa, sb) = (a.elements(), b.elements());
+        let mut out = vec![D::ZERO; sa.len()];
+        let body = |((o, x), y): ((&mut [D], &[D]), &[D])| {
+            let mut bx = [D::Acc::zero(); CHUNK];
+            let mut by = [D::Acc::zero(); CHUNK];
+            let (bx, by) = (&mut bx[..x.len()], &mut by[..x.len()]);
+            D::to_acc_slice(x, bx);
+            D::to_acc_slice(y, by);
+            bx.iter_mut()
+                .zip(by.iter())
+                .for_each(|(u, &v)| *u = f(*u, v));
+            D::from_acc_slice(bx, o);
+        };
+        if sa.len() >= PARALLEL_MIN {
+            out.par_chunks_mut(CHUNK)
+                .zip(sa.par_chunks(CHUNK))
+                .zip(sb.par_chunks(CHUNK))
+                .for_each(body);
+        } else {
+            out.chunks_mut(CHUNK)
+                .zip(sa.chunks(CHUNK))
+                .zip(sb.chunks(CHUNK))
+                .for_each(body);
+        }
+        return Ok(Tensor::from_parts(out, &shape, 1.0));
+    }
+    let values = broadcast_values(&shape, [a, b], |[x, y]| f(x, y));
+    Ok(Tensor::from_acc_vec(&values, &shape))
+}
+
+/// `f` over `N` tensors broadcast to `shape` (already checked), in logical order, in
+/// the compute precision. The general (strided) path of the element-wise ops.
+pub(crate) fn broadcast_values<D: Dtype, const N: usize>(
+    shape: &[usize],
+    inputs: [&Tensor<D>; N],
+    mut f: impl FnMut([D::Acc; N]) -> D::Acc,
+) -> Vec<D::Acc> {
+    let layouts: [Layout; N] = inputs.map(|t| t.layout.broadcast_to(shape));
+    let data = inputs.map(|t| t.storage.as_slice());
+    let scales = inputs.map(|t| D::Acc::from_f32(t.scale));
+    let mut out = Vec::with_capacity(crate::layout::numel(shape));
+    for_each_row_n(layouts.each_ref(), |starts, strides, len| {
+        for i in 0..len {
+            let args: [D::Acc; N] =
+                std::array::from_fn(|k| data[k][starts[k] + i * strides[k]].to_acc() / scales[k]);
+            out.push(f(args));
+        }
+    });
+    out
+}

@@ -1,0 +1,239 @@
+//! [`Tensor`]: a view (shape, strides, offset) into shared storage of one precision.
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::layout::{Layout, numel};
+use crate::storage::{Device, Storage};
+use mixprec_dtype::{Acc, DType, Dtype, convert_slice_scaled_saturating};
+use num_traits::Zero;
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// An n-dimensional array whose elements are stored at `D`'s own width: a `Tensor<Bf16>`
+/// of n elements holds 2n bytes, a `Tensor<E4M3>` n bytes plus its scale.
+///
+/// Cloning shares the storage; views (reshape of contiguous data, transpose, permute,
+/// narrow, broadcast) share it too and copy nothing. Ops never write into an existing
+/// tensor, so sharing is safe.
+///
+/// **FP8 scale.** Every tensor carries an f32 `scale` that is 1 except for `E4M3`/`E5M2`:
+/// the value of an element is `decode(bits) / scale`. FP8 results of ops use *current
+/// scaling* with a power-of-two scale ([`fp8_current_scale`]: the largest `2^k` with
+/// `amax * 2^k <= MAX`), so scaling adds no rounding: one saturating round-to-nearest-even
+/// of `value * scale`. (The amp layer's delayed scaling sets scales explicitly.)
+///
+/// **Arithmetic contract.** Every op decodes its inputs to `D::Acc` (f32; f64 for `F64`),
+/// computes, and rounds its result once into `D` (nearest even). Sums, means, norms,
+/// matmul and softmax denominators accumulate in `D::Acc`.
+pub struct Tensor<D: Dtype> {
+    pub(crate) storage: Arc<Storage<D>>,
+    pub(crate) layout: Layout,
+    pub(crate) scale: f32,
+}
+
+impl<D: Dtype> Clone for Tensor<D> {
+    fn clone(&self) -> Self {
+        Tensor {
+            storage: Arc::clone(&self.storage),
+            layout: self.layout.clone(),
+            scale: self.scale,
+        }
+    }
+}
+
+impl<D: Dtype> std::fmt::Debug for Tensor<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let values = self.to_f64_vec();
+        let shown: Vec<f64> = values.iter().take(8).copied().collect();
+        write!(f, "Tensor<{}>{:?} {:?}", D::NAME, self.shape(), shown)?;
+        if values.len() > 8 {
+            write!(f, " ... ({} elements)", values.len())?;
+        }
+        if D::DTYPE.is_fp8() {
+            write!(f, " scale {}", self.scale)?;
+        }
+        Ok(())
+    }
+}
+
+/// The scale current scaling picks for op results with this amax: the largest power of
+/// two `2^k` with `amax * 2^k <= max` (so multiplying and dividing by it is exact), `k` in
+/// -126..=127; 1 when amax is 0 or not finite.
+pub fn fp8_current_scale(amax: f32, max: f32) -> f32 {
+    if !(amax.is_finite() && amax > 0.0) {
+        return 1.0;
+    }
+    let ratio = f64::from(max) / f64::from(amax);
+    let k = ratio.log2().floor().clamp(-126.0, 127.0) as i32;
+    // log2 of an exact power of two is exact, so k is never one too high.
+    2f32.powi(k)
+}
+
+impl<D: Dtype> Tensor<D> {
+    /// A fresh contiguous tensor owning `data` (length already checked).
+    pub(crate) fn from_parts(data: Vec<D>, shape: &[usize], scale: f32) -> Self {
+        debug_assert_eq!(data.len(), numel(shape));
+        Tensor {
+            storage: Arc::new(Storage::Cpu(data)),
+            layout: Layout::contiguous(shape),
+            scale,
+        }
+    }
+
+    /// A view of the same storage with another layout.
+    pub(crate) fn view(&self, layout: Layout) -> Self {
+        Tensor {
+            storage: Arc::clone(&self.storage),
+            layout,
+            scale: self.scale,
+        }
+    }
+
+    /// Rounds values computed in `D::Acc` into a new contiguous tensor, once (nearest
+    /// even; FP8 with current scaling, saturating).
+    pub(crate) fn from_acc_vec(values: &[D::Acc], shape: &[usize]) -> Self {
+        debug_assert_eq!(values.len(), numel(shape));
+        let mut data = vec![D::ZERO; values.len()];
+        if D::DTYPE.is_fp8() {
+            let f32s: Vec<f32> = values.iter().map(|v| v.to_f32()).collect();
+            let amax = f32s
+                .iter()
+                .filter(|v| v.is_finite())
+                .fold(0.0f32, |m, v| m.max(v.abs()));
+            let scale = fp8_current_scale(amax, D::MAX.to_f32());
+            convert_slice_scaled_saturating(&f32s, &mut data, scale)
+                .expect("lengths equal, scale finite and positive");
+            return Self::from_parts(data, shape, scale);
+        }
+        D::from_acc_slice(values, &mut data);
+        Self::from_parts(data, shape, 1.0)
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.layout.shape
+    }
+
+    /// Number of dimensions.
+    pub fn rank(&self) -> usize {
+        self.layout.shape.len()
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.layout.numel()
+    }
+
+    /// Strides in elements (0 on broadcast dimensions).
+    pub fn strides(&self) -> &[usize] {
+        &self.layout.strides
+    }
+
+    /// True when the elements are dense and row-major in storage.
+    pub fn is_contiguous(&self) -> bool {
+        self.layout.is_contiguous()
+    }
+
+    /// The runtime precision tag.
+    pub fn dtype(&self) -> DType {
+        D::DTYPE
+    }
+
+    /// Where the storage lives.
+    pub fn device(&self) -> Device {
+        self.storage.device()
+    }
+
+    /// The FP8 per-tensor scale (`value = decode(bits) / scale`); 1 for other types.
+    pub fn scale(&self) -> f32 {
+        self.scale
+    }
+
+    /// Bytes of the storage this tensor references (shared with its views).
+    pub fn storage_bytes(&self) -> usize {
+        self.storage.bytes()
+    }
+
+    /// Bytes of this tensor's elements at `D`'s width (`numel * D::BYTES`).
+    pub fn nbytes(&self) -> usize {
+        self.numel() * D::BYTES
+    }
+
+    /// True when both share one storage allocation.
+    pub fn shares_storage_with(&self, other: &Tensor<D>) -> bool {
+        Arc::ptr_eq(&self.storage, &other.storage)
+    }
+
+    /// The stored elements in logical (row-major) order: borrowed when contiguous.
+    pub(crate) fn elements(&self) -> Cow<'_, [D]> {
+        let data = self.storage.as_slice();
+        match self.layout.contiguous_range() {
+            Some(range) => Cow::Borrowed(&data[range]),
+            None => {
+                let mut out = Vec::with_capacity(self.numel());
+                self.layout.for_each_row(|start, stride, len| {
+                    if stride == 1 {
+                        out.extend_from_slice(&data[start..start + len]);
+                    } else {
+                        out.extend((0..len).map(|i| data[start + i * stride]));
+                    }
+                });
+                Cow::Owned(out)
+            }
+        }
+    }
+
+    /// The raw stored elements in logical order (FP8: codes before dividing by the scale).
+    pub fn to_vec(&self) -> Vec<D> {
+        self.elements().into_owned()
+    }
+
+    /// The values in the compute precision, logical order (FP8 divided by the scale).
+    pub fn to_acc_vec(&self) -> Vec<D::Acc> {
+        let elements = self.elements();
+        let mut out = vec![D::Acc::zero(); elements.len()];
+        D::to_acc_slice(&elements, &mut out);
+        if self.scale != 1.0 {
+            let s = D::Acc::from_f32(self.scale);
+            out.iter_mut().for_each(|v| *v /= s);
+        }
+        out
+    }
+
+    /// The values as f32 (exact except for `F64`, and except FP8 division by the scale).
+    pub fn to_f32_vec(&self) -> Vec<f32> {
+        self.to_acc_vec().into_iter().map(|v| v.to_f32()).collect()
+    }
+
+    /// The values as f64 (exact for every type but scaled FP8: `decode / scale` in f64).
+    pub fn to_f64_vec(&self) -> Vec<f64> {
+        let elements = self.elements();
+        let s = f64::from(self.scale);
+        elements.iter().map(|v| v.to_f64() / s).collect()
+    }
+
+    /// The single value of a one-element tensor, in the compute precision.
+    pub fn item(&self) -> Result<D::Acc> {
+        if self.numel() != 1 {
+            return Err(Error::bad_shape(
+                "item",
+                self.shape(),
+                "exactly one element",
+            ));
+        }
+        Ok(self.to_acc_vec()[0])
+    }
+}
+
+/// Errors unless `len` matches the element count of `shape`.
+pub(crate) fn check_len(op: &'static str, shape: &[usize], len: usize) -> Result<()> {
+    if numel(shape) != len {
+        return Err(Error::new(
+            op,
+            ErrorKind::LengthMismatch {
+                shape: shape.to_vec(),
+                len,
+            },
+        ));
+    }
+    Ok(())
+}
