@@ -1,0 +1,449 @@
+//! Reductions over any set of axes (with `keepdim`), argmax/argmin, and global norms.
+//! Accumulation is in `D::Acc` (f32; f64 for `F64`) with eight interleaved partial sums,
+//! which both vectorises and keeps the error growth well below a serial sum's. The
+//! result rounds once into `D`.
+
+use super::map::PARALLEL_MIN;
+use crate::error::{Error, Result};
+use crate::layout::{normalize_axis, numel};
+use crate::mask::Indices;
+use crate::tensor::Tensor;
+use mixprec_dtype::{Acc, Dtype};
+use num_traits::{Float, Zero};
+use rayon::prelude::*;
+
+/// Sum in eight interleaved lanes, then the lanes pairwise.
+pub(crate) fn sum_acc<A: Acc>(xs: &[A]) -> A {
+    let mut lanes = [A::zero(); 8];
+    let mut chunks = xs.chunks_exact(8);
+    for c in &mut chunks {
+        for (l, &v) in lanes.iter_mut().zip(c) {
+            *l += v;
+        }
+    }
+    for (l, &v) in lanes.iter_mut().zip(chunks.remainder()) {
+        *l += v;
+    }
+    ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6]))
+        + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]))
+}
+
+/// The values with the reduced axes moved last, so each output element reduces one
+/// contiguous row of `row_len` values. Returns (rows, row_len, output shape).
+fn rows_for<D: Dtype>(
+    op: &'static str,
+    t: &Tensor<D>,
+    axes: &[isize],
+    keepdim: bool,
+) -> Result<(Vec<D::Acc>, usize, Vec<usize>)> {
+    if axes.is_empty() {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "needs at least one axis (use the *_all form to reduce every axis of shape {:?})",
+                t.shape()
+            ),
+        ));
+    }
+    let rank = t.rank();
+    let mut reduced = vec![false; rank];
+    for &a in axes {
+        let a = normalize_axis(op, a, rank)?;
+        if std::mem::replace(&mut reduced[a], true) {
+            return Err(Error::invalid(
+                op,
+                format!("axis {a} is listed twice in {axes:?}"),
+            ));
+        }
+    }
+    let kept: Vec<usize> = (0..rank).filter(|&a| !reduced[a]).collect();
+    let order: Vec<usize> = kept
+        .iter()
+        .copied()
+        .chain((0..rank).filter(|&a| reduced[a]))
+        .collect();
+    let row_len: usize = (0..rank)
+        .filter(|&a| reduced[a])
+        .map(|a| t.shape()[a])
+        .product();
+    let out_shape: Vec<usize> = if keepdim {
+        (0..rank)
+            .map(|a| if reduced[a] { 1 } else { t.shape()[a] })
+            .collect()
+    } else {
+        kept.iter().map(|&a| t.shape()[a]).collect()
+    };
+    Ok((t.permute(&order)?.to_acc_vec(), row_len, out_shape))
+}
+
+/// Applies `f` to every row (in parallel when large) and rounds the results into `D`.
+fn reduce_rows<D: Dtype>(
+    values: &[D::Acc],
+    row_len: usize,
+    shape: &[usize],
+    f: impl Fn(&[D::Acc]) -> D::Acc + Sync,
+) -> Tensor<D> {
+    let out: Vec<D::Acc> = if row_len == 0 {
+        vec![f(&[]); numel(shape)]
+    } else if values.len() >= PARALLEL_MIN {
+        values.par_chunks(row_len).map(&f).collect()
+    } else {
+        values.chunks(row_len).map(&f).collect()
+    };
+    Tensor::from_acc_vec(&out, shape)
+}
+
+fn max_of<A: Acc>(row: &[A]) -> A {
+    row.iter().fold(A::neg_infinity(), |m, &v| {
+        if v.is_nan() || m.is_nan() {
+            A::nan()
+        } else {
+            m.max(v)
+        }
+    })
+}
+
+fn min_of<A: Acc>(row: &[A]) -> A {
+    row.iter().fold(A::infinity(), |m, &v| {
+        if v.is_nan() || m.is_nan() {
+            A::nan()
+        } else {
+            m.min(v)
+        }
+    })
+}
+
+/// Variance with `correction` subtracted from the count (two passes: mean, then squared
+/// deviations).
+fn var_of<A: Acc>(row: &[A], correction: usize) -> A {
+    let n = A::from_usize(row.len());
+    let mean = sum_acc(row) / n;
+    let dev: Vec<A> = row.iter().map(|&v| (v - mean) * (v - mean)).collect();
+    sum_acc(&dev) / A::from_usize(row.len() - correction)
+}
+
+impl<D: Dtype> Tensor<D> {
+    /// Sum over `axes` (negative axes count from the end), keeping them as size 1 when
+    /// `keepdim`. Accumulates in `D::Acc`.
+    pub fn sum(&self, axes: &[isize], keepdim: bool) -> Result<Tensor<D>> {
+        let (v, n, shape) = rows_for("sum", self, axes, keepdim)?;
+        Ok(reduce_rows::<D>(&v, n, &shape, sum_acc))
+    }
+
+    /// Mean over `axes`. Errors if a reduced axis is empty.
+    pub fn mean(&self, axes: &[isize], keepdim: bool) -> Result<Tensor<D>> {
+        let (v, n, shape) = rows_for("mean", self, axes, keepdim)?;
+        if n == 0 {
+            return Err(Error::empty("mean", self.shape()));
+        }
+        let count = D::Acc::from_usize(n);
+        Ok(reduce_rows::<D>(&v, n, &shape, |r| sum_acc(r) / count))
+    }
+
+    /// Maximum over `axes` (NaN if any element is NaN). Errors if a reduced axis is empty.
+    pub fn max(&self, axes: &[isize], keepdim: bool) -> Result<Tensor<D>> {
+        let (v, n, shape) = rows_for("max", self, axes, keepdim)?;
+        if n == 0 {
+            return Err(Error::empty("max", self.shape()));
+        }
+        Ok(reduce_rows::<D>(&v, n, &shape, max_of))
+    }
+
+    /// Minimum over `axes` (NaN if any element is NaN). Errors if a reduced axis is empty.
+    pub fn min(&self, axes: &[isize], keepdim: bool) -> Result<Tensor<D>> {
+        let (v, n, shape) = rows_for("min", self, axes, keepdim)?;
+        if n == 0 {
+            return Err(Error::empty("min", self.shape()));
+        }
+        Ok(reduce_rows::<D>(&v, n, &shape, min_of))
+    }
+
+    /// Variance over `axes` with `correction` (1: unbiased, PyTorch's default; 0:
+    /// population). Errors unless each row has more than `correction` elements.
+    pub fn var(&self, axes: &[isize], keepdim: bool, correction: usize) -> Result<Tensor<D>> {
+        let (v, n, shape) = rows_for("var", self, axes, keepdim)?;
+        if n <= correction {
+            return Err(Error::invalid(
+                "var",
+                format!(
+                    "needs more than {correction} elements per reduction, shape {:?} gives {n}",
+                    self.shape()
+                ),
+            ));
+        }
+        Ok(reduce_rows::<D>(&v, n, &shape, |r| var_of(r, correction)))
+    }
+
+    /// Sum of every element, as a rank-0 tensor.
+    pub fn sum_all(&self) -> Tensor<D> {
+        Tensor::from_acc_vec(&[sum_acc(&self.to_acc_vec())], &[])
+    }
+
+    /// Mean of every element, as a rank-0 tensor. Errors on an empty tensor.
+    pub fn mean_all(&self) -> Result<Tensor<D>> {
+        if self.numel() == 0 {
+            return Err(Error::empty("mean_all", self.shape()));
+        }
+        let v = self.to_acc_vec();
+        Ok(Tensor::from_acc_vec(
+            &[sum_acc(&v) / D::Acc::from_usize(v.len())],
+            &[],
+        ))
+    }
+
+    /// Index of the largest element along `axis` (first one on ties; NaN counts as
+    /// largest). Errors on an empty axis.
+    pub fn argmax(&self, axis: isize, keepdim: bool) -> Result<Indices> {
+        self.arg_extreme("argmax", axis, keepdim, |a, b| a > b)
+    }
+
+    /// Index of the smallest element along `axis` (first one on ties; NaN counts as
+    /// smallest). Errors on an empty axis.
+    pub fn argmin(&self, axis: isize, keepdim: bool) -> Result<Indices> {
+        self.arg_extreme("argmin", axis, keepdim, |a, b| a < b)
+    }
+
+    fn arg_extreme(
+        &self,
+        op: &'static str,
+        axis: isize,
+        keepdim: bool,
+        better: impl Fn(D::Acc, D::Acc) -> bool,
+    ) -> Result<Indices> {
+        let (v, n, shape) = rows_for(op, self, &[axis], keepdim)?;
+        if n == 0 {
+            return Err(Error::empty(op, self.shape()));
+        }
+        let idx = v
+            .chunks(n)
+            .map(|row| {
+                let mut best = 0;
+                for (i, &x) in row.iter().enumerate() {
+                    if row[best].is_nan() {
+                        break;
+                    }
+                    if x.is_nan() || better(x, row[best]) {
+                        best = i;
+                    }
+                }
+                best
+            })
+            .collect();
+        Indices::from_vec(idx, &shape)
+    }
+
+    /// Global L2 norm `sqrt(sum x^2)`, accumulated in `D::Acc` after scaling by the
+    /// largest magnitude (no overflow or underflow of the squares).
+    pub fn norm_l2(&self) -> D::Acc {
+        let v = self.to_acc_vec();
+        let amax = v.iter().fold(D::Acc::zero(), |m, x| {
+            if x.is_nan() || m.is_nan() {
+                D::Acc::nan()
+            } else {
+                m.max(x.abs())
+            }
+        });
+        if amax.is_zero() || !amax.is_finite() {
+            return amax;
+        }
+        let sq: Vec<D::Acc> = v.iter().map(|&x| (x / amax) * (x / amax)).collect();
+        amax * sum_acc(&sq).sqrt()
+    }
+
+    /// Largest magnitude of any element (NaN if any element is NaN); 0 for an empty
+    /// tensor. This is FP8 scaling's amax.
+    pub fn abs_max(&self) -> D::Acc {
+        self.to_acc_vec().into_iter().fold(D::Acc::zero(), |m, x| {
+            if x.is_nan() || m.is_nan() {
+                D::Acc::nan()
+            } else {
+                m.max(x.abs())
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mixprec_dtype::{F32, F64};
+    use mixprec_testing::{TestRng, Tolerance, assert_close, for_each_dtype};
+    use proptest::prelude::*;
+
+    /// F64 reference reduction over `axes` of a row-major array, by index arithmetic.
+    fn reference(
+        values: &[f64],
+        shape: &[usize],
+        axes: &[usize],
+        f: impl Fn(&[f64]) -> f64,
+    ) -> Vec<f64> {
+        let strides = crate::layout::contiguous_strides(shape);
+        let kept: Vec<usize> = (0..shape.len()).filter(|a| !axes.contains(a)).collect();
+        let out_n: usize = kept.iter().map(|&a| shape[a]).product();
+        let red_n: usize = axes.iter().map(|&a| shape[a]).product();
+        (0..out_n)
+            .map(|o| {
+                let mut base = 0;
+                let mut rem = o;
+                for &a in kept.iter().rev() {
+                    base += (rem % shape[a]) * strides[a];
+                    rem /= shape[a];
+                }
+                let row: Vec<f64> = (0..red_n)
+                    .map(|r| {
+                        let mut off = base;
+                        let mut rem = r;
+                        for &a in axes.iter().rev() {
+                            off += (rem % shape[a]) * strides[a];
+                            rem /= shape[a];
+                        }
+                        values[off]
+                    })
+                    .collect();
+                f(&row)
+            })
+            .collect()
+    }
+
+    fn reductions_match_f64<D: Dtype>() {
+        let shape = [4, 5, 6];
+        let mut rng = TestRng::new(9);
+        let x = Tensor::<D>::from_f64(&rng.vec(120, -3.0, 3.0), &shape).unwrap();
+        let xv = x.to_f64_vec();
+        for axes in [vec![0usize], vec![2], vec![0, 2], vec![0, 1, 2]] {
+            let ia: Vec<isize> = axes.iter().map(|&a| a as isize).collect();
+            let n: usize = axes.iter().map(|&a| shape[a]).product();
+            let mean_f = |r: &[f64]| r.iter().sum::<f64>() / r.len() as f64;
+            // Sums of n terms with cancellation: accumulated preset, absolute part of max|x|
+            // scaled by n through the `accumulated` bound.
+            let tol = Tolerance::accumulated::<D>(n);
+            let what = |op: &str| format!("{op}<{}> over {axes:?}", D::NAME);
+            let sum_ref = reference(&xv, &shape, &axes, |r| r.iter().sum());
+            let got = x.sum(&ia, false).unwrap();
+            let sum_tol = Tolerance {
+                abs: tol.abs + 3.0 * n as f64 * tol.rel,
+                ..tol
+            };
+            assert_close(&what("sum"), &got.to_f64_vec(), &sum_ref, sum_tol);
+            assert_close(
+                &what("mean"),
+                &x.mean(&ia, true).unwrap().to_f64_vec(),
+                &reference(&xv, &shape, &axes, mean_f),
+                Tolerance {
+                    abs: 3.0 * tol.rel,
+                    ..tol
+                },
+            );
+            assert_close(
+                &what("max"),
+                &x.max(&ia, false).unwrap().to_f64_vec(),
+                &reference(&xv, &shape, &axes, |r| {
+                    r.iter().cloned().fold(f64::MIN, f64::max)
+                }),
+                tol,
+            );
+            assert_close(
+                &what("min"),
+                &x.min(&ia, false).unwrap().to_f64_vec(),
+                &reference(&xv, &shape, &axes, |r| {
+                    r.iter().cloned().fold(f64::MAX, f64::min)
+                }),
+                tol,
+            );
+            let var_ref = reference(&xv, &shape, &axes, |r| {
+                let m = mean_f(r);
+                r.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (r.len() - 1) as f64
+            });
+            assert_close(
+                &what("var"),
+                &x.var(&ia, false, 1).unwrap().to_f64_vec(),
+                &var_ref,
+                tol.times(2.0),
+            );
+            let kd = x.sum(&ia, true).unwrap();
+            assert_eq!(kd.rank(), 3);
+        }
+        let am = x.argmax(1, false).unwrap();
+        assert_eq!(am.shape(), &[4, 6]);
+        let want: Vec<usize> = reference(&xv, &shape, &[1], |r| {
+            r.iter()
+                .enumerate()
+                .fold(0, |b, (i, &v)| if v > r[b] { i } else { b }) as f64
+        })
+        .into_iter()
+        .map(|v| v as usize)
+        .collect();
+        assert_eq!(am.as_slice(), &want[..]);
+        let norm = x.norm_l2().to_f64();
+        let want_norm = xv.iter().map(|v| v * v).sum::<f64>().sqrt();
+        assert!(
+            (norm - want_norm).abs() <= want_norm * Tolerance::accumulated::<F32>(120).rel * 2.0,
+            "{norm} vs {want_norm}"
+        );
+    }
+    for_each_dtype!(reductions_match_f64);
+
+    #[test]
+    fn reduction_errors() {
+        let x = Tensor::<F32>::zeros(&[2, 0]);
+        assert_eq!(
+            x.mean(&[1], false).unwrap_err().to_string(),
+            "mean: needs at least one element, got shape [2, 0]"
+        );
+        assert!(x.max(&[1], false).is_err());
+        assert!(x.argmax(1, false).is_err());
+        assert_eq!(x.sum(&[1], false).unwrap().to_f32_vec(), vec![0.0, 0.0]);
+        let y = Tensor::<F32>::ones(&[2, 3]);
+        assert!(
+            y.sum(&[2], false)
+                .unwrap_err()
+                .to_string()
+                .contains("axis 2 is out of range")
+        );
+        assert!(
+            y.sum(&[1, -1], false)
+                .unwrap_err()
+                .to_string()
+                .contains("listed twice")
+        );
+        assert!(
+            y.sum(&[], false)
+                .unwrap_err()
+                .to_string()
+                .starts_with("sum: needs at least one axis")
+        );
+        assert!(Tensor::<F32>::ones(&[1]).var(&[0], false, 1).is_err());
+        assert!(Tensor::<F32>::zeros(&[0]).mean_all().is_err());
+    }
+
+    #[test]
+    fn norm_does_not_overflow() {
+        let x = Tensor::<F32>::from_f32(&[3e30, 4e30], &[2]).unwrap();
+        assert_eq!(x.norm_l2(), 5e30);
+        let y = Tensor::<F32>::from_f32(&[3e-30, 4e-30], &[2]).unwrap();
+        assert!((y.norm_l2() - 5e-30).abs() < 1e-36);
+        assert!(
+            Tensor::<F32>::from_f32(&[1.0, f32::NAN], &[2])
+                .unwrap()
+                .abs_max()
+                .is_nan()
+        );
+    }
+
+    proptest! {
+        /// Sums over random axis sets of random shapes match the F64 reference exactly
+        /// (integer-valued F64 data sums exactly).
+        #[test]
+        fn sums_over_random_axes(shape in prop::collection::vec(1usize..5, 1..4), pick in prop::collection::vec(any::<bool>(), 4), keepdim in any::<bool>()) {
+            let n: usize = shape.iter().product();
+            let values: Vec<f64> = (0..n).map(|i| ((i * 7) % 11) as f64 - 5.0).collect();
+            let x = Tensor::<F64>::from_f64(&values, &shape).unwrap();
+            let mut axes: Vec<usize> = (0..shape.len()).filter(|&a| pick[a]).collect();
+            if axes.is_empty() { axes.push(0); }
+            let ia: Vec<isize> = axes.iter().map(|&a| a as isize).collect();
+            let got = x.sum(&ia, keepdim).unwrap();
+            prop_assert_eq!(got.to_f64_vec(), reference(&values, &shape, &axes, |r| r.iter().sum()));
+            prop_assert_eq!(got.numel(), shape.iter().enumerate().filter(|(a, _)| !axes.contains(a)).map(|(_, d)| d).product::<usize>());
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! `where_cond` and `masked_fill`: choose elements by a [`Mask`] (causal attention
+//! masks). Values are copied, so results are exact (FP8: rescaled by current scaling).
+
+use super::map::broadcast_values;
+use crate::error::{Error, Result};
+use crate::layout::broadcast_shapes;
+use crate::mask::Mask;
+use crate::tensor::Tensor;
+use mixprec_dtype::{Acc, Dtype};
+use num_traits::{One, Zero};
+
+impl<D: Dtype> Tensor<D> {
+    /// `mask ? self : other`, elementwise, with the mask and both tensors broadcast
+    /// together by NumPy rules.
+    pub fn where_cond(&self, mask: &Mask, other: &Tensor<D>) -> Result<Tensor<D>> {
+        let shape = broadcast_shapes("where_cond", self.shape(), other.shape())?;
+        let shape = broadcast_shapes("where_cond", &shape, mask.shape())?;
+        let m = mask_tensor::<D>(mask);
+        let values = broadcast_values(
+            &shape,
+            [&m, self, other],
+            |[c, a, b]| if c.is_zero() { b } else { a },
+        );
+        Ok(Tensor::from_acc_vec(&values, &shape))
+    }
+
+    /// `self` with `value` wherever `mask` is true (mask broadcast to `self`'s shape).
+    /// `value` may be `-inf` (the usual attention mask fill).
+    pub fn masked_fill(&self, mask: &Mask, value: f64) -> Result<Tensor<D>> {
+        let shape = broadcast_shapes("masked_fill", self.shape(), mask.shape())?;
+        if shape != self.shape() {
+            return Err(Error::shapes(
+                "masked_fill",
+                self.shape(),
+                mask.shape(),
+                "the mask must broadcast to the tensor's shape",
+            ));
+        }
+        let m = mask_tensor::<D>(mask);
+        let fill = D::Acc::from_f64(value);
+        let values = broadcast_values(
+            &shape,
+            [&m, self],
+            |[c, a]| if c.is_zero() { a } else { fill },
+        );
+        Ok(Tensor::from_acc_vec(&values, &shape))
+    }
+}
+
+/// The mask as 0/1 in `D` (exact in every type), so it can walk the broadcast engine.
+fn mask_tensor<D: Dtype>(mask: &Mask) -> Tensor<D> {
+    let one = D::Acc::one();
+    let values: Vec<D::Acc> = mask
+        .as_slice()
+        .iter()
+        .map(|&b| if b { one } else { D::Acc::zero() })
+        .collect();
+    let data: Vec<D> = values.iter().map(|&v| D::from_acc(v)).collect();
+    Tensor::from_vec(data, mask.shape()).expect("shape matches")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mixprec_dtype::F32;
+    use mixprec_testing::for_each_dtype;
+
+    fn causal_mask_fill<D: Dtype>() {
+        // Values exact in every type (E5M2 holds 10 but not 9).
+        let scores =
+            Tensor::<D>::from_f64(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 10.0], &[3, 3])
+                .unwrap();
+        let masked = scores
+            .masked_fill(&Mask::causal(3), f64::NEG_INFINITY)
+            .unwrap();
+        let ninf = if D::DTYPE.is_fp8() {
+            -D::MAX.to_f64() / f64::from(masked.scale())
+        } else {
+            f64::NEG_INFINITY
+        };
+        let v = masked.to_f64_vec();
+        assert_eq!(v[0], 1.0);
+        assert_eq!(v[3], 4.0);
+        assert_eq!(v[8], 10.0);
+        // FP8 results are quantised saturating (the scaling recipes' rule): -inf -> -max.
+        assert_eq!(v[1], ninf, "{}", D::NAME);
+        let picked = scores
+            .where_cond(&Mask::causal(3), &scores.neg())
+            .unwrap()
+            .to_f64_vec();
+        assert_eq!(
+            picked,
+            vec![-1.0, 2.0, 3.0, -4.0, -5.0, 6.0, -7.0, -8.0, -10.0]
+        );
+    }
+    for_each_dtype!(causal_mask_fill);
+
+    #[test]
+    fn mask_shape_errors() {
+        let t = Tensor::<F32>::zeros(&[2, 2]);
+        let e = t.masked_fill(&Mask::causal(3), 0.0).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("masked_fill: shapes [2, 2] and [3, 3]")
+        );
+        let wide = Mask::from_vec(vec![true; 4], &[2, 1, 2]).unwrap();
+        assert!(
+            t.masked_fill(&wide, 0.0).is_err(),
+            "mask may not enlarge the tensor"
+        );
+        assert!(t.where_cond(&Mask::causal(3), &t).is_err());
+    }
+}
