@@ -2,9 +2,11 @@
 //!
 //! This facade re-exports the layers of the workspace; `use mixprec::prelude::*` brings
 //! in what a model author needs. Today that is the precision types of
-//! [`mixprec_dtype`]; the tensor, autograd, amp and nn layers join as they land.
+//! [`mixprec_dtype`] and the tensors of [`mixprec_tensor`]; the autograd, amp and nn
+//! layers join as they land.
 
 pub use mixprec_dtype as dtype;
+pub use mixprec_tensor as tensor;
 
 /// The names a user of the library needs in scope.
 pub mod prelude {
@@ -13,4 +15,5 @@ pub mod prelude {
         convert_slice_saturating, convert_slice_scaled, convert_slice_scaled_saturating,
         convert_slice_to_f32, convert_slice_to_f32_scaled,
     };
+    pub use mixprec_tensor::{Device, Indices, Mask, Rng, Tensor};
 }

@@ -17,6 +17,7 @@
 
 mod acc_ext;
 mod error;
+mod gemm;
 mod layout;
 mod mask;
 pub mod ops;

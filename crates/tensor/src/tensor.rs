@@ -3,8 +3,9 @@
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::{Layout, numel};
 use crate::storage::{Device, Storage};
-use mixprec_dtype::{Acc, DType, Dtype, convert_slice_scaled_saturating};
+use mixprec_dtype::{Acc, DType, Dtype, F32, convert_slice, convert_slice_scaled_saturating};
 use num_traits::Zero;
+use std::any::Any;
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -105,6 +106,29 @@ impl<D: Dtype> Tensor<D> {
             return Self::from_parts(data, shape, scale);
         }
         D::from_acc_slice(values, &mut data);
+        Self::from_parts(data, shape, 1.0)
+    }
+
+    /// Rounds f32 results (of an op that computed in f32) into a new contiguous tensor,
+    /// once: `F32` takes the buffer as it is (no copy), FP8 uses current scaling, the rest
+    /// round to nearest even through the SIMD slice conversion. Not for `F64`, whose ops
+    /// compute in f64.
+    pub(crate) fn from_f32_results(values: Vec<f32>, shape: &[usize]) -> Self {
+        debug_assert_eq!(values.len(), numel(shape));
+        debug_assert!(D::DTYPE != DType::F64, "F64 ops compute in f64");
+        if D::DTYPE == DType::F32 {
+            // Same layout (F32 is repr(transparent) over f32): collect reuses the buffer.
+            let same: Vec<F32> = values.into_iter().map(F32).collect();
+            let boxed: Box<dyn Any> = Box::new(same);
+            let data = *boxed.downcast::<Vec<D>>().expect("D is F32");
+            return Self::from_parts(data, shape, 1.0);
+        }
+        if D::DTYPE.is_fp8() {
+            let acc: Vec<D::Acc> = values.into_iter().map(D::Acc::from_f32).collect();
+            return Self::from_acc_vec(&acc, shape);
+        }
+        let mut data = vec![D::ZERO; values.len()];
+        convert_slice(&values, &mut data).expect("equal lengths");
         Self::from_parts(data, shape, 1.0)
     }
 

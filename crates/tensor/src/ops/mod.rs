@@ -4,6 +4,7 @@ mod binary;
 mod compare;
 mod creation;
 mod map;
+mod matmul;
 mod reduce;
 mod select;
 mod unary;

@@ -1,0 +1,287 @@
+//! The CPU GEMM behind `matmul`, `linear` and `conv2d`: `C = A * B` with `A` (m x k) and
+//! `B` (k x n) in any precision and any strides, `C` (m x n) row-major f32.
+//!
+//! BLIS structure: B is packed into `KC x NR` panels and A into `MR x KC` panels, converting
+//! to f32 *while packing* (SIMD slice conversions, so BF16/F16/FP8 operands cost no separate
+//! pass), and a 6 x 16 AVX2+FMA micro-kernel (12 accumulator registers) runs over the
+//! panels. Work is split over both cores by (row block, column group). Accumulation is
+//! f32 throughout, as on tensor cores. F64 has its own simpler f64 kernel.
+
+mod f64_kernel;
+mod kernel;
+mod pack;
+
+pub(crate) use f64_kernel::gemm_f64;
+
+use mixprec_dtype::Dtype;
+use pack::{pack_a, pack_b};
+use rayon::prelude::*;
+
+/// Rows of the micro-kernel tile.
+pub(crate) const MR: usize = 6;
+/// Columns of the micro-kernel tile.
+pub(crate) const NR: usize = 16;
+/// Depth of one packed block (A panel rows of 6 x 256 f32 = 6 KiB, B panel 16 KiB: L1).
+const KC: usize = 256;
+/// Largest number of rows per block of A (192 x 256 f32 = 192 KiB: within one core's
+/// L2); the actual block is chosen so the blocks split evenly over the threads.
+const MC_MAX: usize = 192;
+/// Columns per block of B (256 x 2048 f32 = 2 MiB: L2/L3).
+const NC: usize = 2048;
+
+/// A read-only strided matrix view: element (i, j) is `data[offset + i * rs + j * cs]`.
+#[derive(Clone, Copy)]
+pub(crate) struct MatRef<'a, T> {
+    pub data: &'a [T],
+    pub offset: usize,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+/// Raw pointer to C shared by tasks that write disjoint tiles.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: tasks write disjoint regions of C (distinct row blocks or column groups) and
+// the pointer outlives the parallel section (it borrows the caller's slice).
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+/// `c = a * b` (overwriting `c`, row-major m x n), f32 accumulation.
+pub(crate) fn gemm_f32<T: Dtype>(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    c: &mut [f32],
+) {
+    assert_eq!(c.len(), m * n, "gemm: C has the wrong size");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        c.fill(0.0);
+        return;
+    }
+    let threads = rayon::current_num_threads();
+    // Below ~4M multiply-adds, waking a second thread costs more than it saves.
+    let parallel = threads > 1 && m * n * k >= 1 << 22;
+    // Row blocks: a multiple of the thread count when there is enough work, each a
+    // multiple of MR rows and at most MC_MAX.
+    let n_blocks = if parallel {
+        m.div_ceil(MC_MAX).div_ceil(threads) * threads
+    } else {
+        m.div_ceil(MC_MAX)
+    };
+    let mc_block = m.div_ceil(n_blocks).div_ceil(MR) * MR;
+    let n_blocks = m.div_ceil(mc_block);
+    let c_ptr = SendPtr(c.as_mut_ptr());
+    // Packing buffers are reused across calls on this thread (fresh multi-megabyte
+    // allocations cost a page fault per 4 KiB on first touch).
+    let (mut packed_a, mut packed_b) = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    for jc in (0..n).step_by(NC) {
+        let nc = NC.min(n - jc);
+        for pc in (0..k).step_by(KC) {
+            let kc = KC.min(k - pc);
+            let accumulate = pc > 0;
+            pack_b(b, pc, kc, jc, nc, &mut packed_b, parallel);
+            pack_a(a, 0, m, pc, kc, &mut packed_a, parallel);
+            let n_panels = nc.div_ceil(NR);
+            // Enough tasks for every core: split columns when there are few row blocks.
+            let groups = if parallel {
+                threads.div_ceil(n_blocks).clamp(1, n_panels)
+            } else {
+                1
+            };
+            let per_group = n_panels.div_ceil(groups);
+            let tasks: Vec<(usize, usize)> = (0..n_blocks)
+                .flat_map(|ib| (0..groups).map(move |g| (ib, g)))
+                .collect();
+            let (pa, pb) = (&packed_a, &packed_b);
+            let work = |&(ib, g): &(usize, usize)| {
+                let i0 = ib * mc_block;
+                let mc = mc_block.min(m - i0);
+                let j_panels = (g * per_group).min(n_panels)..((g + 1) * per_group).min(n_panels);
+                macro_kernel(pa, pb, i0, mc, j_panels, jc, nc, kc, n, c_ptr, accumulate);
+            };
+            if parallel {
+                tasks.par_iter().for_each(work);
+            } else {
+                tasks.iter().for_each(work);
+            }
+        }
+    }
+    SCRATCH.with(|s| *s.borrow_mut() = (packed_a, packed_b));
+}
+
+thread_local! {
+    /// Packed A and B buffers of the last GEMM on this thread.
+    static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Runs the micro-kernel over rows `i0..i0 + mc` and the given column panels of one
+/// packed block, writing (or adding to) C.
+#[allow(clippy::too_many_arguments)]
+fn macro_kernel(
+    packed_a: &[f32],
+    packed_b: &[f32],
+    i0: usize,
+    mc: usize,
+    j_panels: std::ops::Range<usize>,
+    jc: usize,
+    nc: usize,
+    kc: usize,
+    ldc: usize,
+    c: SendPtr,
+    accumulate: bool,
+) {
+    let mut tile = [0.0f32; MR * NR];
+    for jp in j_panels {
+        let j = jp * NR;
+        let nr = NR.min(nc - j);
+        let b_panel = &packed_b[jp * NR * kc..(jp + 1) * NR * kc];
+        for ir in (0..mc).step_by(MR) {
+            let mr = MR.min(mc - ir);
+            let row = i0 + ir;
+            // Row blocks are multiples of MR, so `row` starts a packed panel.
+            let a_panel = &packed_a[(row / MR) * MR * kc..(row / MR + 1) * MR * kc];
+            // SAFETY (both branches): rows row..row+mr and columns jc+j..jc+j+nr of C lie
+            // inside the m x n buffer, and no other task writes this tile (see SendPtr).
+            unsafe {
+                let dst = c.0.add(row * ldc + jc + j);
+                if mr == MR && nr == NR {
+                    kernel::full_tile(kc, a_panel, b_panel, dst, ldc, accumulate);
+                    continue;
+                }
+                kernel::full_tile(kc, a_panel, b_panel, tile.as_mut_ptr(), NR, false);
+                for r in 0..mr {
+                    for q in 0..nr {
+                        let p = dst.add(r * ldc + q);
+                        let v = tile[r * NR + q];
+                        *p = if accumulate { *p + v } else { v };
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mixprec_dtype::{Bf16, F32};
+    use mixprec_testing::TestRng;
+
+    fn naive(m: usize, n: usize, k: usize, a: &[f64], b: &[f64]) -> Vec<f64> {
+        let mut c = vec![0.0; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn odd_sizes_and_strides_match_naive() {
+        let mut rng = TestRng::new(5);
+        for &(m, n, k) in &[
+            (1, 1, 1),
+            (7, 17, 5),
+            (13, 33, 300),
+            (200, 40, 70),
+            (6, 16, 256),
+            (5, 2100, 3),
+        ] {
+            let a: Vec<f64> = rng
+                .vec(m * k, -1.0, 1.0)
+                .iter()
+                .map(|v| (v * 64.0).round() / 64.0)
+                .collect();
+            let b: Vec<f64> = rng
+                .vec(k * n, -1.0, 1.0)
+                .iter()
+                .map(|v| (v * 64.0).round() / 64.0)
+                .collect();
+            let af: Vec<F32> = a.iter().map(|&v| F32(v as f32)).collect();
+            // B given transposed in memory (column-major view).
+            let mut bt = vec![F32(0.0); k * n];
+            for p in 0..k {
+                for j in 0..n {
+                    bt[j * k + p] = F32(b[p * n + j] as f32);
+                }
+            }
+            let mut c = vec![0.0f32; m * n];
+            gemm_f32(
+                m,
+                n,
+                k,
+                MatRef {
+                    data: &af,
+                    offset: 0,
+                    rs: k,
+                    cs: 1,
+                },
+                MatRef {
+                    data: &bt,
+                    offset: 0,
+                    rs: 1,
+                    cs: k,
+                },
+                &mut c,
+            );
+            let want = naive(m, n, k, &a, &b);
+            for (i, (&g, &w)) in c.iter().zip(&want).enumerate() {
+                // Products of 6-bit fractions are exact; f32 sums of k of them err by at
+                // most k * 2^-24 relative to the sum of magnitudes (at most k).
+                assert!(
+                    (f64::from(g) - w).abs() <= k as f64 * k as f64 * 2f64.powi(-24),
+                    "{m}x{n}x{k} element {i}: {g} vs {w}"
+                );
+            }
+            // Bf16 operands (exact for these values) give the same bits as F32 ones.
+            let ab: Vec<Bf16> = a.iter().map(|&v| Bf16::from_f64(v)).collect();
+            let bb: Vec<Bf16> = b.iter().map(|&v| Bf16::from_f64(v)).collect();
+            let mut cb = vec![0.0f32; m * n];
+            gemm_f32(
+                m,
+                n,
+                k,
+                MatRef {
+                    data: &ab,
+                    offset: 0,
+                    rs: k,
+                    cs: 1,
+                },
+                MatRef {
+                    data: &bb,
+                    offset: 0,
+                    rs: n,
+                    cs: 1,
+                },
+                &mut cb,
+            );
+            let mut cf = vec![0.0f32; m * n];
+            let bf: Vec<F32> = b.iter().map(|&v| F32(v as f32)).collect();
+            gemm_f32(
+                m,
+                n,
+                k,
+                MatRef {
+                    data: &af,
+                    offset: 0,
+                    rs: k,
+                    cs: 1,
+                },
+                MatRef {
+                    data: &bf,
+                    offset: 0,
+                    rs: n,
+                    cs: 1,
+                },
+                &mut cf,
+            );
+            assert_eq!(cb, cf, "{m}x{n}x{k}");
+        }
+    }
+}
