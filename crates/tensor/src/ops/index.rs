@@ -1,0 +1,157 @@
+//! Indexing by integer ids: `index_select` along an axis, `embedding` lookup and
+//! `gather`. Values are copied, so results are exact (FP8 keeps its scale).
+
+use crate::error::{Error, Result};
+use crate::layout::{contiguous_strides, normalize_axis, numel};
+use crate::mask::Indices;
+use crate::tensor::Tensor;
+use mixprec_dtype::Dtype;
+
+impl<D: Dtype> Tensor<D> {
+    /// Slices `ids` (any shape) along `axis`: the output shape replaces `axis` by the ids'
+    /// shape. Errors if an id is not below the axis size.
+    pub fn index_select(&self, axis: isize, ids: &Indices) -> Result<Tensor<D>> {
+        let a = normalize_axis("index_select", axis, self.rank())?;
+        let size = self.shape()[a];
+        ids.check_bound("index_select", size)?;
+        let x = self.contiguous();
+        let data = x.elements();
+        let outer: usize = self.shape()[..a].iter().product();
+        let inner: usize = self.shape()[a + 1..].iter().product();
+        let mut out = Vec::with_capacity(outer * ids.len() * inner);
+        for o in 0..outer {
+            for &id in ids.as_slice() {
+                let start = (o * size + id) * inner;
+                out.extend_from_slice(&data[start..start + inner]);
+            }
+        }
+        let mut shape = self.shape()[..a].to_vec();
+        shape.extend_from_slice(ids.shape());
+        shape.extend_from_slice(&self.shape()[a + 1..]);
+        Ok(Tensor::from_parts(out, &shape, self.scale))
+    }
+
+    /// Embedding lookup: `self` is a `[vocab, dim]` table, the result has shape
+    /// `[ids.shape.., dim]`. Errors if the table is not 2-D or an id is not below `vocab`.
+    pub fn embedding(&self, ids: &Indices) -> Result<Tensor<D>> {
+        if self.rank() != 2 {
+            return Err(Error::bad_shape(
+                "embedding",
+                self.shape(),
+                "a table of rank 2 ([vocab, dim])",
+            ));
+        }
+        self.index_select(0, ids).map_err(|e| Error {
+            op: "embedding",
+            ..e
+        })
+    }
+
+    /// PyTorch's `gather`: `out[i][j][k] = self[i][index[i][j][k]][k]` for `axis = 1`
+    /// (likewise for any axis). `index` has the rank of `self` and, off `axis`, sizes no
+    /// larger than `self`'s; the output has `index`'s shape.
+    pub fn gather(&self, axis: isize, index: &Indices) -> Result<Tensor<D>> {
+        let a = normalize_axis("gather", axis, self.rank())?;
+        if index.shape().len() != self.rank()
+            || index
+                .shape()
+                .iter()
+                .zip(self.shape())
+                .enumerate()
+                .any(|(d, (&i, &s))| d != a && i > s)
+        {
+            return Err(Error::shapes(
+                "gather",
+                self.shape(),
+                index.shape(),
+                "index needs the same rank and sizes no larger than the input off the gather axis",
+            ));
+        }
+        index.check_bound("gather", self.shape()[a])?;
+        let x = self.contiguous();
+        let data = x.elements();
+        let strides = contiguous_strides(self.shape());
+        let ishape = index.shape();
+        let mut out = Vec::with_capacity(numel(ishape));
+        for (flat, &id) in index.as_slice().iter().enumerate() {
+            let mut rem = flat;
+            let mut offset = 0;
+            for d in (0..ishape.len()).rev() {
+                let coord = rem % ishape[d];
+                rem /= ishape[d];
+                offset += if d == a { id } else { coord } * strides[d];
+            }
+            out.push(data[offset]);
+        }
+        Ok(Tensor::from_parts(out, ishape, self.scale))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mixprec_dtype::F32;
+    use mixprec_testing::for_each_dtype;
+
+    fn lookups_copy_exactly<D: Dtype>() {
+        let table = Tensor::<D>::arange(0.0, 12.0, 1.0)
+            .unwrap()
+            .reshape(&[4, 3])
+            .unwrap();
+        let ids = Indices::from_vec(vec![3, 0, 3, 1], &[2, 2]).unwrap();
+        let e = table.embedding(&ids).unwrap();
+        assert_eq!(e.shape(), &[2, 2, 3]);
+        let t = table.to_f64_vec();
+        let want: Vec<f64> = [3, 0, 3, 1]
+            .iter()
+            .flat_map(|&i| t[i * 3..i * 3 + 3].to_vec())
+            .collect();
+        assert_eq!(e.to_f64_vec(), want);
+        let cols = table
+            .index_select(1, &Indices::from_slice(&[2, 0]))
+            .unwrap();
+        let want: Vec<f64> = (0..4).flat_map(|r| [t[r * 3 + 2], t[r * 3]]).collect();
+        assert_eq!(cols.to_f64_vec(), want);
+        let g = table
+            .gather(
+                1,
+                &Indices::from_vec(vec![0, 2, 1, 1, 2, 0, 0, 0], &[4, 2]).unwrap(),
+            )
+            .unwrap();
+        assert_eq!(
+            g.to_f64_vec(),
+            vec![t[0], t[2], t[4], t[4], t[8], t[6], t[9], t[9]]
+        );
+    }
+    for_each_dtype!(lookups_copy_exactly);
+
+    #[test]
+    fn index_errors() {
+        let table = Tensor::<F32>::zeros(&[4, 3]);
+        assert_eq!(
+            table
+                .embedding(&Indices::from_slice(&[4]))
+                .unwrap_err()
+                .to_string(),
+            "embedding: index 4 is out of range (must be below 4)"
+        );
+        assert!(
+            Tensor::<F32>::zeros(&[4])
+                .embedding(&Indices::from_slice(&[0]))
+                .is_err()
+        );
+        assert!(table.index_select(2, &Indices::from_slice(&[0])).is_err());
+        assert!(
+            table
+                .gather(0, &Indices::from_slice(&[0]))
+                .unwrap_err()
+                .to_string()
+                .starts_with("gather: shapes [4, 3] and [1]")
+        );
+        assert!(
+            table
+                .gather(0, &Indices::from_vec(vec![9], &[1, 1]).unwrap())
+                .is_err()
+        );
+    }
+}

@@ -1,0 +1,160 @@
+//! `layer_norm` over the trailing dimensions, with optional weight and bias: mean and
+//! (population) variance in two passes in `D::Acc`, one rounding into `D`.
+//! Precision-sensitive: the amp layer runs it in F32.
+
+use super::reduce::sum_acc;
+use crate::error::{Error, Result};
+use crate::layout::numel;
+use crate::tensor::Tensor;
+use mixprec_dtype::{Acc, Dtype};
+use num_traits::{Float, One, Zero};
+use rayon::prelude::*;
+
+impl<D: Dtype> Tensor<D> {
+    /// `(x - mean) / sqrt(var + eps) * weight + bias` over the trailing dimensions
+    /// `normalized_shape` (PyTorch's `layer_norm`): `var` is the population variance,
+    /// `weight` and `bias` (if given) have shape `normalized_shape`. Errors if the shapes
+    /// do not match, `normalized_shape` is empty or has no elements, or `eps` is negative
+    /// or not finite.
+    pub fn layer_norm(
+        &self,
+        normalized_shape: &[usize],
+        weight: Option<&Tensor<D>>,
+        bias: Option<&Tensor<D>>,
+        eps: f64,
+    ) -> Result<Tensor<D>> {
+        let rank = self.rank();
+        let k = normalized_shape.len();
+        if k == 0 || k > rank || self.shape()[rank - k..] != *normalized_shape {
+            return Err(Error::shapes(
+                "layer_norm",
+                self.shape(),
+                normalized_shape,
+                "normalized_shape must equal the trailing dimensions",
+            ));
+        }
+        let n = numel(normalized_shape);
+        if n == 0 {
+            return Err(Error::empty("layer_norm", self.shape()));
+        }
+        if !(eps.is_finite() && eps >= 0.0) {
+            return Err(Error::invalid(
+                "layer_norm",
+                format!("eps must be finite and >= 0, got {eps}"),
+            ));
+        }
+        for (name, p) in [("weight", weight), ("bias", bias)] {
+            if let Some(p) = p
+                && p.shape() != normalized_shape
+            {
+                return Err(Error::shapes(
+                    "layer_norm",
+                    p.shape(),
+                    normalized_shape,
+                    if name == "weight" {
+                        "weight must have shape normalized_shape"
+                    } else {
+                        "bias must have shape normalized_shape"
+                    },
+                ));
+            }
+        }
+        let w = weight.map(|w| w.to_acc_vec());
+        let b = bias.map(|b| b.to_acc_vec());
+        let x = self.to_acc_vec();
+        let eps = D::Acc::from_f64(eps);
+        let count = D::Acc::from_usize(n);
+        let mut out = vec![D::Acc::zero(); x.len()];
+        let row = |(o, r): (&mut [D::Acc], &[D::Acc])| {
+            let mean = sum_acc(r) / count;
+            for (oi, &v) in o.iter_mut().zip(r) {
+                *oi = (v - mean) * (v - mean);
+            }
+            let inv = D::Acc::one() / (sum_acc(o) / count + eps).sqrt();
+            for (i, (oi, &v)) in o.iter_mut().zip(r).enumerate() {
+                let mut y = (v - mean) * inv;
+                if let Some(w) = &w {
+                    y *= w[i];
+                }
+                if let Some(b) = &b {
+                    y += b[i];
+                }
+                *oi = y;
+            }
+        };
+        if x.len() >= super::map::PARALLEL_MIN {
+            out.par_chunks_mut(n).zip(x.par_chunks(n)).for_each(row);
+        } else {
+            out.chunks_mut(n).zip(x.chunks(n)).for_each(row);
+        }
+        Ok(Tensor::from_acc_vec(&out, self.shape()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mixprec_dtype::F32;
+    use mixprec_testing::{TestRng, Tolerance, assert_close, for_each_dtype};
+
+    fn layer_norm_matches_f64<D: Dtype>() {
+        let mut rng = TestRng::new(31);
+        let (rows, n) = (6, 48);
+        let x = Tensor::<D>::from_f64(&rng.vec(rows * n, -3.0, 5.0), &[2, 3, n]).unwrap();
+        let w = Tensor::<D>::from_f64(&rng.vec(n, 0.5, 1.5), &[n]).unwrap();
+        let b = Tensor::<D>::from_f64(&rng.vec(n, -0.5, 0.5), &[n]).unwrap();
+        let eps = 1e-5;
+        let (xv, wv, bv) = (x.to_f64_vec(), w.to_f64_vec(), b.to_f64_vec());
+        let (wv, bv) = (&wv, &bv);
+        let want: Vec<f64> = xv
+            .chunks(n)
+            .flat_map(|r| {
+                let mean = r.iter().sum::<f64>() / n as f64;
+                let var = r.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;
+                r.iter()
+                    .enumerate()
+                    .map(move |(i, v)| (v - mean) / (var + eps).sqrt() * wv[i] + bv[i])
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let got = x
+            .layer_norm(&[n], Some(&w), Some(&b), eps)
+            .unwrap()
+            .to_f64_vec();
+        // Normalised values are O(1): absolute error of the n-term mean and variance,
+        // relative to the largest output.
+        let tol = Tolerance::accumulated::<D>(n);
+        let tol = Tolerance {
+            abs_of_max: tol.abs_of_max + 2.0 * tol.rel,
+            ..tol
+        };
+        assert_close(&format!("layer_norm<{}>", D::NAME), &got, &want, tol);
+        let plain = x.layer_norm(&[3, n], None, None, eps).unwrap();
+        assert_eq!(plain.shape(), x.shape());
+    }
+    for_each_dtype!(layer_norm_matches_f64);
+
+    #[test]
+    fn layer_norm_errors() {
+        let x = Tensor::<F32>::ones(&[2, 4]);
+        let e = x.layer_norm(&[3], None, None, 1e-5).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "layer_norm: shapes [2, 4] and [3] are incompatible: normalized_shape must equal the trailing dimensions"
+        );
+        let w = Tensor::<F32>::ones(&[5]);
+        assert!(
+            x.layer_norm(&[4], Some(&w), None, 1e-5)
+                .unwrap_err()
+                .to_string()
+                .contains("weight must have shape")
+        );
+        assert!(x.layer_norm(&[4], None, None, -1.0).is_err());
+        assert!(x.layer_norm(&[], None, None, 1e-5).is_err());
+        // A constant row normalises to 0 (not NaN) thanks to eps.
+        assert_eq!(
+            x.layer_norm(&[4], None, None, 1e-5).unwrap().to_f32_vec(),
+            vec![0.0; 8]
+        );
+    }
+}
