@@ -125,6 +125,7 @@ impl Layout {
     }
 
     /// Storage offsets of every element in logical (row-major) order.
+    #[cfg(test)]
     pub fn offsets(&self) -> Vec<usize> {
         let mut out = Vec::with_capacity(self.numel());
         self.for_each_row(|start, stride, len| out.extend((0..len).map(|i| start + i * stride)));

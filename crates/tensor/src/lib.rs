@@ -27,6 +27,9 @@ mod tensor;
 
 pub use error::{Error, ErrorKind, Result};
 pub use mask::{Indices, Mask};
+pub use ops::{
+    CastOptions, CastOverflow, CastReport, CastRounding, CastScale, Conv2dParams, Pool2dParams,
+};
 pub use rng::Rng;
 pub use storage::Device;
 pub use tensor::{Tensor, fp8_current_scale};

@@ -55,6 +55,7 @@ mod tests {
     use proptest::prelude::*;
 
     type Op<D> = fn(&Tensor<D>, &Tensor<D>) -> Result<Tensor<D>>;
+    type Case<D> = (&'static str, Op<D>, fn(f64, f64) -> f64);
 
     fn binary_ops_match_f64<D: Dtype>() {
         let mut rng = TestRng::new(42);
@@ -69,7 +70,7 @@ mod tests {
             .contiguous()
             .transpose(0, 1)
             .unwrap();
-        let ops: [(&str, Op<D>, fn(f64, f64) -> f64); 6] = [
+        let ops: [Case<D>; 6] = [
             ("add", Tensor::add, |x, y| x + y),
             ("sub", Tensor::sub, |x, y| x - y),
             ("mul", Tensor::mul, |x, y| x * y),

@@ -1,14 +1,22 @@
 //! The ops, one unit each: public functions with docs, CPU kernels and tests side by side.
 
+pub use cast::{CastOptions, CastOverflow, CastReport, CastRounding, CastScale};
+pub use conv2d::Conv2dParams;
+pub use pool::Pool2dParams;
+
 mod binary;
+mod cast;
 mod compare;
 mod concat;
+mod conv2d;
 mod creation;
 mod cross_entropy;
+mod dropout;
 mod index;
 mod layer_norm;
 mod map;
 mod matmul;
+mod pool;
 mod reduce;
 mod rows;
 mod select;

@@ -24,7 +24,7 @@ impl<D: Dtype> Tensor<D> {
                 *o = (v - m).exp();
             }
             let s = sum_acc(out);
-            out.iter_mut().for_each(|o| *o = *o / s);
+            out.iter_mut().for_each(|o| *o /= s);
         })
     }
 
@@ -113,7 +113,7 @@ mod tests {
         );
         let ls = x.log_softmax(-1).unwrap().to_f32_vec();
         assert!(
-            (ls[2] + 2001.313_3).abs() < 1e-3,
+            (ls[2] + 2_001.313_3).abs() < 1e-3,
             "no -inf for a very negative logit: {ls:?}"
         );
         let scores = Tensor::<F32>::zeros(&[3, 3])

@@ -1,0 +1,346 @@
+//! `cast`: the only way between precisions. Rounds once (nearest even by default, or
+//! stochastic), overflows as the format does or saturates, and counts what happened —
+//! the report the autograd tape records at every cast point.
+
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+use crate::tensor::{Tensor, fp8_current_scale};
+use mixprec_dtype::{DType, Dtype, convert_slice, convert_slice_saturating, convert_slice_to_f32};
+use std::fmt;
+
+/// How a cast rounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum CastRounding {
+    /// Round to nearest, ties to even.
+    #[default]
+    NearestEven,
+    /// Stochastic rounding with random bits from `Rng::seed(seed)` (unbiased; f64
+    /// sources are rounded to f32 first).
+    Stochastic {
+        /// Seed of the generator that draws one 32-bit number per element.
+        seed: u64,
+    },
+}
+
+/// What a cast does with values beyond the target's largest finite value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum CastOverflow {
+    /// Saturate for FP8 targets (the scaling recipes' rule), the format's own overflow
+    /// otherwise.
+    #[default]
+    Auto,
+    /// The format's overflow: ±inf, or NaN for E4M3.
+    Format,
+    /// Clamp to ±MAX (±inf too); NaN stays NaN.
+    Saturate,
+}
+
+/// The target scale of a cast (meaningful for FP8 targets; other types need 1).
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub enum CastScale {
+    /// FP8: current scaling with a power-of-two scale ([`fp8_current_scale`]); others: 1.
+    #[default]
+    Auto,
+    /// This scale (finite, > 0; exactly 1 for non-FP8 targets). Delayed scaling passes
+    /// the scale from its amax history here.
+    Fixed(f32),
+}
+
+/// Options of [`Tensor::cast_with`]; `Default` is nearest-even, auto overflow, auto scale.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct CastOptions {
+    /// Rounding mode.
+    pub rounding: CastRounding,
+    /// Overflow behaviour.
+    pub overflow: CastOverflow,
+    /// Target scale.
+    pub scale: CastScale,
+}
+
+/// What one cast did, element by element: the numbers a precision report shows at a
+/// cast point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CastReport {
+    /// Source precision.
+    pub from: DType,
+    /// Target precision.
+    pub to: DType,
+    /// Elements cast.
+    pub elements: usize,
+    /// Finite non-zero values that became zero.
+    pub underflowed: usize,
+    /// Finite values that became infinite or NaN (format overflow).
+    pub overflowed: usize,
+    /// Values (finite or infinite) clamped to ±MAX by saturation.
+    pub saturated: usize,
+    /// NaN values (passed through).
+    pub nan: usize,
+}
+
+impl CastReport {
+    /// Fraction of elements that underflowed to zero (0 for an empty cast).
+    pub fn underflow_fraction(&self) -> f64 {
+        if self.elements == 0 {
+            0.0
+        } else {
+            self.underflowed as f64 / self.elements as f64
+        }
+    }
+}
+
+impl fmt::Display for CastReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} -> {}: {} elements, {} underflowed, {} overflowed, {} saturated, {} NaN",
+            self.from,
+            self.to,
+            self.elements,
+            self.underflowed,
+            self.overflowed,
+            self.saturated,
+            self.nan
+        )
+    }
+}
+
+impl<D: Dtype> Tensor<D> {
+    /// Casts to `T` with the default options: nearest even; FP8 targets get a power-of-two
+    /// current scale and saturate, other targets overflow as their format does.
+    ///
+    /// ```
+    /// use mixprec_tensor::Tensor;
+    /// use mixprec_dtype::{Bf16, F32};
+    /// let x = Tensor::<F32>::from_f32(&[1.0 + 1.0 / 256.0, 3.0], &[2]).unwrap();
+    /// let y = x.cast::<Bf16>();
+    /// assert_eq!(y.to_f32_vec(), vec![1.0, 3.0]); // the tie rounds to even
+    /// assert_eq!(y.nbytes(), 4);
+    /// ```
+    pub fn cast<T: Dtype>(&self) -> Tensor<T> {
+        self.cast_with::<T>(CastOptions::default())
+            .expect("default cast options are valid")
+            .0
+    }
+
+    /// Casts to `T` with explicit rounding, overflow and scale, and reports how many values
+    /// underflowed, overflowed or saturated. Errors on an invalid fixed scale.
+    pub fn cast_with<T: Dtype>(&self, opts: CastOptions) -> Result<(Tensor<T>, CastReport)> {
+        let saturate = match opts.overflow {
+            CastOverflow::Auto => T::DTYPE.is_fp8(),
+            CastOverflow::Format => false,
+            CastOverflow::Saturate => true,
+        };
+        let values = self.to_f64_vec();
+        let scale = match opts.scale {
+            CastScale::Auto if T::DTYPE.is_fp8() => {
+                let amax = values
+                    .iter()
+                    .filter(|v| v.is_finite())
+                    .fold(0.0f64, |m, v| m.max(v.abs()));
+                fp8_current_scale(amax as f32, T::MAX.to_f32())
+            }
+            CastScale::Auto => 1.0,
+            CastScale::Fixed(s) => {
+                if !(s.is_finite() && s > 0.0) || (!T::DTYPE.is_fp8() && s != 1.0) {
+                    return Err(Error::invalid(
+                        "cast",
+                        format!(
+                            "scale must be finite and > 0 (and 1 for a {} target), got {s}",
+                            T::NAME
+                        ),
+                    ));
+                }
+                s
+            }
+        };
+        let mut out = vec![T::ZERO; values.len()];
+        let fast = opts.rounding == CastRounding::NearestEven
+            && D::DTYPE != DType::F64
+            && T::DTYPE != DType::F64
+            && scale == 1.0;
+        if fast {
+            // f32 values (exact for every non-F64 source), SIMD rounding into T.
+            let mut f = vec![0.0f32; values.len()];
+            if self.scale == 1.0 {
+                convert_slice_to_f32(&self.elements(), &mut f).expect("equal lengths");
+            } else {
+                f.iter_mut().zip(&values).for_each(|(o, &v)| *o = v as f32);
+            }
+            if saturate {
+                convert_slice_saturating(&f, &mut out).expect("equal lengths");
+            } else {
+                convert_slice(&f, &mut out).expect("equal lengths");
+            }
+        } else {
+            let mut rng = match opts.rounding {
+                CastRounding::Stochastic { seed } => Some(Rng::seed(seed)),
+                CastRounding::NearestEven => None,
+            };
+            let s = f64::from(scale);
+            for (o, &v) in out.iter_mut().zip(&values) {
+                let x = v * s;
+                let r = match &mut rng {
+                    Some(rng) => T::from_f32_stochastic(x as f32, rng.next_u32()),
+                    None => T::from_f64(x),
+                };
+                *o = if saturate && !r.is_finite() && !x.is_nan() {
+                    if x < 0.0 {
+                        T::from_f64(-T::MAX.to_f64())
+                    } else {
+                        T::MAX
+                    }
+                } else {
+                    r
+                };
+            }
+        }
+        let mut report = CastReport {
+            from: D::DTYPE,
+            to: T::DTYPE,
+            elements: values.len(),
+            underflowed: 0,
+            overflowed: 0,
+            saturated: 0,
+            nan: 0,
+        };
+        let max = T::MAX.to_f64();
+        for (&v, o) in values.iter().zip(&out) {
+            let x = v * f64::from(scale);
+            if v.is_nan() {
+                report.nan += 1;
+            } else if saturate && x.abs() > max && o.to_f64().abs() == max {
+                report.saturated += 1;
+            } else if v.is_finite() && !o.is_finite() {
+                report.overflowed += 1;
+            } else if v != 0.0 && v.is_finite() && o.to_f64() == 0.0 {
+                report.underflowed += 1;
+            }
+        }
+        Ok((Tensor::from_parts(out, self.shape(), scale), report))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mixprec_dtype::{Bf16, E4M3, E5M2, F16, F32, F64};
+    use mixprec_testing::{Tolerance, assert_close};
+
+    /// Casting between every pair of types rounds once: the F64 reference is the target
+    /// type's own `from_f64` of the source value (after scaling for FP8).
+    fn cast_pair<S: Dtype, T: Dtype>() {
+        let vals: Vec<f64> = (0..200).map(|i| ((i as f64) - 100.0) * 0.137).collect();
+        let src = Tensor::<S>::from_f64(&vals, &[200]).unwrap();
+        let (dst, report) = src.cast_with::<T>(CastOptions::default()).unwrap();
+        assert_eq!(report.elements, 200);
+        let sv = src.to_f64_vec();
+        let want: Vec<f64> = sv
+            .iter()
+            .map(|&v| T::from_f64(v * f64::from(dst.scale())).to_f64() / f64::from(dst.scale()))
+            .collect();
+        assert_close(
+            &format!("cast {} -> {}", S::NAME, T::NAME),
+            &dst.to_f64_vec(),
+            &want,
+            Tolerance {
+                rel: 0.0,
+                abs: 0.0,
+                abs_of_max: 0.0,
+            },
+        );
+    }
+
+    macro_rules! all_pairs {
+        ($($s:ident),*) => {
+            #[test]
+            fn every_pair_rounds_once() {
+                $( all_pairs!(@row $s; F64, F32, Bf16, F16, E4M3, E5M2); )*
+            }
+        };
+        (@row $s:ident; $($t:ident),*) => { $( cast_pair::<$s, $t>(); )* };
+    }
+    all_pairs!(F64, F32, Bf16, F16, E4M3, E5M2);
+
+    #[test]
+    fn reports_count_underflow_overflow_saturation() {
+        // Below F16's smallest subnormal / 2 -> 0; above 65520 -> inf.
+        let x = Tensor::<F32>::from_f32(&[1e-8, 2e-8, 3e-8, 1.0, 7e4, -1e5, f32::NAN, 0.0], &[8])
+            .unwrap();
+        let (y, r) = x.cast_with::<F16>(CastOptions::default()).unwrap();
+        // Direct count: |v| <= 2^-25 rounds to zero (1e-8 and 2e-8), 3e-8 > 2^-25 does not.
+        let direct_under = [1e-8f64, 2e-8, 3e-8]
+            .iter()
+            .filter(|v| **v <= 2f64.powi(-25))
+            .count();
+        assert_eq!(r.underflowed, direct_under);
+        assert_eq!(r.overflowed, 2);
+        assert_eq!(r.nan, 1);
+        assert_eq!(r.saturated, 0);
+        assert_eq!(y.to_f32_vec()[4], f32::INFINITY);
+        let (z, r) = x
+            .cast_with::<F16>(CastOptions {
+                overflow: CastOverflow::Saturate,
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!((r.overflowed, r.saturated), (0, 2));
+        assert_eq!(z.to_f32_vec()[5], -65504.0);
+        assert!(
+            r.to_string()
+                .starts_with("f32 -> f16: 8 elements, 2 underflowed")
+        );
+    }
+
+    #[test]
+    fn fp8_fixed_scale_saturates_and_counts() {
+        let x = Tensor::<F32>::from_f32(&[1.0, 500.0, -600.0, 1e-4], &[4]).unwrap();
+        let (q, r) = x
+            .cast_with::<E4M3>(CastOptions {
+                scale: CastScale::Fixed(1.0),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(q.to_f64_vec(), vec![1.0, 448.0, -448.0, 0.0]);
+        assert_eq!((r.saturated, r.underflowed), (2, 1));
+        let (q, r) = x.cast_with::<E5M2>(CastOptions::default()).unwrap();
+        assert_eq!(
+            q.scale(),
+            64.0,
+            "largest power of two with 600 * s <= 57344"
+        );
+        assert_eq!(r.saturated + r.overflowed, 0);
+        assert!(
+            x.cast_with::<E4M3>(CastOptions {
+                scale: CastScale::Fixed(0.0),
+                ..Default::default()
+            })
+            .is_err()
+        );
+        assert!(
+            x.cast_with::<Bf16>(CastOptions {
+                scale: CastScale::Fixed(2.0),
+                ..Default::default()
+            })
+            .unwrap_err()
+            .to_string()
+            .starts_with("cast:")
+        );
+    }
+
+    #[test]
+    fn stochastic_cast_is_unbiased_and_seeded() {
+        // 1 + 2^-9 lies a quarter of the way from 1 to the next bf16 (1 + 2^-7).
+        let n = 40_000;
+        let x = Tensor::<F32>::full(&[n], 1.0 + 2f64.powi(-9));
+        let opts = CastOptions {
+            rounding: CastRounding::Stochastic { seed: 11 },
+            ..Default::default()
+        };
+        let (a, _) = x.cast_with::<Bf16>(opts).unwrap();
+        let (b, _) = x.cast_with::<Bf16>(opts).unwrap();
+        assert_eq!(a.to_f64_vec(), b.to_f64_vec());
+        let ups = a.to_f64_vec().iter().filter(|&&v| v > 1.0).count();
+        // Binomial(40000, 1/4): sd 86.6; 5 sigma.
+        assert!((ups as f64 - 10_000.0).abs() < 433.0, "{ups}");
+    }
+}
