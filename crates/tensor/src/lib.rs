@@ -16,6 +16,7 @@
 //! [`Error`] that names the op and the shapes.
 
 mod acc_ext;
+mod alloc;
 mod error;
 mod gemm;
 mod layout;

@@ -1,5 +1,6 @@
 //! [`Tensor`]: a view (shape, strides, offset) into shared storage of one precision.
 
+use crate::alloc::filled_vec;
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::{Layout, numel};
 use crate::storage::{Device, Storage};
@@ -93,7 +94,7 @@ impl<D: Dtype> Tensor<D> {
     /// even; FP8 with current scaling, saturating).
     pub(crate) fn from_acc_vec(values: &[D::Acc], shape: &[usize]) -> Self {
         debug_assert_eq!(values.len(), numel(shape));
-        let mut data = vec![D::ZERO; values.len()];
+        let mut data = filled_vec(values.len(), D::ZERO);
         if D::DTYPE.is_fp8() {
             let f32s: Vec<f32> = values.iter().map(|v| v.to_f32()).collect();
             let amax = f32s
@@ -127,7 +128,7 @@ impl<D: Dtype> Tensor<D> {
             let acc: Vec<D::Acc> = values.into_iter().map(D::Acc::from_f32).collect();
             return Self::from_acc_vec(&acc, shape);
         }
-        let mut data = vec![D::ZERO; values.len()];
+        let mut data = filled_vec(values.len(), D::ZERO);
         convert_slice(&values, &mut data).expect("equal lengths");
         Self::from_parts(data, shape, 1.0)
     }
@@ -214,7 +215,7 @@ impl<D: Dtype> Tensor<D> {
     /// The values in the compute precision, logical order (FP8 divided by the scale).
     pub fn to_acc_vec(&self) -> Vec<D::Acc> {
         let elements = self.elements();
-        let mut out = vec![D::Acc::zero(); elements.len()];
+        let mut out = filled_vec(elements.len(), D::Acc::zero());
         D::to_acc_slice(&elements, &mut out);
         if self.scale != 1.0 {
             let s = D::Acc::from_f32(self.scale);

@@ -2,6 +2,7 @@
 //! stochastic), overflows as the format does or saturates, and counts what happened —
 //! the report the autograd tape records at every cast point.
 
+use crate::alloc::filled_vec;
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use crate::tensor::{Tensor, fp8_current_scale};
@@ -160,7 +161,7 @@ impl<D: Dtype> Tensor<D> {
             && scale == 1.0;
         if fast {
             // f32 values (exact for every non-F64 source), SIMD rounding into T.
-            let mut f = vec![0.0f32; values.len()];
+            let mut f = filled_vec(values.len(), 0.0f32);
             if self.scale == 1.0 {
                 convert_slice_to_f32(&self.elements(), &mut f).expect("equal lengths");
             } else {

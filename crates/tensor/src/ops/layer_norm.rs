@@ -3,12 +3,12 @@
 //! Precision-sensitive: the amp layer runs it in F32.
 
 use super::reduce::sum_acc;
+use super::rows::map_rows;
 use crate::error::{Error, Result};
 use crate::layout::numel;
 use crate::tensor::Tensor;
 use mixprec_dtype::{Acc, Dtype};
-use num_traits::{Float, One, Zero};
-use rayon::prelude::*;
+use num_traits::{Float, One};
 
 impl<D: Dtype> Tensor<D> {
     /// `(x - mean) / sqrt(var + eps) * weight + bias` over the trailing dimensions
@@ -61,11 +61,11 @@ impl<D: Dtype> Tensor<D> {
         }
         let w = weight.map(|w| w.to_acc_vec());
         let b = bias.map(|b| b.to_acc_vec());
-        let x = self.to_acc_vec();
         let eps = D::Acc::from_f64(eps);
         let count = D::Acc::from_usize(n);
-        let mut out = vec![D::Acc::zero(); x.len()];
-        let row = |(o, r): (&mut [D::Acc], &[D::Acc])| {
+        // Normalise rows of n = prod(normalized_shape) values: view as [rows, n].
+        let rows = self.reshape(&[self.numel() / n, n])?;
+        let out = map_rows("layer_norm", &rows, -1, |r, o| {
             let mean = sum_acc(r) / count;
             for (oi, &v) in o.iter_mut().zip(r) {
                 *oi = (v - mean) * (v - mean);
@@ -81,13 +81,8 @@ impl<D: Dtype> Tensor<D> {
                 }
                 *oi = y;
             }
-        };
-        if x.len() >= super::map::PARALLEL_MIN {
-            out.par_chunks_mut(n).zip(x.par_chunks(n)).for_each(row);
-        } else {
-            out.chunks_mut(n).zip(x.chunks(n)).for_each(row);
-        }
-        Ok(Tensor::from_acc_vec(&out, self.shape()))
+        })?;
+        out.reshape(self.shape())
     }
 }
 

@@ -3,6 +3,7 @@
 //! cache-sized chunks, on both cores when large; broadcast or strided inputs walk their
 //! layouts row by row.
 
+use crate::alloc::filled_vec;
 use crate::error::Result;
 use crate::layout::{Layout, broadcast_shapes, for_each_row_n};
 use crate::tensor::Tensor;
@@ -29,7 +30,7 @@ pub(crate) fn map_unary<D: Dtype>(x: &Tensor<D>, f: impl Fn(D::Acc) -> D::Acc + 
         return Tensor::from_acc_vec(&v, &shape);
     }
     let src = x.elements();
-    let mut out = vec![D::ZERO; src.len()];
+    let mut out = filled_vec(src.len(), D::ZERO);
     let body = |(o, s): (&mut [D], &[D])| {
         let mut buf = [D::Acc::zero(); CHUNK];
         let buf = &mut buf[..s.len()];
@@ -62,7 +63,7 @@ pub(crate) fn zip_binary<D: Dtype>(
         && unscaled(b)
     {
         let (sa, sb) = (a.elements(), b.elements());
-        let mut out = vec![D::ZERO; sa.len()];
+        let mut out = filled_vec(sa.len(), D::ZERO);
         let body = |((o, x), y): ((&mut [D], &[D]), &[D])| {
             let mut bx = [D::Acc::zero(); CHUNK];
             let mut by = [D::Acc::zero(); CHUNK];
