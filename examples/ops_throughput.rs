@@ -49,13 +49,16 @@ fn row(op: &str, name: &str, secs: f64, bytes: usize, f32_secs: Option<f64>) {
     );
 }
 
+/// An op to time: name, bytes it moves, and the call.
+type Case<'a> = (&'static str, usize, Box<dyn Fn() + 'a>);
+
 fn bench<D: Dtype>(n: usize, f32_times: &mut Vec<f64>) {
     let mut rng = Rng::seed(3);
     let a = Tensor::<D>::randn(&[n / 1024, 1024], 0.0, 1.0, &mut rng).expect("valid");
     let b = Tensor::<D>::randn(&[n / 1024, 1024], 0.0, 1.0, &mut rng).expect("valid");
     let w = Tensor::<D>::ones(&[1024]);
     let bytes = n * D::BYTES;
-    let cases: Vec<(&str, usize, Box<dyn Fn()>)> = vec![
+    let cases: Vec<Case> = vec![
         ("exp", 2 * bytes, Box::new(|| drop(a.exp()))),
         (
             "add",
@@ -98,14 +101,14 @@ fn main() {
     let n = n / 1024 * 1024;
     println!(
         "{n} elements ({} MiB as f32), {} threads",
-        n * 4 >> 20,
+        (n * 4) >> 20,
         rayon::current_num_threads()
     );
     for width in [4usize, 2] {
         let (one, two) = memcpy_gbs(n * width);
         println!(
             "memcpy of {} MiB: {one:.1} GB/s one thread, {two:.1} GB/s two threads",
-            n * width >> 20
+            (n * width) >> 20
         );
     }
     let mut f32_times = Vec::new();
