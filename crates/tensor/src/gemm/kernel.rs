@@ -1,77 +1,165 @@
-//! The 6 x 16 micro-kernel: `tile = A_panel * B_panel` over `kc`, f32 accumulation.
-//! AVX2+FMA where the CPU has it (12 accumulator registers, two B loads and six A
-//! broadcasts per k), a portable loop of the same shape elsewhere.
+//! Micro-kernels: `C[r][q] (+)= sum_p a[p*mr + r] * b[p*nr + q]` over one packed A panel
+//! (`mr` rows) and one packed B panel (`nr` columns), f32 accumulation in registers.
+//!
+//! | kernel | tile | accumulators | per k |
+//! |---|---|---|---|
+//! | `avx512` | 12 x 32 | 24 zmm | 2 loads of B, 12 broadcasts, 24 FMAs (768 flops) |
+//! | `avx2` | 6 x 16 | 12 ymm | 2 loads of B, 6 broadcasts, 12 FMAs (192 flops) |
+//! | `portable` | 6 x 16 | arrays | plain loops, auto-vectorised |
 
-use super::{MR, NR};
+use std::sync::OnceLock;
 
-/// `tile (MR x NR, row-major) = sum_p a[p*MR + r] * b[p*NR + q]`.
-#[cfg(test)]
-pub(super) fn tile(kc: usize, a: &[f32], b: &[f32], tile: &mut [f32; MR * NR]) {
-    // SAFETY: the tile is MR x NR with row stride NR.
-    unsafe { full_tile(kc, a, b, tile.as_mut_ptr(), NR, false) }
+/// A micro-kernel and the blocking that suits it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Kernel {
+    /// Name for logs and the `MIXPREC_GEMM_KERNEL` override.
+    pub name: &'static str,
+    /// Rows of the register tile.
+    pub mr: usize,
+    /// Columns of the register tile.
+    pub nr: usize,
+    /// Depth of a packed block (a B micro-panel of kc x nr f32 stays in L1).
+    pub kc: usize,
+    /// Largest rows per A block (mc_max x kc f32 stays in L2).
+    pub mc_max: usize,
+    /// The tile function (raw panels, C tile pointer, row stride, accumulate).
+    tile: unsafe fn(usize, *const f32, *const f32, *mut f32, usize, bool),
 }
 
-/// `C[r][q] (+)= sum_p a[p*MR + r] * b[p*NR + q]` for a whole MR x NR tile of C at `c`
-/// with row stride `ldc`; adds to C when `accumulate`, overwrites it otherwise.
+impl Kernel {
+    const PORTABLE: Kernel = Kernel {
+        name: "portable",
+        mr: 6,
+        nr: 16,
+        kc: 256,
+        mc_max: 192,
+        tile: tile_portable,
+    };
+    #[cfg(target_arch = "x86_64")]
+    const AVX2: Kernel = Kernel {
+        name: "avx2",
+        mr: 6,
+        nr: 16,
+        kc: 256,
+        mc_max: 192,
+        tile: tile_avx2_entry,
+    };
+    #[cfg(target_arch = "x86_64")]
+    const AVX512: Kernel = Kernel {
+        name: "avx512",
+        mr: 12,
+        nr: 32,
+        kc: 256,
+        mc_max: 192,
+        tile: tile_avx512_entry,
+    };
+
+    /// Every kernel this CPU can run, fastest last.
+    pub fn available() -> Vec<Kernel> {
+        let mut out = vec![Kernel::PORTABLE];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                out.push(Kernel::AVX2);
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                out.push(Kernel::AVX512);
+            }
+        }
+        out
+    }
+
+    /// The fastest available kernel, or the one `MIXPREC_GEMM_KERNEL` names (if
+    /// available). Chosen once per process.
+    pub fn best() -> Kernel {
+        static BEST: OnceLock<Kernel> = OnceLock::new();
+        *BEST.get_or_init(|| {
+            let all = Kernel::available();
+            let wanted = std::env::var("MIXPREC_GEMM_KERNEL").ok();
+            wanted
+                .and_then(|w| all.iter().copied().find(|k| k.name == w))
+                .unwrap_or(*all.last().expect("the portable kernel is always available"))
+        })
+    }
+
+    /// Runs the tile over `kc` steps.
+    ///
+    /// # Safety
+    /// `c` must be valid for reads and writes of `mr` rows of `nr` floats at stride `ldc`.
+    pub unsafe fn run(
+        &self,
+        kc: usize,
+        a: &[f32],
+        b: &[f32],
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+    ) {
+        assert!(
+            a.len() >= kc * self.mr && b.len() >= kc * self.nr,
+            "micro-kernel panels too short"
+        );
+        // SAFETY: panel lengths checked above; the C tile is the caller's guarantee; the
+        // kernel was only listed if the CPU has its instructions.
+        unsafe { (self.tile)(kc, a.as_ptr(), b.as_ptr(), c, ldc, accumulate) }
+    }
+}
+
+/// Portable 6 x 16 tile.
 ///
 /// # Safety
-/// `c` must be valid for reads and writes of MR rows of NR floats at stride `ldc`.
-pub(super) unsafe fn full_tile(
+/// `a` holds `kc * 6` and `b` `kc * 16` floats; `c` is a valid 6 x 16 tile at stride `ldc`.
+unsafe fn tile_portable(
     kc: usize,
-    a: &[f32],
-    b: &[f32],
+    a: *const f32,
+    b: *const f32,
     c: *mut f32,
     ldc: usize,
     accumulate: bool,
 ) {
-    assert!(
-        a.len() >= kc * MR && b.len() >= kc * NR,
-        "micro-kernel panels too short"
-    );
-    #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
-        // SAFETY: the CPU has AVX2 and FMA (checked), the panel lengths were checked, and
-        // the caller guarantees the C tile.
-        unsafe { tile_avx2(kc, a.as_ptr(), b.as_ptr(), c, ldc, accumulate) };
-        return;
-    }
-    let mut t = [0.0f32; MR * NR];
-    tile_portable(kc, a, b, &mut t);
-    for r in 0..MR {
-        for q in 0..NR {
-            // SAFETY: inside the tile the caller guarantees.
-            unsafe {
-                let p = c.add(r * ldc + q);
-                *p = if accumulate {
-                    *p + t[r * NR + q]
-                } else {
-                    t[r * NR + q]
-                };
-            }
-        }
-    }
-}
-
-/// True when the AVX2+FMA micro-kernel may run (cached by std after the first query).
-#[cfg(target_arch = "x86_64")]
-pub(super) fn has_avx2_fma() -> bool {
-    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-}
-
-pub(super) fn tile_portable(kc: usize, a: &[f32], b: &[f32], tile: &mut [f32; MR * NR]) {
+    const MR: usize = 6;
+    const NR: usize = 16;
+    // SAFETY: lengths as documented.
+    let (a, b) = unsafe {
+        (
+            std::slice::from_raw_parts(a, kc * MR),
+            std::slice::from_raw_parts(b, kc * NR),
+        )
+    };
     let mut acc = [[0.0f32; NR]; MR];
     for p in 0..kc {
         let bp = &b[p * NR..p * NR + NR];
         for (r, row) in acc.iter_mut().enumerate() {
             let av = a[p * MR + r];
-            for (c, &bv) in row.iter_mut().zip(bp) {
-                *c += av * bv;
+            for (x, &bv) in row.iter_mut().zip(bp) {
+                *x += av * bv;
             }
         }
     }
     for (r, row) in acc.iter().enumerate() {
-        tile[r * NR..r * NR + NR].copy_from_slice(row);
+        for (q, &v) in row.iter().enumerate() {
+            // SAFETY: inside the tile.
+            unsafe {
+                let p = c.add(r * ldc + q);
+                *p = if accumulate { *p + v } else { v };
+            }
+        }
     }
+}
+
+#[cfg(target_arch = "x86_64")]
+unsafe fn tile_avx2_entry(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
+    // SAFETY: listed only when the CPU has AVX2 and FMA; pointers per `Kernel::run`.
+    unsafe { tile_avx2(kc, a, b, c, ldc, accumulate) }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -85,6 +173,8 @@ unsafe fn tile_avx2(
     accumulate: bool,
 ) {
     use std::arch::x86_64::*;
+    const MR: usize = 6;
+    const NR: usize = 16;
     // Start fetching the C tile now: it is usually not cached (C is touched once per
     // KC block), and the loads at the end would otherwise stall for DRAM latency.
     for r in 0..MR {
@@ -96,7 +186,7 @@ unsafe fn tile_avx2(
     }
     let mut acc = [[_mm256_setzero_ps(); 2]; MR];
     for p in 0..kc {
-        // SAFETY: p < kc and the caller checked a has kc*MR and b has kc*NR elements.
+        // SAFETY: p < kc and the panels hold kc*MR and kc*NR floats.
         unsafe {
             let b0 = _mm256_loadu_ps(b.add(p * NR));
             let b1 = _mm256_loadu_ps(b.add(p * NR + 8));
@@ -123,24 +213,112 @@ unsafe fn tile_avx2(
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+unsafe fn tile_avx512_entry(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
+    // SAFETY: listed only when the CPU has AVX-512F; pointers per `Kernel::run`.
+    unsafe { tile_avx512(kc, a, b, c, ldc, accumulate) }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn tile_avx512(
+    kc: usize,
+    a: *const f32,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+) {
+    use std::arch::x86_64::*;
+    const MR: usize = 12;
+    const NR: usize = 32;
+    for r in 0..MR {
+        // SAFETY: prefetching is a hint; the addresses are inside the caller's tile.
+        unsafe {
+            _mm_prefetch::<_MM_HINT_T0>(c.add(r * ldc).cast::<i8>());
+            _mm_prefetch::<_MM_HINT_T0>(c.add(r * ldc + NR - 1).cast::<i8>());
+        }
+    }
+    let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+    for p in 0..kc {
+        // SAFETY: p < kc and the panels hold kc*MR and kc*NR floats.
+        unsafe {
+            let b0 = _mm512_loadu_ps(b.add(p * NR));
+            let b1 = _mm512_loadu_ps(b.add(p * NR + 16));
+            let ap = a.add(p * MR);
+            for (r, cr) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*ap.add(r));
+                cr[0] = _mm512_fmadd_ps(av, b0, cr[0]);
+                cr[1] = _mm512_fmadd_ps(av, b1, cr[1]);
+            }
+        }
+    }
+    for (r, cr) in acc.iter().enumerate() {
+        // SAFETY: the caller guarantees MR rows of NR floats at stride ldc.
+        unsafe {
+            let row = c.add(r * ldc);
+            let (mut v0, mut v1) = (cr[0], cr[1]);
+            if accumulate {
+                v0 = _mm512_add_ps(v0, _mm512_loadu_ps(row));
+                v1 = _mm512_add_ps(v1, _mm512_loadu_ps(row.add(16)));
+            }
+            _mm512_storeu_ps(row, v0);
+            _mm512_storeu_ps(row.add(16), v1);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn simd_and_portable_agree_bitwise() {
-        let kc = 37;
-        let a: Vec<f32> = (0..kc * MR)
-            .map(|i| ((i * 7 % 13) as f32 - 6.0) / 8.0)
-            .collect();
-        let b: Vec<f32> = (0..kc * NR)
-            .map(|i| ((i * 5 % 11) as f32 - 5.0) / 4.0)
-            .collect();
-        let mut t1 = [0.0; MR * NR];
-        let mut t2 = [0.0; MR * NR];
-        tile(kc, &a, &b, &mut t1);
-        tile_portable(kc, &a, &b, &mut t2);
-        // Exact: small dyadic values, sums far below 2^24 ulps.
-        assert_eq!(t1, t2);
+    fn every_kernel_agrees_with_the_portable_one_bitwise() {
+        let reference = Kernel::PORTABLE;
+        for kern in Kernel::available() {
+            let kc = 37;
+            let a: Vec<f32> = (0..kc * kern.mr)
+                .map(|i| ((i * 7 % 13) as f32 - 6.0) / 8.0)
+                .collect();
+            let b: Vec<f32> = (0..kc * kern.nr)
+                .map(|i| ((i * 5 % 11) as f32 - 5.0) / 4.0)
+                .collect();
+            let mut got = vec![1.0f32; kern.mr * kern.nr];
+            // SAFETY: the tile buffer is mr x nr with row stride nr.
+            unsafe { kern.run(kc, &a, &b, got.as_mut_ptr(), kern.nr, true) };
+            // The same tile from 6 x 16 portable pieces (exact: small dyadic values).
+            let mut want = vec![1.0f32; kern.mr * kern.nr];
+            for r0 in (0..kern.mr).step_by(6) {
+                for q0 in (0..kern.nr).step_by(16) {
+                    let ap: Vec<f32> = (0..kc)
+                        .flat_map(|p| (0..6).map(move |r| (p, r)))
+                        .map(|(p, r)| a[p * kern.mr + r0 + r])
+                        .collect();
+                    let bp: Vec<f32> = (0..kc)
+                        .flat_map(|p| (0..16).map(move |q| (p, q)))
+                        .map(|(p, q)| b[p * kern.nr + q0 + q])
+                        .collect();
+                    // SAFETY: the 6 x 16 sub-tile lies inside `want` at stride nr.
+                    unsafe {
+                        reference.run(
+                            kc,
+                            &ap,
+                            &bp,
+                            want.as_mut_ptr().add(r0 * kern.nr + q0),
+                            kern.nr,
+                            true,
+                        )
+                    };
+                }
+            }
+            assert_eq!(got, want, "kernel {}", kern.name);
+        }
     }
 }

@@ -3,9 +3,11 @@
 //!
 //! BLIS structure: B is packed into `KC x NR` panels and A into `MR x KC` panels, converting
 //! to f32 *while packing* (SIMD slice conversions, so BF16/F16/FP8 operands cost no separate
-//! pass), and a 6 x 16 AVX2+FMA micro-kernel (12 accumulator registers) runs over the
-//! panels. Work is split over both cores by (row block, column group). Accumulation is
-//! f32 throughout, as on tensor cores. F64 has its own simpler f64 kernel.
+//! pass), and a register-tiled micro-kernel runs over the panels: 12 x 32 with AVX-512
+//! (24 accumulator registers), 6 x 16 with AVX2+FMA (12), or a portable loop, picked at
+//! run time ([`Kernel::best`]; `MIXPREC_GEMM_KERNEL=avx2|avx512|portable` overrides it).
+//! Work is split over both cores by (row block, column group). Accumulation is f32
+//! throughout, as on tensor cores. F64 has its own simpler f64 kernel.
 
 mod f64_kernel;
 mod kernel;
@@ -13,20 +15,12 @@ mod pack;
 
 pub(crate) use f64_kernel::gemm_f64;
 
+pub(crate) use kernel::Kernel;
 use mixprec_dtype::Dtype;
 use pack::{pack_a, pack_b};
 use rayon::prelude::*;
 
-/// Rows of the micro-kernel tile.
-pub(crate) const MR: usize = 6;
-/// Columns of the micro-kernel tile.
-pub(crate) const NR: usize = 16;
-/// Depth of one packed block (A panel rows of 6 x 256 f32 = 6 KiB, B panel 16 KiB: L1).
-const KC: usize = 256;
-/// Largest number of rows per block of A (192 x 256 f32 = 192 KiB: within one core's
-/// L2); the actual block is chosen so the blocks split evenly over the threads.
-const MC_MAX: usize = 192;
-/// Columns per block of B (256 x 2048 f32 = 2 MiB: L2/L3).
+/// Columns per block of B (KC x 2048 f32 = 1-2 MiB: L2/L3).
 const NC: usize = 2048;
 
 /// A read-only strided matrix view: element (i, j) is `data[offset + i * rs + j * cs]`.
@@ -46,7 +40,8 @@ struct SendPtr(*mut f32);
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
-/// `c = a * b` (overwriting `c`, row-major m x n), f32 accumulation.
+/// `c = a * b` (overwriting `c`, row-major m x n), f32 accumulation, with the best
+/// micro-kernel for this CPU.
 pub(crate) fn gemm_f32<T: Dtype>(
     m: usize,
     n: usize,
@@ -55,6 +50,20 @@ pub(crate) fn gemm_f32<T: Dtype>(
     b: MatRef<'_, T>,
     c: &mut [f32],
 ) {
+    gemm_f32_with(Kernel::best(), m, n, k, a, b, c)
+}
+
+/// [`gemm_f32`] with a chosen micro-kernel.
+pub(crate) fn gemm_f32_with<T: Dtype>(
+    kern: Kernel,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    c: &mut [f32],
+) {
+    let (mr, nr) = (kern.mr, kern.nr);
     assert_eq!(c.len(), m * n, "gemm: C has the wrong size");
     if m == 0 || n == 0 {
         return;
@@ -67,13 +76,13 @@ pub(crate) fn gemm_f32<T: Dtype>(
     // Below ~4M multiply-adds, waking a second thread costs more than it saves.
     let parallel = threads > 1 && m * n * k >= 1 << 22;
     // Row blocks: a multiple of the thread count when there is enough work, each a
-    // multiple of MR rows and at most MC_MAX.
+    // multiple of mr rows and at most mc_max.
     let n_blocks = if parallel {
-        m.div_ceil(MC_MAX).div_ceil(threads) * threads
+        m.div_ceil(kern.mc_max).div_ceil(threads) * threads
     } else {
-        m.div_ceil(MC_MAX)
+        m.div_ceil(kern.mc_max)
     };
-    let mc_block = m.div_ceil(n_blocks).div_ceil(MR) * MR;
+    let mc_block = m.div_ceil(n_blocks).div_ceil(mr) * mr;
     let n_blocks = m.div_ceil(mc_block);
     let c_ptr = SendPtr(c.as_mut_ptr());
     // Packing buffers are reused across calls on this thread (fresh multi-megabyte
@@ -81,12 +90,18 @@ pub(crate) fn gemm_f32<T: Dtype>(
     let (mut packed_a, mut packed_b) = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
-        for pc in (0..k).step_by(KC) {
-            let kc = KC.min(k - pc);
-            let accumulate = pc > 0;
-            pack_b(b, pc, kc, jc, nc, &mut packed_b, parallel);
-            pack_a(a, 0, m, pc, kc, &mut packed_a, parallel);
-            let n_panels = nc.div_ceil(NR);
+        for pc in (0..k).step_by(kern.kc) {
+            let kc = kern.kc.min(k - pc);
+            let block = Block {
+                kc,
+                jc,
+                nc,
+                ldc: n,
+                accumulate: pc > 0,
+            };
+            pack_b(b, pc, kc, jc, nc, nr, &mut packed_b, parallel);
+            pack_a(a, 0, m, pc, kc, mr, &mut packed_a, parallel);
+            let n_panels = nc.div_ceil(nr);
             // Enough tasks for every core: split columns when there are few row blocks.
             let groups = if parallel {
                 threads.div_ceil(n_blocks).clamp(1, n_panels)
@@ -100,9 +115,9 @@ pub(crate) fn gemm_f32<T: Dtype>(
             let (pa, pb) = (&packed_a, &packed_b);
             let work = |&(ib, g): &(usize, usize)| {
                 let i0 = ib * mc_block;
-                let mc = mc_block.min(m - i0);
-                let j_panels = (g * per_group).min(n_panels)..((g + 1) * per_group).min(n_panels);
-                macro_kernel(pa, pb, i0, mc, j_panels, jc, nc, kc, n, c_ptr, accumulate);
+                let rows = i0..i0 + mc_block.min(m - i0);
+                let panels = (g * per_group).min(n_panels)..((g + 1) * per_group).min(n_panels);
+                macro_kernel(kern, pa, pb, rows, panels, &block, c_ptr);
             };
             if parallel {
                 tasks.par_iter().for_each(work);
@@ -119,46 +134,51 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
-/// Runs the micro-kernel over rows `i0..i0 + mc` and the given column panels of one
-/// packed block, writing (or adding to) C.
-#[allow(clippy::too_many_arguments)]
-fn macro_kernel(
-    packed_a: &[f32],
-    packed_b: &[f32],
-    i0: usize,
-    mc: usize,
-    j_panels: std::ops::Range<usize>,
+/// One packed block: depth, column range and how it lands in C.
+struct Block {
+    kc: usize,
     jc: usize,
     nc: usize,
-    kc: usize,
     ldc: usize,
-    c: SendPtr,
     accumulate: bool,
+}
+
+/// Runs the micro-kernel over `rows` (a row block starting on a panel boundary) and the
+/// given column panels of one packed block, writing (or adding to) C.
+fn macro_kernel(
+    kern: Kernel,
+    packed_a: &[f32],
+    packed_b: &[f32],
+    rows: std::ops::Range<usize>,
+    panels: std::ops::Range<usize>,
+    blk: &Block,
+    c: SendPtr,
 ) {
-    let mut tile = [0.0f32; MR * NR];
-    for jp in j_panels {
-        let j = jp * NR;
-        let nr = NR.min(nc - j);
-        let b_panel = &packed_b[jp * NR * kc..(jp + 1) * NR * kc];
-        for ir in (0..mc).step_by(MR) {
-            let mr = MR.min(mc - ir);
-            let row = i0 + ir;
-            // Row blocks are multiples of MR, so `row` starts a packed panel.
-            let a_panel = &packed_a[(row / MR) * MR * kc..(row / MR + 1) * MR * kc];
+    let (mr_full, nr_full, kc) = (kern.mr, kern.nr, blk.kc);
+    let mut tile = vec![0.0f32; mr_full * nr_full];
+    for jp in panels {
+        let j = jp * nr_full;
+        let nr = nr_full.min(blk.nc - j);
+        let b_panel = &packed_b[jp * nr_full * kc..(jp + 1) * nr_full * kc];
+        for row in rows.clone().step_by(mr_full) {
+            let mr = mr_full.min(rows.end - row);
+            let a_panel =
+                &packed_a[(row / mr_full) * mr_full * kc..(row / mr_full + 1) * mr_full * kc];
             // SAFETY (both branches): rows row..row+mr and columns jc+j..jc+j+nr of C lie
-            // inside the m x n buffer, and no other task writes this tile (see SendPtr).
+            // inside the m x n buffer, no other task writes this tile (see SendPtr), and the
+            // panels hold kc groups of mr_full / nr_full values (checked by `run`).
             unsafe {
-                let dst = c.0.add(row * ldc + jc + j);
-                if mr == MR && nr == NR {
-                    kernel::full_tile(kc, a_panel, b_panel, dst, ldc, accumulate);
+                let dst = c.0.add(row * blk.ldc + blk.jc + j);
+                if mr == mr_full && nr == nr_full {
+                    kern.run(kc, a_panel, b_panel, dst, blk.ldc, blk.accumulate);
                     continue;
                 }
-                kernel::full_tile(kc, a_panel, b_panel, tile.as_mut_ptr(), NR, false);
+                kern.run(kc, a_panel, b_panel, tile.as_mut_ptr(), nr_full, false);
                 for r in 0..mr {
                     for q in 0..nr {
-                        let p = dst.add(r * ldc + q);
-                        let v = tile[r * NR + q];
-                        *p = if accumulate { *p + v } else { v };
+                        let p = dst.add(r * blk.ldc + q);
+                        let v = tile[r * nr_full + q];
+                        *p = if blk.accumulate { *p + v } else { v };
                     }
                 }
             }
@@ -211,33 +231,36 @@ mod tests {
                     bt[j * k + p] = F32(b[p * n + j] as f32);
                 }
             }
-            let mut c = vec![0.0f32; m * n];
-            gemm_f32(
-                m,
-                n,
-                k,
-                MatRef {
-                    data: &af,
-                    offset: 0,
-                    rs: k,
-                    cs: 1,
-                },
-                MatRef {
-                    data: &bt,
-                    offset: 0,
-                    rs: 1,
-                    cs: k,
-                },
-                &mut c,
-            );
-            let want = naive(m, n, k, &a, &b);
-            for (i, (&g, &w)) in c.iter().zip(&want).enumerate() {
-                // Products of 6-bit fractions are exact; f32 sums of k of them err by at
-                // most k * 2^-24 relative to the sum of magnitudes (at most k).
-                assert!(
-                    (f64::from(g) - w).abs() <= k as f64 * k as f64 * 2f64.powi(-24),
-                    "{m}x{n}x{k} element {i}: {g} vs {w}"
+            for kern in Kernel::available() {
+                let mut c = vec![0.0f32; m * n];
+                gemm_f32_with(
+                    kern,
+                    m,
+                    n,
+                    k,
+                    MatRef {
+                        data: &af,
+                        offset: 0,
+                        rs: k,
+                        cs: 1,
+                    },
+                    MatRef {
+                        data: &bt,
+                        offset: 0,
+                        rs: 1,
+                        cs: k,
+                    },
+                    &mut c,
                 );
+                let want = naive(m, n, k, &a, &b);
+                for (i, (&g, &w)) in c.iter().zip(&want).enumerate() {
+                    // Products of 6-bit fractions are exact; f32 sums of k of them err by at
+                    // most k * 2^-24 relative to the sum of magnitudes (at most k).
+                    assert!(
+                        (f64::from(g) - w).abs() <= k as f64 * k as f64 * 2f64.powi(-24),
+                        "{m}x{n}x{k} element {i}: {g} vs {w}"
+                    );
+                }
             }
             // Bf16 operands (exact for these values) give the same bits as F32 ones.
             let ab: Vec<Bf16> = a.iter().map(|&v| Bf16::from_f64(v)).collect();

@@ -1,9 +1,9 @@
-//! Packing: copy a block of A into `MR`-row panels and a block of B into `NR`-column
+//! Packing: copy a block of A into `mr`-row panels and a block of B into `nr`-column
 //! panels, k-major and zero-padded, converting to f32 on the way. Contiguous runs go
 //! through the SIMD slice conversion straight into the panel where the layout allows;
 //! other strides gather element by element.
 
-use super::{MR, MatRef, NR};
+use super::MatRef;
 use mixprec_dtype::{Dtype, convert_slice_to_f32};
 use rayon::prelude::*;
 
@@ -29,25 +29,27 @@ fn sized(out: &mut Vec<f32>, len: usize) -> &mut [f32] {
 }
 
 /// Packs rows `i0..i0 + mc`, columns `p0..p0 + kc` of A: panel `r` holds rows
-/// `i0 + r*MR ..` as `kc` groups of `MR` values (missing rows are zero).
+/// `i0 + r*mr ..` as `kc` groups of `mr` values (missing rows are zero).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn pack_a<T: Dtype>(
     a: MatRef<'_, T>,
     i0: usize,
     mc: usize,
     p0: usize,
     kc: usize,
+    mr: usize,
     out: &mut Vec<f32>,
     parallel: bool,
 ) {
-    let panels = mc.div_ceil(MR);
-    let out = sized(out, panels * MR * kc);
+    let panels = mc.div_ceil(mr);
+    let out = sized(out, panels * mr * kc);
     let job = |(panel, dst): (usize, &mut [f32])| {
-        let rows = MR.min(mc - panel * MR);
-        let base_row = i0 + panel * MR;
+        let rows = mr.min(mc - panel * mr);
+        let base_row = i0 + panel * mr;
         if a.cs != 1 && a.rs == 1 {
-            // Column-major A (a transposed view): the MR values of one k are contiguous.
+            // Column-major A (a transposed view): the mr values of one k are contiguous.
             for p in 0..kc {
-                let group = &mut dst[p * MR..(p + 1) * MR];
+                let group = &mut dst[p * mr..(p + 1) * mr];
                 read_run(
                     a.data,
                     a.offset + base_row + (p0 + p) * a.cs,
@@ -58,7 +60,7 @@ pub(super) fn pack_a<T: Dtype>(
             }
         } else {
             let mut run = vec![0.0f32; kc];
-            for r in 0..MR {
+            for r in 0..mr {
                 if r < rows {
                     read_run(
                         a.data,
@@ -70,38 +72,40 @@ pub(super) fn pack_a<T: Dtype>(
                     run.fill(0.0);
                 }
                 for (p, &v) in run.iter().enumerate() {
-                    dst[p * MR + r] = v;
+                    dst[p * mr + r] = v;
                 }
             }
         }
     };
     if parallel {
-        out.par_chunks_mut(MR * kc).enumerate().for_each(job);
+        out.par_chunks_mut(mr * kc).enumerate().for_each(job);
     } else {
-        out.chunks_mut(MR * kc).enumerate().for_each(job);
+        out.chunks_mut(mr * kc).enumerate().for_each(job);
     }
 }
 
 /// Packs rows `p0..p0 + kc`, columns `j0..j0 + nc` of B: panel `q` holds columns
-/// `j0 + q*NR ..` as `kc` groups of `NR` values (missing columns are zero).
+/// `j0 + q*nr ..` as `kc` groups of `nr` values (missing columns are zero).
+#[allow(clippy::too_many_arguments)]
 pub(super) fn pack_b<T: Dtype>(
     b: MatRef<'_, T>,
     p0: usize,
     kc: usize,
     j0: usize,
     nc: usize,
+    nr: usize,
     out: &mut Vec<f32>,
     parallel: bool,
 ) {
-    let panels = nc.div_ceil(NR);
-    let out = sized(out, panels * NR * kc);
+    let panels = nc.div_ceil(nr);
+    let out = sized(out, panels * nr * kc);
     let job = |(panel, dst): (usize, &mut [f32])| {
-        let cols = NR.min(nc - panel * NR);
-        let base_col = j0 + panel * NR;
+        let cols = nr.min(nc - panel * nr);
+        let base_col = j0 + panel * nr;
         if b.rs != 1 && b.cs == 1 || b.rs == 0 {
-            // Row-major B: the NR values of one k are contiguous; convert in place.
+            // Row-major B: the nr values of one k are contiguous; convert in place.
             for p in 0..kc {
-                let group = &mut dst[p * NR..(p + 1) * NR];
+                let group = &mut dst[p * nr..(p + 1) * nr];
                 read_run(
                     b.data,
                     b.offset + (p0 + p) * b.rs + base_col,
@@ -112,7 +116,7 @@ pub(super) fn pack_b<T: Dtype>(
             }
         } else {
             let mut run = vec![0.0f32; kc];
-            for q in 0..NR {
+            for q in 0..nr {
                 if q < cols {
                     read_run(
                         b.data,
@@ -124,14 +128,14 @@ pub(super) fn pack_b<T: Dtype>(
                     run.fill(0.0);
                 }
                 for (p, &v) in run.iter().enumerate() {
-                    dst[p * NR + q] = v;
+                    dst[p * nr + q] = v;
                 }
             }
         }
     };
     if parallel {
-        out.par_chunks_mut(NR * kc).enumerate().for_each(job);
+        out.par_chunks_mut(nr * kc).enumerate().for_each(job);
     } else {
-        out.chunks_mut(NR * kc).enumerate().for_each(job);
+        out.chunks_mut(nr * kc).enumerate().for_each(job);
     }
 }
