@@ -22,6 +22,7 @@ mod gemm;
 mod layout;
 mod mask;
 pub mod ops;
+mod pool;
 mod rng;
 mod storage;
 mod tensor;

@@ -15,10 +15,11 @@ mod pack;
 
 pub(crate) use f64_kernel::gemm_f64;
 
+use crate::pool::Pool;
 pub(crate) use kernel::Kernel;
 use mixprec_dtype::Dtype;
-use pack::{pack_a, pack_b};
-use rayon::prelude::*;
+use pack::{pack_a_panel, pack_b_panel};
+use std::sync::Mutex;
 
 /// Columns per block of B (KC x 2048 f32 = 1-2 MiB: L2/L3).
 const NC: usize = 2048;
@@ -72,16 +73,15 @@ pub(crate) fn gemm_f32_with<T: Dtype>(
         c.fill(0.0);
         return;
     }
-    let threads = rayon::current_num_threads();
-    // Below ~4M multiply-adds, waking a second thread costs more than it saves.
-    let parallel = threads > 1 && m * n * k >= 1 << 22;
+    let pool = Pool::global();
+    let threads = pool.parts();
+    // Below ~1M multiply-adds the second core does not pay for itself even with the
+    // spinning pool.
+    let parallel = threads > 1 && m * n * k >= 1 << 20;
+    let parts = if parallel { threads } else { 1 };
     // Row blocks: a multiple of the thread count when there is enough work, each a
     // multiple of mr rows and at most mc_max.
-    let n_blocks = if parallel {
-        m.div_ceil(kern.mc_max).div_ceil(threads) * threads
-    } else {
-        m.div_ceil(kern.mc_max)
-    };
+    let n_blocks = m.div_ceil(kern.mc_max).div_ceil(parts) * parts;
     let mc_block = m.div_ceil(n_blocks).div_ceil(mr) * mr;
     let n_blocks = m.div_ceil(mc_block);
     let c_ptr = SendPtr(c.as_mut_ptr());
@@ -90,6 +90,13 @@ pub(crate) fn gemm_f32_with<T: Dtype>(
     let (mut packed_a, mut packed_b) = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
+        let n_panels = nc.div_ceil(nr);
+        // Enough tasks for every core: split columns when there are few row blocks.
+        let groups = parts.div_ceil(n_blocks).clamp(1, n_panels);
+        let per_group = n_panels.div_ceil(groups);
+        let tasks: Vec<(usize, usize)> = (0..n_blocks)
+            .flat_map(|ib| (0..groups).map(move |g| (ib, g)))
+            .collect();
         for pc in (0..k).step_by(kern.kc) {
             let kc = kern.kc.min(k - pc);
             let block = Block {
@@ -99,34 +106,71 @@ pub(crate) fn gemm_f32_with<T: Dtype>(
                 ldc: n,
                 accumulate: pc > 0,
             };
-            pack_b(b, pc, kc, jc, nc, nr, &mut packed_b, parallel);
-            pack_a(a, 0, m, pc, kc, mr, &mut packed_a, parallel);
-            let n_panels = nc.div_ceil(nr);
-            // Enough tasks for every core: split columns when there are few row blocks.
-            let groups = if parallel {
-                threads.div_ceil(n_blocks).clamp(1, n_panels)
-            } else {
-                1
-            };
-            let per_group = n_panels.div_ceil(groups);
-            let tasks: Vec<(usize, usize)> = (0..n_blocks)
-                .flat_map(|ib| (0..groups).map(move |g| (ib, g)))
-                .collect();
-            let (pa, pb) = (&packed_a, &packed_b);
-            let work = |&(ib, g): &(usize, usize)| {
-                let i0 = ib * mc_block;
-                let rows = i0..i0 + mc_block.min(m - i0);
-                let panels = (g * per_group).min(n_panels)..((g + 1) * per_group).min(n_panels);
-                macro_kernel(kern, pa, pb, rows, panels, &block, c_ptr);
+            let a_panels = m.div_ceil(mr);
+            let pa = split_panels(&mut packed_a, a_panels, mr * kc, parts);
+            let pb = split_panels(&mut packed_b, n_panels, nr * kc, parts);
+            // One section packs A and B, the next computes: two synchronisations per block.
+            let pack = |part: usize| {
+                let (first, ref mut dst) = *pa[part].lock().expect("not poisoned");
+                for (q, d) in dst.chunks_mut(mr * kc).enumerate() {
+                    pack_a_panel(a, 0, m, pc, kc, mr, first + q, d);
+                }
+                let (first, ref mut dst) = *pb[part].lock().expect("not poisoned");
+                for (q, d) in dst.chunks_mut(nr * kc).enumerate() {
+                    pack_b_panel(b, pc, kc, jc, nc, nr, first + q, d);
+                }
             };
             if parallel {
-                tasks.par_iter().for_each(work);
+                pool.run(&pack);
             } else {
-                tasks.iter().for_each(work);
+                pack(0);
+            }
+            drop(pa);
+            drop(pb);
+            let (pa, pb) = (
+                &packed_a[..a_panels * mr * kc],
+                &packed_b[..n_panels * nr * kc],
+            );
+            let work = |part: usize| {
+                for &(ib, g) in tasks.iter().skip(part).step_by(parts) {
+                    let i0 = ib * mc_block;
+                    let rows = i0..i0 + mc_block.min(m - i0);
+                    let panels = (g * per_group).min(n_panels)..((g + 1) * per_group).min(n_panels);
+                    macro_kernel(kern, pa, pb, rows, panels, &block, c_ptr);
+                }
+            };
+            if parallel {
+                pool.run(&work);
+            } else {
+                work(0);
             }
         }
     }
     SCRATCH.with(|s| *s.borrow_mut() = (packed_a, packed_b));
+}
+
+/// Sizes `buf` for `panels` panels of `panel_len` floats and splits it into `parts`
+/// runs of whole panels, each with the index of its first panel (locks are uncontended:
+/// each part takes only its own).
+fn split_panels(
+    buf: &mut Vec<f32>,
+    panels: usize,
+    panel_len: usize,
+    parts: usize,
+) -> Vec<Mutex<(usize, &mut [f32])>> {
+    if buf.len() < panels * panel_len {
+        buf.resize(panels * panel_len, 0.0);
+    }
+    let per = panels.div_ceil(parts).max(1);
+    let mut rest = &mut buf[..panels * panel_len];
+    let mut out = Vec::with_capacity(parts);
+    for p in 0..parts {
+        let take = per.min(panels.saturating_sub(p * per)) * panel_len;
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(take);
+        out.push(Mutex::new((p * per, head)));
+        rest = tail;
+    }
+    out
 }
 
 thread_local! {
