@@ -136,7 +136,7 @@ fn helper_loop(s: &Shared, part: usize) {
                 break;
             }
             spins = spins.wrapping_add(1);
-            if spins % 64 == 0 && start.elapsed() > SPIN {
+            if spins.is_multiple_of(64) && start.elapsed() > SPIN {
                 // Parked threads are woken by `unpark` in `run`; a wake-up that raced
                 // ahead of the park leaves a token, so nothing is lost.
                 thread::park_timeout(Duration::from_millis(50));
