@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Side by side: mixprec matmul (F32, Bf16, F16 storage; f32 accumulation) vs numpy's
-OpenBLAS sgemm (float32), same shapes, same run, medians of several runs.
+OpenBLAS sgemm (float32), same shapes, same run. The machine is shared and noisy, so
+the two are interleaved shape by shape for several rounds, and the table shows the
+median GFLOP/s of each and the median of the per-round ratios.
 
     python3 -m pip install -r benches/compare/requirements.txt
     python3 benches/compare/matmul.py [M K N ...]
@@ -35,29 +37,37 @@ def numpy_gflops(m, k, n):
     return 2.0 * m * k * n / statistics.median(times) / 1e9
 
 
+def ours_gflops(m, k, n):
+    cmd = ["cargo", "run", "--quiet", "--release", "--example", "matmul_throughput", "--", str(m), str(k), str(n)]
+    out = {}
+    for line in subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout.splitlines():
+        dtype, _, _, _, g = line.split()
+        out[dtype] = float(g)
+    return out
+
+
 def main():
     args = [int(a) for a in sys.argv[1:]]
+    rounds = 3
     shapes = [tuple(args[i:i + 3]) for i in range(0, len(args), 3)] or DEFAULT
-    flat = [str(v) for s in shapes for v in s]
-    cmd = ["cargo", "run", "--quiet", "--release", "--example", "matmul_throughput", "--"] + flat
-    ours = {}
-    for line in subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout.splitlines():
-        dtype, m, k, n, g = line.split()
-        ours[(dtype, int(m), int(k), int(n))] = float(g)
     try:
         from threadpoolctl import threadpool_info
         blas = ", ".join(f"{i['internal_api']} {i.get('version')} {i['num_threads']} threads" for i in threadpool_info())
     except ImportError:
         blas = "threadpoolctl not installed"
-    print(f"numpy {np.__version__} ({blas}); GFLOP/s, median of runs")
+    print(f"numpy {np.__version__} ({blas}); GFLOP/s medians of {rounds} interleaved rounds; ratio = median of per-round ratios")
     print(f"{'m':>5} {'k':>5} {'n':>5} {'numpy f32':>10} {'f32':>7} {'ratio':>6} {'bf16':>7} {'ratio':>6} {'f16':>7} {'ratio':>6}")
     for (m, k, n) in shapes:
-        base = numpy_gflops(m, k, n)
-        row = f"{m:>5} {k:>5} {n:>5} {base:>10.1f}"
+        base, ours = [], []
+        for _ in range(rounds):
+            ours.append(ours_gflops(m, k, n))
+            base.append(numpy_gflops(m, k, n))
+        row = f"{m:>5} {k:>5} {n:>5} {statistics.median(base):>10.1f}"
         for d in ("f32", "bf16", "f16"):
-            g = ours[(d, m, k, n)]
-            row += f" {g:>7.1f} {g / base:>5.2f}x"
-        print(row)
+            g = statistics.median(o[d] for o in ours)
+            r = statistics.median(o[d] / b for o, b in zip(ours, base))
+            row += f" {g:>7.1f} {r:>5.2f}x"
+        print(row, flush=True)
 
 
 if __name__ == "__main__":

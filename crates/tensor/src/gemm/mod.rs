@@ -79,9 +79,18 @@ pub(crate) fn gemm_f32_with<T: Dtype>(
     // spinning pool.
     let parallel = threads > 1 && m * n * k >= 1 << 20;
     let parts = if parallel { threads } else { 1 };
-    // Row blocks: a multiple of the thread count when there is enough work, each a
-    // multiple of mr rows and at most mc_max.
-    let n_blocks = m.div_ceil(kern.mc_max).div_ceil(parts) * parts;
+    // Split the work over the parts by row blocks (a multiple of the part count, each a
+    // multiple of mr rows and at most mc_max) or, when that balances worse (few rows),
+    // by column panels.
+    let by_rows = m.div_ceil(kern.mc_max).div_ceil(parts) * parts;
+    let rows_per_part = m.div_ceil(by_rows).div_ceil(mr) * mr * by_rows.div_ceil(parts);
+    let cols_per_part = NC.min(n).div_ceil(nr).div_ceil(parts) * nr;
+    let split_rows = rows_per_part * n.div_ceil(nr) * nr <= m.div_ceil(mr) * mr * cols_per_part;
+    let n_blocks = if split_rows {
+        by_rows
+    } else {
+        m.div_ceil(kern.mc_max)
+    };
     let mc_block = m.div_ceil(n_blocks).div_ceil(mr) * mr;
     let n_blocks = m.div_ceil(mc_block);
     let c_ptr = SendPtr(c.as_mut_ptr());
