@@ -15,5 +15,8 @@ pub mod prelude {
         convert_slice_saturating, convert_slice_scaled, convert_slice_scaled_saturating,
         convert_slice_to_f32, convert_slice_to_f32_scaled,
     };
-    pub use mixprec_tensor::{Device, Indices, Mask, Rng, Tensor};
+    pub use mixprec_tensor::{
+        CastOptions, CastOverflow, CastReport, CastRounding, CastScale, Conv2dParams, Device,
+        Indices, Mask, Pool2dParams, Rng, Tensor,
+    };
 }
