@@ -133,6 +133,13 @@ impl<D: Dtype> Tensor<D> {
         Self::from_parts(data, shape, 1.0)
     }
 
+    /// A tensor from values in the compute precision, rounded once into `D` (FP8: current
+    /// scaling). Errors if the length does not match the shape.
+    pub fn from_acc(values: &[D::Acc], shape: &[usize]) -> Result<Self> {
+        check_len("from_acc", shape, values.len())?;
+        Ok(Self::from_acc_vec(values, shape))
+    }
+
     /// The shape.
     pub fn shape(&self) -> &[usize] {
         &self.layout.shape

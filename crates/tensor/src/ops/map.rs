@@ -112,3 +112,22 @@ pub(crate) fn broadcast_values<D: Dtype, const N: usize>(
     });
     out
 }
+
+impl<D: Dtype> Tensor<D> {
+    /// A custom element-wise op: `f` applied in the compute precision `D::Acc`, result
+    /// rounded once into `D` (chunked and parallel like the built-in ops). Backward rules
+    /// and user-defined layers use it for fused derivatives.
+    pub fn map(&self, f: impl Fn(D::Acc) -> D::Acc + Sync) -> Tensor<D> {
+        map_unary(self, f)
+    }
+
+    /// A custom binary element-wise op with NumPy broadcasting, computed in `D::Acc` and
+    /// rounded once. Errors when the shapes do not broadcast.
+    pub fn zip_map(
+        &self,
+        other: &Tensor<D>,
+        f: impl Fn(D::Acc, D::Acc) -> D::Acc + Sync,
+    ) -> Result<Tensor<D>> {
+        zip_binary("zip_map", self, other, f)
+    }
+}

@@ -1,0 +1,37 @@
+//! `cast`: a cast point on the tape. The node records the cast's report (underflow,
+//! overflow, saturation counts); its backward casts the gradient back to the source type,
+//! so an F32 master weight used through a BF16 copy gets an F32 gradient.
+
+use super::grad;
+use crate::error::Result;
+use crate::var::{Record, Var};
+use mixprec_dtype::Dtype;
+use mixprec_tensor::{CastOptions, CastReport};
+
+impl<D: Dtype> Var<D> {
+    /// Casts to `T` with the default options (nearest even; FP8 targets get a current
+    /// power-of-two scale and saturate).
+    pub fn cast<T: Dtype>(&self) -> Var<T> {
+        self.cast_with::<T>(CastOptions::default())
+            .expect("default cast options are valid")
+            .0
+    }
+
+    /// Casts to `T` with explicit options; returns the var and the cast's report (also
+    /// recorded on the tape). The gradient is cast back to `D` with default options.
+    pub fn cast_with<T: Dtype>(&self, opts: CastOptions) -> Result<(Var<T>, CastReport)> {
+        let (y, report) = self.value.cast_with::<T>(opts)?;
+        let id = self.id;
+        let rec = Record {
+            op: "cast",
+            requires_grad: self.requires_grad,
+            saved: vec![],
+            cast: Some(report),
+        };
+        Ok((
+            self.tape
+                .record(y, rec, move |g| Ok(vec![grad(id, g.cast::<D>())])),
+            report,
+        ))
+    }
+}

@@ -1,0 +1,29 @@
+//! `cross_entropy`: `dlogits = (softmax(logits) - onehot(labels)) * g / N`, computed in
+//! `D::Acc` and rounded once.
+
+use super::{grad, saved, unary_record};
+use crate::error::Result;
+use crate::var::Var;
+use mixprec_dtype::{Acc, Dtype};
+use mixprec_tensor::{Indices, Tensor};
+
+impl<D: Dtype> Var<D> {
+    /// Mean cross-entropy of `[N, C]` logits against `[N]` class labels (rank-0 result).
+    pub fn cross_entropy(&self, labels: &Indices) -> Result<Var<D>> {
+        let y = self.value.cross_entropy(labels)?;
+        let x = self.value.clone();
+        let labels = labels.clone();
+        let id = self.id;
+        let rec = unary_record("cross_entropy", self, vec![saved(&x)]);
+        Ok(self.tape.record(y, rec, move |g| {
+            let (n, c) = (x.shape()[0], x.shape()[1]);
+            let mut p = x.softmax(-1)?.to_acc_vec();
+            let scale = g.to_acc_vec()[0] / D::Acc::from_usize(n);
+            for (row, &label) in p.chunks_mut(c).zip(labels.as_slice()) {
+                row[label] -= D::Acc::from_f64(1.0);
+                row.iter_mut().for_each(|v| *v *= scale);
+            }
+            Ok(vec![grad(id, Tensor::<D>::from_acc(&p, x.shape())?)])
+        }))
+    }
+}

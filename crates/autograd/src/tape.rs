@@ -1,0 +1,198 @@
+//! [`Tape`]: the record of every op on tracked values, and the backward pass over it.
+//!
+//! Nodes are appended in execution order, so their ids are a topological order: backward
+//! walks ids downward from the root. Each node's backward rule is a closure that owns
+//! the tensors it saved; running it consumes it, so saved tensors are freed as soon as
+//! backward has used them. Gradients are type-erased (`Box<dyn Any>`) because one tape
+//! holds values of several precisions; every rule knows its own types and downcasts.
+
+use crate::error::{Error, Result};
+use crate::grads::Gradients;
+use mixprec_dtype::{DType, Dtype};
+use mixprec_tensor::{CastReport, Tensor};
+use std::any::Any;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Index of a node on its tape.
+pub type NodeId = usize;
+
+/// A gradient of any precision.
+pub(crate) type AnyGrad = Box<dyn Any + Send + Sync>;
+
+/// A backward rule: receives the gradient of the node's output and returns gradients
+/// for (some of) its inputs.
+pub(crate) type BackwardFn = Box<dyn FnOnce(AnyGrad) -> Result<Vec<(NodeId, AnyGrad)>> + Send>;
+
+/// Adds an incoming gradient to a node's accumulated one (typed per node).
+pub(crate) type AccumulateFn = fn(Option<AnyGrad>, AnyGrad) -> Result<AnyGrad>;
+
+pub(crate) struct Node {
+    pub op: &'static str,
+    pub dtype: DType,
+    pub is_leaf: bool,
+    pub requires_grad: bool,
+    pub backward: Option<BackwardFn>,
+    pub consumed: bool,
+    /// Bytes saved for backward, by dtype (released when the rule runs).
+    pub saved: Vec<(DType, usize)>,
+    pub accumulate: AccumulateFn,
+    pub cast: Option<CastReport>,
+}
+
+#[derive(Default)]
+pub(crate) struct Inner {
+    pub nodes: Vec<Node>,
+    pub no_grad: usize,
+    /// Bytes currently saved for backward, indexed like `DType::ALL`.
+    pub saved_bytes: [usize; 6],
+    pub peak_saved_bytes: [usize; 6],
+}
+
+pub(crate) fn dtype_index(d: DType) -> usize {
+    DType::ALL
+        .iter()
+        .position(|&x| x == d)
+        .expect("every DType is in ALL")
+}
+
+/// The record of a computation. Cheap to clone (shared); values made on one tape cannot
+/// be combined with values of another.
+#[derive(Clone, Default)]
+pub struct Tape(pub(crate) Arc<Mutex<Inner>>);
+
+impl std::fmt::Debug for Tape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tape({} nodes)", self.lock().nodes.len())
+    }
+}
+
+/// Typed accumulation: `acc + g` in `D` (one rounding per addition).
+pub(crate) fn accumulate_in<D: Dtype>(acc: Option<AnyGrad>, g: AnyGrad) -> Result<AnyGrad> {
+    let g = downcast::<D>(g);
+    Ok(Box::new(match acc {
+        None => g,
+        Some(a) => downcast::<D>(a).add(&g)?,
+    }))
+}
+
+/// Accumulation of `D` gradients in F32 (for leaves that ask for it).
+pub(crate) fn accumulate_in_f32<D: Dtype>(acc: Option<AnyGrad>, g: AnyGrad) -> Result<AnyGrad> {
+    let g: Tensor<mixprec_dtype::F32> = match g.downcast::<Tensor<D>>() {
+        Ok(t) => t.cast(),
+        Err(g) => *g
+            .downcast::<Tensor<mixprec_dtype::F32>>()
+            .expect("gradient of the leaf's type or F32"),
+    };
+    Ok(Box::new(match acc {
+        None => g,
+        Some(a) => downcast::<mixprec_dtype::F32>(a).add(&g)?,
+    }))
+}
+
+/// The tensor inside a gradient box. Rules are typed, so a mismatch is a bug here.
+pub(crate) fn downcast<D: Dtype>(g: AnyGrad) -> Tensor<D> {
+    *g.downcast::<Tensor<D>>()
+        .unwrap_or_else(|_| panic!("internal: gradient is not a Tensor<{}>", D::NAME))
+}
+
+impl Tape {
+    /// A new, empty tape.
+    pub fn new() -> Tape {
+        Tape::default()
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// True when both handles are the same tape.
+    pub fn same(&self, other: &Tape) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// Number of recorded nodes (leaves, constants and ops).
+    pub fn len(&self) -> usize {
+        self.lock().nodes.len()
+    }
+
+    /// True when nothing has been recorded.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// True inside [`Tape::no_grad`].
+    pub fn is_recording(&self) -> bool {
+        self.lock().no_grad == 0
+    }
+
+    /// Runs `f` without recording: values made inside do not require gradients and
+    /// save nothing.
+    pub fn no_grad<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.lock().no_grad += 1;
+        struct Restore<'a>(&'a Tape);
+        impl Drop for Restore<'_> {
+            fn drop(&mut self) {
+                self.0.lock().no_grad -= 1;
+            }
+        }
+        let _restore = Restore(self);
+        f()
+    }
+
+    /// Bytes currently saved for backward, by dtype (only dtypes with saved bytes).
+    pub fn saved_bytes(&self) -> Vec<(DType, usize)> {
+        let inner = self.lock();
+        DType::ALL
+            .iter()
+            .zip(inner.saved_bytes)
+            .filter(|(_, b)| *b > 0)
+            .map(|(&d, b)| (d, b))
+            .collect()
+    }
+
+    /// Appends a node; returns its id.
+    pub(crate) fn push(&self, node: Node) -> NodeId {
+        let mut inner = self.lock();
+        for &(d, b) in &node.saved {
+            let i = dtype_index(d);
+            inner.saved_bytes[i] += b;
+            inner.peak_saved_bytes[i] = inner.peak_saved_bytes[i].max(inner.saved_bytes[i]);
+        }
+        inner.nodes.push(node);
+        inner.nodes.len() - 1
+    }
+
+    /// Runs backward from `root` with gradient `seed` (of the root's type).
+    pub(crate) fn backward_from(&self, root: NodeId, seed: AnyGrad) -> Result<Gradients> {
+        let mut inner = self.lock();
+        let mut grads: Vec<Option<AnyGrad>> = (0..=root).map(|_| None).collect();
+        grads[root] = Some(seed);
+        let mut out = Gradients::default();
+        for id in (0..=root).rev() {
+            let Some(g) = grads[id].take() else { continue };
+            let node = &mut inner.nodes[id];
+            if node.is_leaf {
+                if node.requires_grad {
+                    out.insert(id, g);
+                }
+                continue;
+            }
+            if node.consumed {
+                return Err(Error::BackwardTwice { op: node.op });
+            }
+            let Some(rule) = node.backward.take() else {
+                continue;
+            };
+            node.consumed = true;
+            let freed = std::mem::take(&mut node.saved);
+            for (d, b) in freed {
+                inner.saved_bytes[dtype_index(d)] -= b;
+            }
+            for (input, ig) in rule(g)? {
+                let acc = inner.nodes[input].accumulate;
+                grads[input] = Some(acc(grads[input].take(), ig)?);
+            }
+        }
+        Ok(out)
+    }
+}
