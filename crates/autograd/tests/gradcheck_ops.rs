@@ -3,7 +3,7 @@
 
 use mixprec_autograd::{Result, Tape, Var, gradcheck};
 use mixprec_dtype::{Dtype, F64};
-use mixprec_tensor::{Indices, Tensor};
+use mixprec_tensor::{Conv2dParams, Indices, Mask, Pool2dParams, Rng, Tensor};
 use mixprec_testing::{TestRng, Tolerance, assert_close, for_each_dtype};
 
 /// An op under test: builds a scalar from its inputs, generic over the precision.
@@ -138,6 +138,59 @@ case!(Embedding, [([5, 3], -1.0, 1.0)], |v| weigh(
 case!(IndexSelect, [([3, 5], -1.0, 1.0)], |v| weigh(
     v[0].index_select(1, &Indices::from_slice(&[3, 3, 0]))?
 ));
+case!(Concat, [([2, 3], -1.0, 1.0), ([2, 2], -1.0, 1.0)], |v| {
+    weigh(Var::concat(&[&v[0].exp(), &v[1]], 1)?)
+});
+case!(
+    Stack,
+    [([2, 3], -1.0, 1.0), ([2, 3], -1.0, 1.0)],
+    |v| weigh(Var::stack(&[&v[0], &v[1].tanh()], 0)?)
+);
+case!(WhereCond, [([3, 3], -1.0, 1.0), ([3], -1.0, 1.0)], |v| {
+    weigh(v[0].where_cond(&Mask::causal(3), &v[1])?.exp())
+});
+case!(MaskedFill, [([3, 3], -1.0, 1.0)], |v| weigh(
+    v[0].masked_fill(&Mask::causal(3), -1e9)?.softmax(-1)?
+));
+case!(Dropout, [([4, 5], -1.0, 1.0)], |v| weigh(
+    v[0].dropout(0.3, &mut Rng::seed(7))?.0
+));
+case!(Gather, [([3, 4], -1.0, 1.0)], |v| weigh(v[0].gather(
+    1,
+    &Indices::from_vec(vec![0, 3, 3, 1, 2, 2], &[3, 2]).expect("shape")
+)?));
+case!(
+    Conv2d,
+    [
+        ([2, 4, 5, 5], -1.0, 1.0),
+        ([6, 2, 3, 2], -1.0, 1.0),
+        ([6], -1.0, 1.0)
+    ],
+    |v| weigh(v[0].conv2d(
+        &v[1],
+        Some(&v[2]),
+        Conv2dParams {
+            stride: (2, 1),
+            padding: (1, 1),
+            dilation: (1, 2),
+            groups: 2
+        }
+    )?)
+);
+case!(MaxPool, [([1, 2, 4, 4], -1.0, 1.0)], |v| weigh(
+    v[0].max_pool2d(Pool2dParams {
+        kernel: (3, 3),
+        stride: (2, 2),
+        padding: (1, 1)
+    })?
+));
+case!(AvgPool, [([1, 2, 4, 4], -1.0, 1.0)], |v| weigh(
+    v[0].avg_pool2d(Pool2dParams {
+        kernel: (2, 2),
+        stride: (2, 2),
+        padding: (1, 1)
+    })?
+));
 case!(UsedTwice, [([3, 4], -1.0, 1.0)], |v| weigh(
     v[0].mul(&v[0].tanh())?
 ));
@@ -253,5 +306,14 @@ all_cases!(
     Squeeze,
     Embedding,
     IndexSelect,
+    Concat,
+    Stack,
+    WhereCond,
+    MaskedFill,
+    Dropout,
+    Gather,
+    Conv2d,
+    MaxPool,
+    AvgPool,
     UsedTwice
 );

@@ -8,9 +8,11 @@ mod loss;
 mod matmul;
 mod norm;
 mod reduce;
+mod select;
 mod softmax;
 mod unary;
 mod views;
+mod window;
 
 use crate::error::Result;
 use crate::tape::{AnyGrad, NodeId};

@@ -23,3 +23,4 @@ mod select;
 mod softmax;
 mod unary;
 mod views;
+mod window_backward;

@@ -1,0 +1,63 @@
+//! `conv2d`, `max_pool2d`, `avg_pool2d`: the tensor layer computes the window gradients.
+
+use super::{grad, saved, unary_record};
+use crate::error::Result;
+use crate::var::{Record, Var};
+use mixprec_dtype::Dtype;
+use mixprec_tensor::{Conv2dParams, Pool2dParams};
+
+impl<D: Dtype> Var<D> {
+    /// 2-D convolution (NCHW) with optional bias.
+    pub fn conv2d(
+        &self,
+        weight: &Var<D>,
+        bias: Option<&Var<D>>,
+        p: Conv2dParams,
+    ) -> Result<Var<D>> {
+        self.same_tape("conv2d", weight)?;
+        if let Some(b) = bias {
+            self.same_tape("conv2d", b)?;
+        }
+        let y = self
+            .value
+            .conv2d(&weight.value, bias.map(|b| &b.value), p)?;
+        let (x, w) = (self.value.clone(), weight.value.clone());
+        let (ix, iw, ib) = (self.id, weight.id, bias.map(|b| b.id));
+        let requires_grad =
+            self.requires_grad || weight.requires_grad || bias.is_some_and(|b| b.requires_grad);
+        let rec = Record {
+            op: "conv2d",
+            requires_grad,
+            saved: vec![saved(&x), saved(&w)],
+            cast: None,
+        };
+        Ok(self.tape.record(y, rec, move |g| {
+            let (dx, dw, db) = x.conv2d_backward(&w, &g, p)?;
+            let mut out = vec![grad(ix, dx), grad(iw, dw)];
+            if let Some(ib) = ib {
+                out.push(grad(ib, db));
+            }
+            Ok(out)
+        }))
+    }
+
+    /// Max pooling; the gradient goes to each window's maximum.
+    pub fn max_pool2d(&self, p: Pool2dParams) -> Result<Var<D>> {
+        let y = self.value.max_pool2d(p)?;
+        let (x, id) = (self.value.clone(), self.id);
+        let rec = unary_record("max_pool2d", self, vec![saved(&x)]);
+        Ok(self.tape.record(y, rec, move |g| {
+            Ok(vec![grad(id, x.max_pool2d_backward(&g, p)?)])
+        }))
+    }
+
+    /// Average pooling; the gradient is spread over each window.
+    pub fn avg_pool2d(&self, p: Pool2dParams) -> Result<Var<D>> {
+        let y = self.value.avg_pool2d(p)?;
+        let (x, id) = (self.value.clone(), self.id);
+        let rec = unary_record("avg_pool2d", self, vec![saved(&x)]);
+        Ok(self.tape.record(y, rec, move |g| {
+            Ok(vec![grad(id, x.avg_pool2d_backward(&g, p)?)])
+        }))
+    }
+}

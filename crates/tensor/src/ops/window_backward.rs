@@ -1,0 +1,233 @@
+//! Gradients of the windowed ops (`conv2d`, `max_pool2d`, `avg_pool2d`), for the
+//! autograd layer: direct loops in `D::Acc` over the same windows as the forward ops,
+//! each gradient rounded once into `D`. (Correct and simple; the GEMM formulation of
+//! the convolution gradients is a later optimisation.)
+
+use super::conv2d::{Conv2dParams, out_size};
+use super::pool::Pool2dParams;
+use crate::error::{Error, Result};
+use crate::tensor::Tensor;
+use mixprec_dtype::{Acc, Dtype};
+use num_traits::Zero;
+
+impl<D: Dtype> Tensor<D> {
+    /// Gradients of `self.conv2d(weight, bias, p)` given the output gradient `grad`:
+    /// `(d_input, d_weight, d_bias)`.
+    pub fn conv2d_backward(
+        &self,
+        weight: &Tensor<D>,
+        grad: &Tensor<D>,
+        p: Conv2dParams,
+    ) -> Result<(Tensor<D>, Tensor<D>, Tensor<D>)> {
+        let op = "conv2d_backward";
+        if self.rank() != 4 || weight.rank() != 4 || grad.rank() != 4 {
+            return Err(Error::shapes(
+                op,
+                self.shape(),
+                weight.shape(),
+                "input, weight and gradient need rank 4",
+            ));
+        }
+        let [n, c, h, w] = [
+            self.shape()[0],
+            self.shape()[1],
+            self.shape()[2],
+            self.shape()[3],
+        ];
+        let [o, cg, kh, kw] = [
+            weight.shape()[0],
+            weight.shape()[1],
+            weight.shape()[2],
+            weight.shape()[3],
+        ];
+        let g = p.groups;
+        if g == 0
+            || c % g != 0
+            || o % g != 0
+            || cg != c / g
+            || p.stride.0 == 0
+            || p.stride.1 == 0
+            || p.dilation.0 == 0
+            || p.dilation.1 == 0
+        {
+            return Err(Error::shapes(
+                op,
+                self.shape(),
+                weight.shape(),
+                "groups must divide the channels and stride/dilation must be non-zero",
+            ));
+        }
+        let (Some(ho), Some(wo)) = (
+            out_size(h, kh, p.stride.0, p.padding.0, p.dilation.0),
+            out_size(w, kw, p.stride.1, p.padding.1, p.dilation.1),
+        ) else {
+            return Err(Error::shapes(
+                op,
+                self.shape(),
+                weight.shape(),
+                "the (dilated) kernel is larger than the padded input",
+            ));
+        };
+        if grad.shape() != [n, o, ho, wo] {
+            return Err(Error::shapes(
+                op,
+                grad.shape(),
+                &[n, o, ho, wo],
+                "the gradient must have the convolution's output shape",
+            ));
+        }
+        let (x, wt, gy) = (self.to_acc_vec(), weight.to_acc_vec(), grad.to_acc_vec());
+        let mut dx = vec![D::Acc::zero(); x.len()];
+        let mut dw = vec![D::Acc::zero(); wt.len()];
+        let mut db = vec![D::Acc::zero(); o];
+        let og = o / g;
+        for img in 0..n {
+            for oc in 0..o {
+                let grp = oc / og;
+                for oy in 0..ho {
+                    for ox in 0..wo {
+                        let gv = gy[((img * o + oc) * ho + oy) * wo + ox];
+                        db[oc] += gv;
+                        for ci in 0..cg {
+                            let chan = img * c + grp * cg + ci;
+                            for ki in 0..kh {
+                                let iy = (oy * p.stride.0 + ki * p.dilation.0) as isize
+                                    - p.padding.0 as isize;
+                                if iy < 0 || iy >= h as isize {
+                                    continue;
+                                }
+                                for kj in 0..kw {
+                                    let ix = (ox * p.stride.1 + kj * p.dilation.1) as isize
+                                        - p.padding.1 as isize;
+                                    if ix < 0 || ix >= w as isize {
+                                        continue;
+                                    }
+                                    let xi = (chan * h + iy as usize) * w + ix as usize;
+                                    let wi = ((oc * cg + ci) * kh + ki) * kw + kj;
+                                    dx[xi] += gv * wt[wi];
+                                    dw[wi] += gv * x[xi];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok((
+            Tensor::from_acc(&dx, self.shape())?,
+            Tensor::from_acc(&dw, weight.shape())?,
+            Tensor::from_acc(&db, &[o])?,
+        ))
+    }
+
+    /// Gradient of `self.max_pool2d(p)` given the output gradient: each window's
+    /// gradient goes to its (first) maximal element.
+    pub fn max_pool2d_backward(&self, grad: &Tensor<D>, p: Pool2dParams) -> Result<Tensor<D>> {
+        self.pool_backward("max_pool2d_backward", grad, p, true)
+    }
+
+    /// Gradient of `self.avg_pool2d(p)` given the output gradient: spread evenly over the
+    /// window (padding included in the count, as in the forward op).
+    pub fn avg_pool2d_backward(&self, grad: &Tensor<D>, p: Pool2dParams) -> Result<Tensor<D>> {
+        self.pool_backward("avg_pool2d_backward", grad, p, false)
+    }
+
+    fn pool_backward(
+        &self,
+        op: &'static str,
+        grad: &Tensor<D>,
+        p: Pool2dParams,
+        max: bool,
+    ) -> Result<Tensor<D>> {
+        let expected = if max {
+            self.max_pool2d(p)
+        } else {
+            self.avg_pool2d(p)
+        }
+        .map_err(|e| Error { op, ..e })?;
+        if grad.shape() != expected.shape() {
+            return Err(Error::shapes(
+                op,
+                grad.shape(),
+                expected.shape(),
+                "the gradient must have the pooling's output shape",
+            ));
+        }
+        let [_, _, h, w] = [
+            self.shape()[0],
+            self.shape()[1],
+            self.shape()[2],
+            self.shape()[3],
+        ];
+        let [ho, wo] = [expected.shape()[2], expected.shape()[3]];
+        let (x, gy) = (self.to_acc_vec(), grad.to_acc_vec());
+        let mut dx = vec![D::Acc::zero(); x.len()];
+        let area = D::Acc::from_usize(p.kernel.0 * p.kernel.1);
+        for (plane, (xp, gp)) in x.chunks(h * w).zip(gy.chunks(ho * wo)).enumerate() {
+            let base = plane * h * w;
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let gv = gp[oy * wo + ox];
+                    let mut best: Option<(usize, D::Acc)> = None;
+                    for ki in 0..p.kernel.0 {
+                        for kj in 0..p.kernel.1 {
+                            let iy = (oy * p.stride.0 + ki) as isize - p.padding.0 as isize;
+                            let ix = (ox * p.stride.1 + kj) as isize - p.padding.1 as isize;
+                            if iy < 0 || ix < 0 || iy >= h as isize || ix >= w as isize {
+                                continue;
+                            }
+                            let i = iy as usize * w + ix as usize;
+                            if max {
+                                if best.is_none_or(|(_, b)| xp[i] > b) {
+                                    best = Some((i, xp[i]));
+                                }
+                            } else {
+                                dx[base + i] += gv / area;
+                            }
+                        }
+                    }
+                    if let Some((i, _)) = best {
+                        dx[base + i] += gv;
+                    }
+                }
+            }
+        }
+        Tensor::from_acc(&dx, self.shape())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mixprec_dtype::F32;
+
+    #[test]
+    fn backward_helpers_check_shapes() {
+        let x = Tensor::<F32>::zeros(&[1, 2, 4, 4]);
+        let w = Tensor::<F32>::zeros(&[3, 2, 3, 3]);
+        let bad = Tensor::<F32>::zeros(&[1, 3, 3, 3]);
+        let e = x
+            .conv2d_backward(&w, &bad, Conv2dParams::default())
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("conv2d_backward: shapes [1, 3, 3, 3] and [1, 3, 2, 2]"),
+            "{e}"
+        );
+        assert!(
+            x.conv2d_backward(&Tensor::zeros(&[3, 3, 3, 3]), &bad, Conv2dParams::default())
+                .is_err()
+        );
+        let e = x
+            .max_pool2d_backward(&Tensor::zeros(&[1, 2, 3, 3]), Pool2dParams::square(2))
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("max_pool2d_backward: shapes [1, 2, 3, 3] and [1, 2, 2, 2]")
+        );
+        assert!(
+            x.avg_pool2d_backward(&Tensor::zeros(&[1, 2, 2, 2]), Pool2dParams::square(5))
+                .is_err()
+        );
+    }
+}
