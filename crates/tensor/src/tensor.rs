@@ -1,11 +1,10 @@
 //! [`Tensor`]: a view (shape, strides, offset) into shared storage of one precision.
 
-use crate::alloc::filled_vec;
+use crate::alloc::{zeroed, zeroed_acc};
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::{Layout, numel};
 use crate::storage::{Device, Storage};
 use mixprec_dtype::{Acc, DType, Dtype, F32, convert_slice, convert_slice_scaled_saturating};
-use num_traits::Zero;
 use std::any::Any;
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -94,7 +93,7 @@ impl<D: Dtype> Tensor<D> {
     /// even; FP8 with current scaling, saturating).
     pub(crate) fn from_acc_vec(values: &[D::Acc], shape: &[usize]) -> Self {
         debug_assert_eq!(values.len(), numel(shape));
-        let mut data = filled_vec(values.len(), D::ZERO);
+        let mut data = zeroed::<D>(values.len());
         if D::DTYPE.is_fp8() {
             let f32s: Vec<f32> = values.iter().map(|v| v.to_f32()).collect();
             let amax = f32s
@@ -128,7 +127,7 @@ impl<D: Dtype> Tensor<D> {
             let acc: Vec<D::Acc> = values.into_iter().map(D::Acc::from_f32).collect();
             return Self::from_acc_vec(&acc, shape);
         }
-        let mut data = filled_vec(values.len(), D::ZERO);
+        let mut data = zeroed::<D>(values.len());
         convert_slice(&values, &mut data).expect("equal lengths");
         Self::from_parts(data, shape, 1.0)
     }
@@ -222,7 +221,7 @@ impl<D: Dtype> Tensor<D> {
     /// The values in the compute precision, logical order (FP8 divided by the scale).
     pub fn to_acc_vec(&self) -> Vec<D::Acc> {
         let elements = self.elements();
-        let mut out = filled_vec(elements.len(), D::Acc::zero());
+        let mut out = zeroed_acc::<D>(elements.len());
         D::to_acc_slice(&elements, &mut out);
         if self.scale != 1.0 {
             let s = D::Acc::from_f32(self.scale);

@@ -2,11 +2,14 @@
 //! stochastic), overflows as the format does or saturates, and counts what happened —
 //! the report the autograd tape records at every cast point.
 
-use crate::alloc::filled_vec;
+use crate::alloc::{zeroed, zeroed_vec};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use crate::tensor::{Tensor, fp8_current_scale};
-use mixprec_dtype::{DType, Dtype, convert_slice, convert_slice_saturating, convert_slice_to_f32};
+use mixprec_dtype::{
+    DType, Dtype, convert_slice, convert_slice_saturating, convert_slice_scaled,
+    convert_slice_scaled_saturating, convert_slice_to_f32,
+};
 use std::fmt;
 
 /// How a cast rounds.
@@ -131,93 +134,119 @@ impl<D: Dtype> Tensor<D> {
             CastOverflow::Format => false,
             CastOverflow::Saturate => true,
         };
-        let values = self.to_f64_vec();
-        let scale = match opts.scale {
-            CastScale::Auto if T::DTYPE.is_fp8() => {
-                let amax = values
-                    .iter()
-                    .filter(|v| v.is_finite())
-                    .fold(0.0f64, |m, v| m.max(v.abs()));
-                fp8_current_scale(amax as f32, T::MAX.to_f32())
-            }
-            CastScale::Auto => 1.0,
-            CastScale::Fixed(s) => {
-                if !(s.is_finite() && s > 0.0) || (!T::DTYPE.is_fp8() && s != 1.0) {
-                    return Err(Error::invalid(
-                        "cast",
-                        format!(
-                            "scale must be finite and > 0 (and 1 for a {} target), got {s}",
-                            T::NAME
-                        ),
-                    ));
-                }
-                s
-            }
-        };
-        let mut out = vec![T::ZERO; values.len()];
+        if let CastScale::Fixed(s) = opts.scale
+            && (!(s.is_finite() && s > 0.0) || (!T::DTYPE.is_fp8() && s != 1.0))
+        {
+            return Err(Error::invalid(
+                "cast",
+                format!(
+                    "scale must be finite and > 0 (and 1 for a {} target), got {s}",
+                    T::NAME
+                ),
+            ));
+        }
         let fast = opts.rounding == CastRounding::NearestEven
             && D::DTYPE != DType::F64
-            && T::DTYPE != DType::F64
-            && scale == 1.0;
-        if fast {
+            && T::DTYPE != DType::F64;
+        let (out, scale, sources): (Vec<T>, f32, Sources) = if fast {
             // f32 values (exact for every non-F64 source), SIMD rounding into T.
-            let mut f = filled_vec(values.len(), 0.0f32);
-            if self.scale == 1.0 {
+            let f = if self.scale == 1.0 {
+                let mut f = zeroed_vec::<f32>(self.numel());
                 convert_slice_to_f32(&self.elements(), &mut f).expect("equal lengths");
+                f
             } else {
-                f.iter_mut().zip(&values).for_each(|(o, &v)| *o = v as f32);
-            }
-            if saturate {
-                convert_slice_saturating(&f, &mut out).expect("equal lengths");
-            } else {
-                convert_slice(&f, &mut out).expect("equal lengths");
-            }
+                self.to_f32_vec()
+            };
+            let scale = pick_scale::<T>(opts.scale, || {
+                f.iter()
+                    .filter(|v| v.is_finite())
+                    .fold(0.0f32, |m, v| m.max(v.abs()))
+            });
+            let mut out = zeroed::<T>(f.len());
+            let result = match (saturate, scale == 1.0) {
+                (false, true) => convert_slice(&f, &mut out),
+                (true, true) => convert_slice_saturating(&f, &mut out),
+                (false, false) => convert_slice_scaled(&f, &mut out, scale),
+                (true, false) => convert_slice_scaled_saturating(&f, &mut out, scale),
+            };
+            result.expect("equal lengths and a valid scale");
+            (out, scale, Sources::F32(f))
         } else {
+            let values = self.to_f64_vec();
+            let scale = pick_scale::<T>(opts.scale, || {
+                values
+                    .iter()
+                    .filter(|v| v.is_finite())
+                    .fold(0.0f64, |m, v| m.max(v.abs())) as f32
+            });
             let mut rng = match opts.rounding {
                 CastRounding::Stochastic { seed } => Some(Rng::seed(seed)),
                 CastRounding::NearestEven => None,
             };
             let s = f64::from(scale);
-            for (o, &v) in out.iter_mut().zip(&values) {
-                let x = v * s;
-                let r = match &mut rng {
-                    Some(rng) => T::from_f32_stochastic(x as f32, rng.next_u32()),
-                    None => T::from_f64(x),
-                };
-                *o = if saturate && !r.is_finite() && !x.is_nan() {
-                    if x < 0.0 {
-                        T::from_f64(-T::MAX.to_f64())
+            let out = values
+                .iter()
+                .map(|&v| {
+                    let x = v * s;
+                    let r = match &mut rng {
+                        Some(rng) => T::from_f32_stochastic(x as f32, rng.next_u32()),
+                        None => T::from_f64(x),
+                    };
+                    if saturate && !r.is_finite() && !x.is_nan() {
+                        T::from_f64(T::MAX.to_f64().copysign(x))
                     } else {
-                        T::MAX
+                        r
                     }
-                } else {
-                    r
-                };
-            }
-        }
+                })
+                .collect();
+            (out, scale, Sources::F64(values))
+        };
         let mut report = CastReport {
             from: D::DTYPE,
             to: T::DTYPE,
-            elements: values.len(),
+            elements: out.len(),
             underflowed: 0,
             overflowed: 0,
             saturated: 0,
             nan: 0,
         };
-        let max = T::MAX.to_f64();
-        for (&v, o) in values.iter().zip(&out) {
-            let x = v * f64::from(scale);
+        let (max, s) = (T::MAX.to_f64(), f64::from(scale));
+        let mut count = |v: f64, o: &T| {
+            let x = v * s;
+            let got = o.to_f64();
             if v.is_nan() {
                 report.nan += 1;
-            } else if saturate && x.abs() > max && o.to_f64().abs() == max {
+            } else if saturate && x.abs() > max && got.abs() == max {
                 report.saturated += 1;
             } else if v.is_finite() && !o.is_finite() {
                 report.overflowed += 1;
-            } else if v != 0.0 && v.is_finite() && o.to_f64() == 0.0 {
+            } else if v != 0.0 && v.is_finite() && got == 0.0 {
                 report.underflowed += 1;
             }
+        };
+        match &sources {
+            Sources::F32(f) => f
+                .iter()
+                .zip(&out)
+                .for_each(|(&v, o)| count(f64::from(v), o)),
+            Sources::F64(f) => f.iter().zip(&out).for_each(|(&v, o)| count(v, o)),
         }
         Ok((Tensor::from_parts(out, self.shape(), scale), report))
+    }
+}
+
+/// The source values a cast counted from.
+enum Sources {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+/// The target scale: fixed, current scaling from `amax` for FP8 targets, or 1.
+fn pick_scale<T: Dtype>(scale: CastScale, amax: impl FnOnce() -> f32) -> f32 {
+    match scale {
+        CastScale::Fixed(s) => s,
+        CastScale::Auto if T::DTYPE.is_fp8() => fp8_current_scale(amax(), T::MAX.to_f32()),
+        CastScale::Auto => 1.0,
     }
 }
 

@@ -1,6 +1,6 @@
 //! Creation: from data, constants, ranges, identity, and seeded random tensors.
 
-use crate::alloc::filled_vec;
+use crate::alloc::zeroed;
 use crate::error::{Error, Result};
 use crate::layout::numel;
 use crate::rng::Rng;
@@ -64,7 +64,7 @@ impl<D: Dtype> Tensor<D> {
                 ),
             ));
         }
-        let mut data = filled_vec(values.len(), D::ZERO);
+        let mut data = zeroed::<D>(values.len());
         convert_slice_scaled_saturating(values, &mut data, scale)
             .map_err(|e| Error::new("from_f32_scaled", crate::ErrorKind::Dtype(e)))?;
         Ok(Self::from_parts(data, shape, scale))
@@ -72,7 +72,7 @@ impl<D: Dtype> Tensor<D> {
 
     /// All zeros.
     pub fn zeros(shape: &[usize]) -> Self {
-        Self::from_parts(filled_vec(numel(shape), D::ZERO), shape, 1.0)
+        Self::from_parts(zeroed::<D>(numel(shape)), shape, 1.0)
     }
 
     /// All ones.

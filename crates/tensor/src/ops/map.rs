@@ -3,7 +3,7 @@
 //! cache-sized chunks, on both cores when large; broadcast or strided inputs walk their
 //! layouts row by row.
 
-use crate::alloc::filled_vec;
+use crate::alloc::zeroed;
 use crate::error::Result;
 use crate::layout::{Layout, broadcast_shapes, for_each_row_n};
 use crate::tensor::Tensor;
@@ -30,7 +30,7 @@ pub(crate) fn map_unary<D: Dtype>(x: &Tensor<D>, f: impl Fn(D::Acc) -> D::Acc + 
         return Tensor::from_acc_vec(&v, &shape);
     }
     let src = x.elements();
-    let mut out = filled_vec(src.len(), D::ZERO);
+    let mut out = zeroed::<D>(src.len());
     let body = |(o, s): (&mut [D], &[D])| {
         let mut buf = [D::Acc::zero(); CHUNK];
         let buf = &mut buf[..s.len()];
@@ -63,7 +63,7 @@ pub(crate) fn zip_binary<D: Dtype>(
         && unscaled(b)
     {
         let (sa, sb) = (a.elements(), b.elements());
-        let mut out = filled_vec(sa.len(), D::ZERO);
+        let mut out = zeroed::<D>(sa.len());
         let body = |((o, x), y): ((&mut [D], &[D]), &[D])| {
             let mut bx = [D::Acc::zero(); CHUNK];
             let mut by = [D::Acc::zero(); CHUNK];
@@ -88,8 +88,64 @@ pub(crate) fn zip_binary<D: Dtype>(
         }
         return Ok(Tensor::from_parts(out, &shape, 1.0));
     }
+    if let Some(out) = trailing_broadcast(a, b, &shape, &f)
+        .or_else(|| trailing_broadcast(b, a, &shape, &|y, x| f(x, y)))
+    {
+        return Ok(out);
+    }
     let values = broadcast_values(&shape, [a, b], |[x, y]| f(x, y));
     Ok(Tensor::from_acc_vec(&values, &shape))
+}
+
+/// Fast path for `big op small` where `small` repeats along leading axes (a bias added
+/// to every row): both contiguous and unscaled, `small`'s shape (without leading 1s) a
+/// suffix of `big`'s. `small` is decoded once; `big` streams in row chunks.
+fn trailing_broadcast<D: Dtype>(
+    big: &Tensor<D>,
+    small: &Tensor<D>,
+    shape: &[usize],
+    f: &(impl Fn(D::Acc, D::Acc) -> D::Acc + Sync),
+) -> Option<Tensor<D>> {
+    let core: Vec<usize> = small
+        .shape()
+        .iter()
+        .copied()
+        .skip_while(|&d| d == 1)
+        .collect();
+    let row = crate::layout::numel(&core);
+    if big.shape() != shape
+        || !big.is_contiguous()
+        || !small.is_contiguous()
+        || !unscaled(big)
+        || !unscaled(small)
+        || row == 0
+        || !shape.ends_with(&core)
+    {
+        return None;
+    }
+    let mut s = vec![D::Acc::zero(); row];
+    D::to_acc_slice(&small.elements(), &mut s);
+    let src = big.elements();
+    let mut out = zeroed::<D>(src.len());
+    let rows_per_task = (CHUNK / row).max(1) * row;
+    let job = |(o, x): (&mut [D], &[D])| {
+        let mut buf = vec![D::Acc::zero(); x.len()];
+        D::to_acc_slice(x, &mut buf);
+        for r in buf.chunks_mut(row) {
+            r.iter_mut().zip(&s).for_each(|(u, &v)| *u = f(*u, v));
+        }
+        D::from_acc_slice(&buf, o);
+    };
+    if src.len() >= PARALLEL_MIN {
+        out.par_chunks_mut(rows_per_task)
+            .zip(src.par_chunks(rows_per_task))
+            .for_each(job);
+    } else {
+        out.chunks_mut(rows_per_task)
+            .zip(src.chunks(rows_per_task))
+            .for_each(job);
+    }
+    Some(Tensor::from_parts(out, shape, 1.0))
 }
 
 /// `f` over `N` tensors broadcast to `shape` (already checked), in logical order, in

@@ -2,7 +2,7 @@
 //! (or otherwise strided) operands are read in place by the GEMM's packing, not copied.
 //! Accumulation is f32 (f64 for `F64`); the result rounds once into `D`.
 
-use crate::alloc::filled_vec;
+use crate::alloc::zeroed_vec;
 use crate::error::{Error, Result};
 use crate::gemm::{MatRef, gemm_f32, gemm_f64};
 use crate::layout::{broadcast_shapes, numel};
@@ -87,7 +87,7 @@ impl<D: Dtype> Tensor<D> {
             let acc: Vec<D::Acc> = c.into_iter().map(D::Acc::from_f64).collect();
             return Ok(Tensor::from_acc_vec(&acc, &out_shape));
         }
-        let mut c = filled_vec(batches * mn, 0.0f32);
+        let mut c = zeroed_vec::<f32>(batches * mn);
         for bi in 0..batches {
             gemm_f32(
                 m,

@@ -6,7 +6,7 @@
 //! half the bytes of f32.
 
 use super::map::PARALLEL_MIN;
-use crate::alloc::filled_vec;
+use crate::alloc::{zeroed, zeroed_acc};
 use crate::error::Result;
 use crate::layout::normalize_axis;
 use crate::tensor::Tensor;
@@ -32,7 +32,7 @@ pub(crate) fn map_rows<D: Dtype>(
     let order: Vec<usize> = (0..rank).filter(|&a| a != axis).chain([axis]).collect();
     let moved = t.permute(&order)?;
     let values = moved.to_acc_vec();
-    let mut out = filled_vec(values.len(), D::Acc::zero());
+    let mut out = zeroed_acc::<D>(values.len());
     if row_len > 0 {
         if values.len() >= PARALLEL_MIN {
             out.par_chunks_mut(row_len)
@@ -62,7 +62,7 @@ fn stream_rows<D: Dtype>(
     f: impl Fn(&[D::Acc], &mut [D::Acc]) + Sync,
 ) -> Tensor<D> {
     let src = t.elements();
-    let mut out = filled_vec(src.len(), D::ZERO);
+    let mut out = zeroed::<D>(src.len());
     let rows_per_task = (super::map::CHUNK / row_len).max(1) * row_len;
     let job = |(o, s): (&mut [D], &[D])| {
         let mut x = vec![D::Acc::zero(); row_len];
