@@ -145,6 +145,25 @@ impl<D: Dtype> Tensor<D> {
                 ),
             ));
         }
+        if D::DTYPE == T::DTYPE && !T::DTYPE.is_fp8() && opts.rounding == CastRounding::NearestEven
+        {
+            // Same precision: nothing rounds; share the storage and count the NaNs.
+            let boxed: Box<dyn std::any::Any> = Box::new(self.clone());
+            let same = *boxed
+                .downcast::<Tensor<T>>()
+                .expect("D and T are the same type");
+            let nan = same.elements().iter().filter(|v| v.is_nan()).count();
+            let report = CastReport {
+                from: D::DTYPE,
+                to: T::DTYPE,
+                elements: same.numel(),
+                underflowed: 0,
+                overflowed: 0,
+                saturated: 0,
+                nan,
+            };
+            return Ok((same, report));
+        }
         let fast = opts.rounding == CastRounding::NearestEven
             && D::DTYPE != DType::F64
             && T::DTYPE != DType::F64;
@@ -355,6 +374,14 @@ mod tests {
             .to_string()
             .starts_with("cast:")
         );
+    }
+
+    #[test]
+    fn same_type_cast_shares_storage() {
+        let x = Tensor::<F32>::from_f32(&[1.0, f32::NAN, f32::INFINITY], &[3]).unwrap();
+        let (y, r) = x.cast_with::<F32>(CastOptions::default()).unwrap();
+        assert!(y.shares_storage_with(&x));
+        assert_eq!((r.nan, r.overflowed, r.elements), (1, 0, 3));
     }
 
     #[test]

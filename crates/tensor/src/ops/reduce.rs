@@ -126,8 +126,50 @@ impl<D: Dtype> Tensor<D> {
     /// Sum over `axes` (negative axes count from the end), keeping them as size 1 when
     /// `keepdim`. Accumulates in `D::Acc`.
     pub fn sum(&self, axes: &[isize], keepdim: bool) -> Result<Tensor<D>> {
+        if let Some(t) = self.sum_leading(axes, keepdim) {
+            return Ok(t);
+        }
         let (v, n, shape) = rows_for("sum", self, axes, keepdim)?;
         Ok(reduce_rows::<D>(&v, n, &shape, sum_acc))
+    }
+
+    /// Fast path of `sum` over the leading axes `0..k` of a contiguous tensor (the bias
+    /// gradient of a batch): adds whole rows into one accumulator row, no transpose.
+    fn sum_leading(&self, axes: &[isize], keepdim: bool) -> Option<Tensor<D>> {
+        let rank = self.rank() as isize;
+        let mut norm: Vec<usize> = axes
+            .iter()
+            .map(|&a| if a < 0 { a + rank } else { a })
+            .filter(|&a| a >= 0 && a < rank)
+            .map(|a| a as usize)
+            .collect();
+        norm.sort_unstable();
+        norm.dedup();
+        let k = norm.len();
+        if k == 0
+            || k != axes.len()
+            || k == self.rank()
+            || norm.iter().enumerate().any(|(i, &a)| i != a)
+            || !self.is_contiguous()
+        {
+            return None;
+        }
+        let inner: usize = self.shape()[k..].iter().product();
+        let values = self.to_acc_vec();
+        let mut acc = vec![D::Acc::zero(); inner];
+        if inner > 0 {
+            for r in values.chunks(inner) {
+                acc.iter_mut().zip(r).for_each(|(a, &v)| *a += v);
+            }
+        }
+        let shape: Vec<usize> = if keepdim {
+            (0..self.rank())
+                .map(|a| if a < k { 1 } else { self.shape()[a] })
+                .collect()
+        } else {
+            self.shape()[k..].to_vec()
+        };
+        Some(Tensor::from_acc_vec(&acc, &shape))
     }
 
     /// Mean over `axes`. Errors if a reduced axis is empty.
