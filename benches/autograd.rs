@@ -15,7 +15,9 @@ const OPS: usize = 100;
 
 fn tape_overhead(c: &mut Criterion) {
     let mut group = c.benchmark_group("tape_overhead_100_ops");
-    group.warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(2));
+    group
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(2));
     let x = Tensor::<F32>::from_f32(&[0.5, -0.25, 1.0, 2.0], &[4]).expect("shape");
     group.bench_function("tensor_only", |b| {
         b.iter(|| {
@@ -53,7 +55,12 @@ fn tape_overhead(c: &mut Criterion) {
 fn mlp<D: Dtype>(c: &mut Criterion) {
     let mut rng = Rng::seed(0);
     let sizes = [64, 256, 256, 10];
-    let ws: Vec<Tensor<F32>> = sizes.windows(2).map(|p| Tensor::randn(&[p[0], p[1]], 0.0, (2.0 / p[0] as f64).sqrt(), &mut rng).expect("valid")).collect();
+    let ws: Vec<Tensor<F32>> = sizes
+        .windows(2)
+        .map(|p| {
+            Tensor::randn(&[p[0], p[1]], 0.0, (2.0 / p[0] as f64).sqrt(), &mut rng).expect("valid")
+        })
+        .collect();
     let bs: Vec<Tensor<F32>> = sizes.windows(2).map(|p| Tensor::zeros(&[p[1]])).collect();
     let x = Tensor::<F32>::randn(&[256, 64], 0.0, 1.0, &mut rng).expect("valid");
     let labels = Indices::from_slice(&(0..256).map(|i| i % 10).collect::<Vec<_>>());
@@ -62,12 +69,22 @@ fn mlp<D: Dtype>(c: &mut Criterion) {
             let tape = Tape::new();
             let mut h: Var<D> = tape.constant(x.clone()).cast::<D>();
             for (i, (w, bias)) in ws.iter().zip(&bs).enumerate() {
-                h = h.matmul(&tape.leaf(w.clone()).cast::<D>()).expect("shapes").add(&tape.leaf(bias.clone()).cast::<D>()).expect("shapes");
+                h = h
+                    .matmul(&tape.leaf(w.clone()).cast::<D>())
+                    .expect("shapes")
+                    .add(&tape.leaf(bias.clone()).cast::<D>())
+                    .expect("shapes");
                 if i < 2 {
                     h = h.relu();
                 }
             }
-            black_box(h.cast::<F32>().cross_entropy(&labels).expect("labels").backward().expect("scalar"))
+            black_box(
+                h.cast::<F32>()
+                    .cross_entropy(&labels)
+                    .expect("labels")
+                    .backward()
+                    .expect("scalar"),
+            )
         })
     });
 }

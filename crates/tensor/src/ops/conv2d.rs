@@ -45,44 +45,44 @@ pub(crate) fn out_size(
     (padded >= span).then(|| (padded - span) / stride + 1)
 }
 
-impl<D: Dtype> Tensor<D> {
-    /// 2-D convolution (cross-correlation, as in PyTorch) of an `[N, C, H, W]` input with
-    /// `[O, C / groups, KH, KW]` weights and an optional `[O]` bias, giving
-    /// `[N, O, HO, WO]`. Errors on wrong ranks, channel counts that the groups do not
-    /// divide, a zero stride or dilation, or a window larger than the padded input.
-    pub fn conv2d(
-        &self,
-        weight: &Tensor<D>,
-        bias: Option<&Tensor<D>>,
-        p: Conv2dParams,
-    ) -> Result<Tensor<D>> {
-        let op = "conv2d";
-        if self.rank() != 4 || weight.rank() != 4 {
+/// The validated sizes of a convolution: input `[n, c, h, w]`, weight `[o, cg, kh, kw]`,
+/// output `ho x wo`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ConvGeometry {
+    pub n: usize,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub o: usize,
+    pub cg: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub ho: usize,
+    pub wo: usize,
+}
+
+impl ConvGeometry {
+    /// Checks ranks, groups, strides, dilations and that the window fits; errors name `op`.
+    pub(crate) fn new(
+        op: &'static str,
+        input: &[usize],
+        weight: &[usize],
+        p: &Conv2dParams,
+    ) -> Result<Self> {
+        let (&[n, c, h, w], &[o, cg, kh, kw]) = (input, weight) else {
             return Err(Error::shapes(
                 op,
-                self.shape(),
-                weight.shape(),
+                input,
+                weight,
                 "input [N, C, H, W] and weight [O, C/groups, KH, KW] must both have rank 4",
             ));
-        }
-        let [n, c, h, w] = [
-            self.shape()[0],
-            self.shape()[1],
-            self.shape()[2],
-            self.shape()[3],
-        ];
-        let [o, cg, kh, kw] = [
-            weight.shape()[0],
-            weight.shape()[1],
-            weight.shape()[2],
-            weight.shape()[3],
-        ];
+        };
         let g = p.groups;
         if g == 0 || c % g != 0 || o % g != 0 || cg != c / g {
             return Err(Error::shapes(
                 op,
-                self.shape(),
-                weight.shape(),
+                input,
+                weight,
                 "groups must divide input and output channels, and weight.shape[1] must be C / groups",
             ));
         }
@@ -101,27 +101,66 @@ impl<D: Dtype> Tensor<D> {
                 ),
             ));
         }
-        if let Some(b) = bias
-            && b.shape() != [o]
-        {
-            return Err(Error::shapes(
-                op,
-                weight.shape(),
-                b.shape(),
-                "bias must have shape [out_channels]",
-            ));
-        }
         let (Some(ho), Some(wo)) = (
             out_size(h, kh, p.stride.0, p.padding.0, p.dilation.0),
             out_size(w, kw, p.stride.1, p.padding.1, p.dilation.1),
         ) else {
             return Err(Error::shapes(
                 op,
-                self.shape(),
-                weight.shape(),
+                input,
+                weight,
                 "the (dilated) kernel is larger than the padded input",
             ));
         };
+        Ok(ConvGeometry {
+            n,
+            c,
+            h,
+            w,
+            o,
+            cg,
+            kh,
+            kw,
+            ho,
+            wo,
+        })
+    }
+}
+
+impl<D: Dtype> Tensor<D> {
+    /// 2-D convolution (cross-correlation, as in PyTorch) of an `[N, C, H, W]` input with
+    /// `[O, C / groups, KH, KW]` weights and an optional `[O]` bias, giving
+    /// `[N, O, HO, WO]`. Errors on wrong ranks, channel counts that the groups do not
+    /// divide, a zero stride or dilation, or a window larger than the padded input.
+    pub fn conv2d(
+        &self,
+        weight: &Tensor<D>,
+        bias: Option<&Tensor<D>>,
+        p: Conv2dParams,
+    ) -> Result<Tensor<D>> {
+        let ConvGeometry {
+            n,
+            c,
+            h,
+            w,
+            o,
+            cg,
+            kh,
+            kw,
+            ho,
+            wo,
+        } = ConvGeometry::new("conv2d", self.shape(), weight.shape(), &p)?;
+        let g = p.groups;
+        if let Some(b) = bias
+            && b.shape() != [o]
+        {
+            return Err(Error::shapes(
+                "conv2d",
+                weight.shape(),
+                b.shape(),
+                "bias must have shape [out_channels]",
+            ));
+        }
         let x = self.contiguous();
         let xd = x.elements();
         let wt = weight.contiguous();

@@ -3,7 +3,7 @@
 //! each gradient rounded once into `D`. (Correct and simple; the GEMM formulation of
 //! the convolution gradients is a later optimisation.)
 
-use super::conv2d::{Conv2dParams, out_size};
+use super::conv2d::{Conv2dParams, ConvGeometry};
 use super::pool::Pool2dParams;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -20,54 +20,19 @@ impl<D: Dtype> Tensor<D> {
         p: Conv2dParams,
     ) -> Result<(Tensor<D>, Tensor<D>, Tensor<D>)> {
         let op = "conv2d_backward";
-        if self.rank() != 4 || weight.rank() != 4 || grad.rank() != 4 {
-            return Err(Error::shapes(
-                op,
-                self.shape(),
-                weight.shape(),
-                "input, weight and gradient need rank 4",
-            ));
-        }
-        let [n, c, h, w] = [
-            self.shape()[0],
-            self.shape()[1],
-            self.shape()[2],
-            self.shape()[3],
-        ];
-        let [o, cg, kh, kw] = [
-            weight.shape()[0],
-            weight.shape()[1],
-            weight.shape()[2],
-            weight.shape()[3],
-        ];
+        let ConvGeometry {
+            n,
+            c,
+            h,
+            w,
+            o,
+            cg,
+            kh,
+            kw,
+            ho,
+            wo,
+        } = ConvGeometry::new(op, self.shape(), weight.shape(), &p)?;
         let g = p.groups;
-        if g == 0
-            || c % g != 0
-            || o % g != 0
-            || cg != c / g
-            || p.stride.0 == 0
-            || p.stride.1 == 0
-            || p.dilation.0 == 0
-            || p.dilation.1 == 0
-        {
-            return Err(Error::shapes(
-                op,
-                self.shape(),
-                weight.shape(),
-                "groups must divide the channels and stride/dilation must be non-zero",
-            ));
-        }
-        let (Some(ho), Some(wo)) = (
-            out_size(h, kh, p.stride.0, p.padding.0, p.dilation.0),
-            out_size(w, kw, p.stride.1, p.padding.1, p.dilation.1),
-        ) else {
-            return Err(Error::shapes(
-                op,
-                self.shape(),
-                weight.shape(),
-                "the (dilated) kernel is larger than the padded input",
-            ));
-        };
         if grad.shape() != [n, o, ho, wo] {
             return Err(Error::shapes(
                 op,
