@@ -110,7 +110,9 @@ impl Pool {
         let mut spins = 0u32;
         while self.shared.done.load(Ordering::Acquire) < self.helpers.len() {
             spins += 1;
-            if spins < 1 << 16 {
+            // Spin briefly, then yield: on an oversubscribed machine the helper may need
+            // this core to finish its part.
+            if spins < 1 << 10 {
                 std::hint::spin_loop();
             } else {
                 thread::yield_now();
