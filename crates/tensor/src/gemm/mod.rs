@@ -100,8 +100,14 @@ pub(crate) fn gemm_f32_with<T: Dtype>(
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
         let n_panels = nc.div_ceil(nr);
-        // Enough tasks for every core: split columns when there are few row blocks.
-        let groups = parts.div_ceil(n_blocks).clamp(1, n_panels);
+        // Column groups: one per part when splitting by columns; otherwise only as many as
+        // needed to give every part a task.
+        let groups = if split_rows {
+            parts.div_ceil(n_blocks)
+        } else {
+            parts
+        }
+        .clamp(1, n_panels);
         let per_group = n_panels.div_ceil(groups);
         let tasks: Vec<(usize, usize)> = (0..n_blocks)
             .flat_map(|ib| (0..groups).map(move |g| (ib, g)))
