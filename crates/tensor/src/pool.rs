@@ -187,3 +187,40 @@ mod tests {
         assert_eq!(count.load(Ordering::Relaxed), pool.parts() * pool.parts());
     }
 }
+
+/// Splits `out` into one piece per pool part (each a multiple of `align` elements, the
+/// last taking the rest) and runs `f(offset, piece)` on each in parallel; small inputs
+/// (below `min_len`) run as one piece on the calling thread. The element-wise, row and
+/// reduction engines use this, so the whole library shares one set of worker threads.
+pub(crate) fn par_pieces<T: Send>(
+    out: &mut [T],
+    align: usize,
+    min_len: usize,
+    f: impl Fn(usize, &mut [T]) + Sync,
+) {
+    let pool = Pool::global();
+    let parts = pool.parts();
+    if out.len() < min_len || parts == 1 {
+        f(0, out);
+        return;
+    }
+    let align = align.max(1);
+    let per = out.len().div_ceil(align).div_ceil(parts) * align;
+    let mut pieces: Vec<Mutex<(usize, &mut [T])>> = Vec::with_capacity(parts);
+    let mut rest = out;
+    let mut offset = 0;
+    for _ in 0..parts {
+        let take = per.min(rest.len());
+        let (head, tail) = std::mem::take(&mut rest).split_at_mut(take);
+        pieces.push(Mutex::new((offset, head)));
+        offset += take;
+        rest = tail;
+    }
+    pool.run(&|p| {
+        let mut guard = pieces[p].lock().unwrap_or_else(|e| e.into_inner());
+        let (off, ref mut piece) = *guard;
+        if !piece.is_empty() {
+            f(off, piece);
+        }
+    });
+}

@@ -3,7 +3,6 @@
 
 use super::MatRef;
 use mixprec_dtype::Dtype;
-use rayon::prelude::*;
 
 /// `c = a * b` (overwriting `c`, row-major m x n), f64 accumulation.
 pub(crate) fn gemm_f64<T: Dtype>(
@@ -30,9 +29,10 @@ pub(crate) fn gemm_f64<T: Dtype>(
     if n == 0 {
         return;
     }
-    if m * n * k >= 1 << 18 {
-        c.par_chunks_mut(n).enumerate().for_each(row);
-    } else {
-        c.chunks_mut(n).enumerate().for_each(row);
-    }
+    let min_len = if m * n * k >= 1 << 18 { 0 } else { usize::MAX };
+    crate::pool::par_pieces(c, n, min_len, |off, piece| {
+        for (r, out) in piece.chunks_mut(n).enumerate() {
+            row((off / n + r, out));
+        }
+    });
 }

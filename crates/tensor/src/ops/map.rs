@@ -6,10 +6,10 @@
 use crate::alloc::zeroed;
 use crate::error::Result;
 use crate::layout::{Layout, broadcast_shapes, for_each_row_n};
+use crate::pool::par_pieces;
 use crate::tensor::Tensor;
 use mixprec_dtype::{Acc, Dtype};
 use num_traits::Zero;
-use rayon::prelude::*;
 
 /// Elements per chunk: 4096 f32 (16 KiB) stay in L1 between decode, compute and encode.
 pub(crate) const CHUNK: usize = 4096;
@@ -38,13 +38,13 @@ pub(crate) fn map_unary<D: Dtype>(x: &Tensor<D>, f: impl Fn(D::Acc) -> D::Acc + 
         buf.iter_mut().for_each(|v| *v = f(*v));
         D::from_acc_slice(buf, o);
     };
-    if src.len() >= PARALLEL_MIN {
-        out.par_chunks_mut(CHUNK)
-            .zip(src.par_chunks(CHUNK))
-            .for_each(body);
-    } else {
-        out.chunks_mut(CHUNK).zip(src.chunks(CHUNK)).for_each(body);
-    }
+    par_pieces(&mut out, CHUNK, PARALLEL_MIN, |off, piece| {
+        let end = off + piece.len();
+        piece
+            .chunks_mut(CHUNK)
+            .zip(src[off..end].chunks(CHUNK))
+            .for_each(body)
+    });
     Tensor::from_parts(out, &shape, 1.0)
 }
 
@@ -75,17 +75,14 @@ pub(crate) fn zip_binary<D: Dtype>(
                 .for_each(|(u, &v)| *u = f(*u, v));
             D::from_acc_slice(bx, o);
         };
-        if sa.len() >= PARALLEL_MIN {
-            out.par_chunks_mut(CHUNK)
-                .zip(sa.par_chunks(CHUNK))
-                .zip(sb.par_chunks(CHUNK))
-                .for_each(body);
-        } else {
-            out.chunks_mut(CHUNK)
-                .zip(sa.chunks(CHUNK))
-                .zip(sb.chunks(CHUNK))
-                .for_each(body);
-        }
+        par_pieces(&mut out, CHUNK, PARALLEL_MIN, |off, piece| {
+            let end = off + piece.len();
+            piece
+                .chunks_mut(CHUNK)
+                .zip(sa[off..end].chunks(CHUNK))
+                .zip(sb[off..end].chunks(CHUNK))
+                .for_each(body)
+        });
         return Ok(Tensor::from_parts(out, &shape, 1.0));
     }
     if let Some(out) = trailing_broadcast(a, b, &shape, &f)
@@ -136,15 +133,13 @@ fn trailing_broadcast<D: Dtype>(
         }
         D::from_acc_slice(&buf, o);
     };
-    if src.len() >= PARALLEL_MIN {
-        out.par_chunks_mut(rows_per_task)
-            .zip(src.par_chunks(rows_per_task))
-            .for_each(job);
-    } else {
-        out.chunks_mut(rows_per_task)
-            .zip(src.chunks(rows_per_task))
-            .for_each(job);
-    }
+    par_pieces(&mut out, rows_per_task, PARALLEL_MIN, |off, piece| {
+        let end = off + piece.len();
+        piece
+            .chunks_mut(rows_per_task)
+            .zip(src[off..end].chunks(rows_per_task))
+            .for_each(job)
+    });
     Some(Tensor::from_parts(out, shape, 1.0))
 }
 

@@ -4,13 +4,14 @@
 //! result rounds once into `D`.
 
 use super::map::PARALLEL_MIN;
+use crate::alloc::zeroed_acc;
 use crate::error::{Error, Result};
 use crate::layout::{normalize_axis, numel};
 use crate::mask::Indices;
+use crate::pool::par_pieces;
 use crate::tensor::Tensor;
 use mixprec_dtype::{Acc, Dtype};
 use num_traits::{Float, Zero};
-use rayon::prelude::*;
 
 /// Sum in eight interleaved lanes, then the lanes pairwise.
 pub(crate) fn sum_acc<A: Acc>(xs: &[A]) -> A {
@@ -83,13 +84,16 @@ fn reduce_rows<D: Dtype>(
     shape: &[usize],
     f: impl Fn(&[D::Acc]) -> D::Acc + Sync,
 ) -> Tensor<D> {
-    let out: Vec<D::Acc> = if row_len == 0 {
-        vec![f(&[]); numel(shape)]
-    } else if values.len() >= PARALLEL_MIN {
-        values.par_chunks(row_len).map(&f).collect()
+    let mut out = zeroed_acc::<D>(numel(shape));
+    if row_len == 0 {
+        out.fill(f(&[]));
     } else {
-        values.chunks(row_len).map(&f).collect()
-    };
+        par_pieces(&mut out, 1, PARALLEL_MIN / row_len.max(1), |off, piece| {
+            for (i, o) in piece.iter_mut().enumerate() {
+                *o = f(&values[(off + i) * row_len..][..row_len]);
+            }
+        });
+    }
     Tensor::from_acc_vec(&out, shape)
 }
 

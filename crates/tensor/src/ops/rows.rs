@@ -9,10 +9,10 @@ use super::map::PARALLEL_MIN;
 use crate::alloc::{zeroed, zeroed_acc};
 use crate::error::Result;
 use crate::layout::normalize_axis;
+use crate::pool::par_pieces;
 use crate::tensor::Tensor;
 use mixprec_dtype::Dtype;
 use num_traits::Zero;
-use rayon::prelude::*;
 
 /// Applies `f(input_row, output_row)` to every row along `axis` (rows in parallel when
 /// the tensor is large). Returns the result with the input's shape.
@@ -34,15 +34,13 @@ pub(crate) fn map_rows<D: Dtype>(
     let values = moved.to_acc_vec();
     let mut out = zeroed_acc::<D>(values.len());
     if row_len > 0 {
-        if values.len() >= PARALLEL_MIN {
-            out.par_chunks_mut(row_len)
-                .zip(values.par_chunks(row_len))
-                .for_each(|(o, i)| f(i, o));
-        } else {
-            out.chunks_mut(row_len)
-                .zip(values.chunks(row_len))
-                .for_each(|(o, i)| f(i, o));
-        }
+        par_pieces(&mut out, row_len, PARALLEL_MIN, |off, piece| {
+            let end = off + piece.len();
+            piece
+                .chunks_mut(row_len)
+                .zip(values[off..end].chunks(row_len))
+                .for_each(|(o, i)| f(i, o))
+        });
     }
     let result = Tensor::from_acc_vec(&out, moved.shape());
     if axis == rank - 1 {
@@ -73,14 +71,12 @@ fn stream_rows<D: Dtype>(
             D::from_acc_slice(&y, orow);
         }
     };
-    if src.len() >= PARALLEL_MIN {
-        out.par_chunks_mut(rows_per_task)
-            .zip(src.par_chunks(rows_per_task))
-            .for_each(job);
-    } else {
-        out.chunks_mut(rows_per_task)
-            .zip(src.chunks(rows_per_task))
-            .for_each(job);
-    }
+    par_pieces(&mut out, rows_per_task, PARALLEL_MIN, |off, piece| {
+        let end = off + piece.len();
+        piece
+            .chunks_mut(rows_per_task)
+            .zip(src[off..end].chunks(rows_per_task))
+            .for_each(job)
+    });
     Tensor::from_parts(out, t.shape(), 1.0)
 }
