@@ -158,36 +158,6 @@ fn helper_loop(s: &Shared, part: usize) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::AtomicUsize;
-
-    #[test]
-    fn every_part_runs_once_and_borrows_work() {
-        let pool = Pool::global();
-        let hits: Vec<AtomicUsize> = (0..pool.parts()).map(|_| AtomicUsize::new(0)).collect();
-        for _ in 0..1000 {
-            pool.run(&|p| {
-                hits[p].fetch_add(1, Ordering::Relaxed);
-            });
-        }
-        assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1000));
-    }
-
-    #[test]
-    fn nested_runs_fall_back_to_the_caller() {
-        let pool = Pool::global();
-        let count = AtomicUsize::new(0);
-        pool.run(&|_| {
-            pool.run(&|_| {
-                count.fetch_add(1, Ordering::Relaxed);
-            });
-        });
-        assert_eq!(count.load(Ordering::Relaxed), pool.parts() * pool.parts());
-    }
-}
-
 /// Splits `out` into one piece per pool part (each a multiple of `align` elements, the
 /// last taking the rest) and runs `f(offset, piece)` on each in parallel; small inputs
 /// (below `min_len`) run as one piece on the calling thread. The element-wise, row and
@@ -223,4 +193,34 @@ pub(crate) fn par_pieces<T: Send>(
             f(off, piece);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[test]
+    fn every_part_runs_once_and_borrows_work() {
+        let pool = Pool::global();
+        let hits: Vec<AtomicUsize> = (0..pool.parts()).map(|_| AtomicUsize::new(0)).collect();
+        for _ in 0..1000 {
+            pool.run(&|p| {
+                hits[p].fetch_add(1, Ordering::Relaxed);
+            });
+        }
+        assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1000));
+    }
+
+    #[test]
+    fn nested_runs_fall_back_to_the_caller() {
+        let pool = Pool::global();
+        let count = AtomicUsize::new(0);
+        pool.run(&|_| {
+            pool.run(&|_| {
+                count.fetch_add(1, Ordering::Relaxed);
+            });
+        });
+        assert_eq!(count.load(Ordering::Relaxed), pool.parts() * pool.parts());
+    }
 }
