@@ -3,7 +3,7 @@
 //! A `Tensor<Bf16>` stores 16-bit words: memory is really halved, not simulated. Mixing
 //! precisions without an explicit [`Tensor::cast`] does not compile:
 //!
-//! ```compile_fail
+//! ```compile_fail,E0308
 //! use mixprec_tensor::Tensor;
 //! use mixprec_dtype::{Bf16, F32};
 //! let a = Tensor::<F32>::ones(&[2]);

@@ -1,0 +1,301 @@
+//! [`GradScaler`]: dynamic loss scaling with PyTorch's exact rules, then better.
+//!
+//! PyTorch semantics kept: defaults 65536 / x2 / x0.5 / 2000; the reciprocal taken in f64
+//! then rounded to f32; the inf/NaN check done in f32 while unscaling; gradients unscaled
+//! even when an inf is found; the step skipped with parameters and optimizer state
+//! untouched; growth refused when the grown scale would be infinite; one update after all
+//! optimizers. Added: optional min/max scale, Megatron-style hysteresis (`hysteresis = 1`
+//! is PyTorch's behaviour), and a scale that never goes below the smallest normal f32 —
+//! PyTorch's can reach exactly 0 after enough backoffs, after which `1/scale` turns every
+//! gradient into NaN.
+
+use mixprec_autograd::{Error, Gradients, Result, Var};
+use mixprec_dtype::F32;
+use mixprec_tensor::{ErrorKind, Tensor};
+
+/// Settings of a [`GradScaler`]. `Default` is PyTorch's.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GradScalerConfig {
+    /// Initial scale (65536).
+    pub init_scale: f32,
+    /// Factor applied after `growth_interval` clean steps (2, must be > 1).
+    pub growth_factor: f64,
+    /// Factor applied on an overflowing step (0.5, must be in (0, 1)).
+    pub backoff_factor: f64,
+    /// Clean steps between growths (2000, at least 1).
+    pub growth_interval: u32,
+    /// Lowest scale (none; the smallest normal f32 is always enforced).
+    pub min_scale: Option<f32>,
+    /// Highest scale (none; Apex used 2^24).
+    pub max_scale: Option<f32>,
+    /// Overflowing steps tolerated before a backoff, refilled when the scale grows
+    /// (Megatron; 1 = back off on every overflow, as PyTorch).
+    pub hysteresis: u32,
+}
+
+impl Default for GradScalerConfig {
+    fn default() -> Self {
+        GradScalerConfig {
+            init_scale: 65536.0,
+            growth_factor: 2.0,
+            backoff_factor: 0.5,
+            growth_interval: 2000,
+            min_scale: None,
+            max_scale: None,
+            hysteresis: 1,
+        }
+    }
+}
+
+/// The mutable state of a scaler, for checkpoints.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GradScalerState {
+    /// Current scale.
+    pub scale: f32,
+    /// Clean steps since the last growth or backoff.
+    pub growth_tracker: u32,
+    /// Overflows still tolerated before a backoff.
+    pub hysteresis_tracker: u32,
+}
+
+/// Gradients of a scaled loss: still multiplied by the scale. Only
+/// [`GradScaler::unscale`] turns them into [`UnscaledGrads`], so clipping or stepping
+/// with scaled gradients does not compile:
+///
+/// ```compile_fail,E0308
+/// use mixprec_amp::{clip_grad_norm, ScaledGrads};
+/// fn clip(g: &mut ScaledGrads) { clip_grad_norm(g, 1.0); } // expected UnscaledGrads
+/// ```
+#[derive(Debug)]
+pub struct ScaledGrads {
+    grads: Gradients,
+    scale: f32,
+}
+
+impl ScaledGrads {
+    /// The scale the loss was multiplied by.
+    pub fn scale(&self) -> f32 {
+        self.scale
+    }
+}
+
+/// Gradients after unscaling, in F32, one per parameter passed to
+/// [`GradScaler::unscale`] (in that order; `None` where no gradient reached it).
+#[derive(Clone, Debug)]
+pub struct UnscaledGrads {
+    pub(crate) grads: Vec<Option<Tensor<F32>>>,
+    found_inf: bool,
+}
+
+impl UnscaledGrads {
+    /// Plain gradients that need no unscaling (no loss scaling in the policy).
+    pub fn from_gradients(grads: &Gradients, params: &[&Var<F32>]) -> UnscaledGrads {
+        let grads: Vec<Option<Tensor<F32>>> =
+            params.iter().map(|p| grads.get(p).cloned()).collect();
+        let found_inf = grads
+            .iter()
+            .flatten()
+            .any(|g| g.to_f32_vec().iter().any(|v| !v.is_finite()));
+        UnscaledGrads { grads, found_inf }
+    }
+
+    /// The gradient of the `i`-th parameter.
+    pub fn get(&self, i: usize) -> Option<&Tensor<F32>> {
+        self.grads.get(i)?.as_ref()
+    }
+
+    /// All gradients in parameter order.
+    pub fn iter(&self) -> impl Iterator<Item = Option<&Tensor<F32>>> {
+        self.grads.iter().map(|g| g.as_ref())
+    }
+
+    /// True when some gradient held an inf or NaN (the step will be skipped).
+    pub fn found_inf(&self) -> bool {
+        self.found_inf
+    }
+}
+
+/// Whether [`GradScaler::step`] ran the update.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StepOutcome {
+    /// The gradients were finite: the update ran.
+    Stepped,
+    /// An inf or NaN was found: nothing was written.
+    Skipped,
+}
+
+/// Dynamic loss scaler (see the module docs for the exact rules).
+#[derive(Clone, Debug)]
+pub struct GradScaler {
+    cfg: GradScalerConfig,
+    state: GradScalerState,
+    found_inf: bool,
+    skipped: u64,
+}
+
+fn invalid(msg: String) -> Error {
+    Error::Tensor(mixprec_tensor::Error {
+        op: "GradScaler",
+        kind: ErrorKind::InvalidArgument(msg),
+    })
+}
+
+impl GradScaler {
+    /// A scaler with these settings. Errors on a non-positive or non-finite initial scale,
+    /// `growth_factor <= 1`, `backoff_factor` outside (0, 1), a zero interval or
+    /// hysteresis, or `min_scale > max_scale`.
+    pub fn new(cfg: GradScalerConfig) -> Result<GradScaler> {
+        if !(cfg.init_scale.is_finite() && cfg.init_scale > 0.0) {
+            return Err(invalid(format!(
+                "init_scale must be finite and > 0, got {}",
+                cfg.init_scale
+            )));
+        }
+        if !(cfg.growth_factor > 1.0 && cfg.growth_factor.is_finite()) {
+            return Err(invalid(format!(
+                "growth_factor must be > 1, got {}",
+                cfg.growth_factor
+            )));
+        }
+        if !(cfg.backoff_factor > 0.0 && cfg.backoff_factor < 1.0) {
+            return Err(invalid(format!(
+                "backoff_factor must be in (0, 1), got {}",
+                cfg.backoff_factor
+            )));
+        }
+        if cfg.growth_interval == 0 || cfg.hysteresis == 0 {
+            return Err(invalid(format!(
+                "growth_interval ({}) and hysteresis ({}) must be at least 1",
+                cfg.growth_interval, cfg.hysteresis
+            )));
+        }
+        if let (Some(lo), Some(hi)) = (cfg.min_scale, cfg.max_scale)
+            && lo > hi
+        {
+            return Err(invalid(format!("min_scale {lo} is above max_scale {hi}")));
+        }
+        let state = GradScalerState {
+            scale: cfg.init_scale,
+            growth_tracker: 0,
+            hysteresis_tracker: cfg.hysteresis,
+        };
+        Ok(GradScaler {
+            cfg,
+            state,
+            found_inf: false,
+            skipped: 0,
+        })
+    }
+
+    /// The current scale.
+    pub fn scale(&self) -> f32 {
+        self.state.scale
+    }
+
+    /// Steps skipped so far because of inf/NaN gradients.
+    pub fn skipped_steps(&self) -> u64 {
+        self.skipped
+    }
+
+    /// The settings.
+    pub fn config(&self) -> GradScalerConfig {
+        self.cfg
+    }
+
+    /// Backward of `loss * scale`: the gradients, still scaled.
+    pub fn backward(&self, loss: &Var<F32>) -> Result<ScaledGrads> {
+        let scaled = loss.mul_scalar(f64::from(self.state.scale));
+        Ok(ScaledGrads {
+            grads: scaled.backward()?,
+            scale: self.state.scale,
+        })
+    }
+
+    /// Unscales the gradients of `params` (F32 master weights): `g * (1/scale)` with the
+    /// reciprocal computed in f64 and rounded to f32, the multiply in f32. Records whether
+    /// any scaled gradient was inf or NaN; unscales regardless (as PyTorch).
+    pub fn unscale(&mut self, scaled: ScaledGrads, params: &[&Var<F32>]) -> UnscaledGrads {
+        let inv = (1.0f64 / f64::from(scaled.scale)) as f32;
+        let mut found_inf = false;
+        let grads = params
+            .iter()
+            .map(|p| {
+                scaled.grads.get(p).map(|g| {
+                    found_inf |= g.to_f32_vec().iter().any(|v| !v.is_finite());
+                    if inv == 1.0 {
+                        g.clone()
+                    } else {
+                        g.map(|v| v * inv)
+                    }
+                })
+            })
+            .collect();
+        self.found_inf |= found_inf;
+        UnscaledGrads { grads, found_inf }
+    }
+
+    /// Runs `update` (the optimizer step) unless the gradients held an inf or NaN, in
+    /// which case nothing is called and nothing changes.
+    pub fn step(
+        &mut self,
+        grads: &UnscaledGrads,
+        update: impl FnOnce(&UnscaledGrads),
+    ) -> StepOutcome {
+        if grads.found_inf {
+            self.skipped += 1;
+            StepOutcome::Skipped
+        } else {
+            update(grads);
+            StepOutcome::Stepped
+        }
+    }
+
+    /// Updates the scale once per step, after every optimizer has stepped: backoff if any
+    /// unscale since the last update found an inf (after the hysteresis allowance), growth
+    /// after `growth_interval` clean steps (refused if the result is not finite, clamped
+    /// to `max_scale`). The scale never drops below `min_scale` or the smallest normal f32.
+    pub fn update(&mut self) {
+        let s = &mut self.state;
+        let floor = self.cfg.min_scale.unwrap_or(0.0).max(f32::MIN_POSITIVE);
+        if self.found_inf {
+            s.growth_tracker = 0;
+            s.hysteresis_tracker = s.hysteresis_tracker.saturating_sub(1);
+            if s.hysteresis_tracker == 0 {
+                s.scale = ((f64::from(s.scale) * self.cfg.backoff_factor) as f32).max(floor);
+            }
+        } else {
+            s.growth_tracker += 1;
+            if s.growth_tracker == self.cfg.growth_interval {
+                let grown = (f64::from(s.scale) * self.cfg.growth_factor) as f32;
+                if grown.is_finite() {
+                    s.scale = self.cfg.max_scale.map_or(grown, |hi| grown.min(hi));
+                    s.hysteresis_tracker = self.cfg.hysteresis;
+                }
+                s.growth_tracker = 0;
+            }
+        }
+        self.found_inf = false;
+    }
+
+    /// The state to save in a checkpoint (after `update`).
+    pub fn state(&self) -> GradScalerState {
+        self.state
+    }
+
+    /// Restores a saved state. Errors (changing nothing) on a scale that is not finite
+    /// and positive or a tracker beyond the configured interval/hysteresis.
+    pub fn load_state(&mut self, state: GradScalerState) -> Result<()> {
+        if !(state.scale.is_finite() && state.scale > 0.0)
+            || state.growth_tracker >= self.cfg.growth_interval
+            || state.hysteresis_tracker > self.cfg.hysteresis
+        {
+            return Err(invalid(format!(
+                "state {state:?} does not fit the configuration {:?}",
+                self.cfg
+            )));
+        }
+        self.state = state;
+        self.found_inf = false;
+        Ok(())
+    }
+}
