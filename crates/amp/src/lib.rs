@@ -2,6 +2,8 @@
 //! Transformer Engine's FP8 recipes and JAX's jmp do, expressed as types.
 //!
 //! This crate is being built up (see the repository's `docs/amp.md`); it has so far:
+//! - [`Autocast`]: op functions that apply a policy's cast rules, with per-step caching of
+//!   parameter casts and FP8 GEMMs (E4M3 forward, E5M2 gradients).
 //! - [`Policy`]: one associated precision per op class, with the precision-sensitive
 //!   class bound to [`FullPrecision`] so that a policy putting softmax or losses in 16 or
 //!   8 bits does not compile; the built-in policies [`Fp32`], [`Bf16Mixed`],
@@ -14,11 +16,13 @@
 //!   `most_recent`, margin, previous scale kept for amax 0/inf/NaN, FLT_MAX on overflow,
 //!   no roll for tensors unused in a step).
 
+mod autocast;
 mod clip;
 mod delayed;
 mod policy;
 mod scaler;
 
+pub use autocast::Autocast;
 pub use clip::{clip_grad_norm, clip_grad_value};
 pub use delayed::{AmaxCompute, DelayedScaling, DelayedScalingConfig};
 pub use mixprec_dtype::FullPrecision;

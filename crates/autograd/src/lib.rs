@@ -22,6 +22,7 @@
 //! assert_eq!(tape.report().casts.len(), 1);
 //! ```
 
+mod custom;
 mod error;
 mod gradcheck;
 mod grads;
@@ -30,6 +31,7 @@ mod report;
 mod tape;
 mod var;
 
+pub use custom::{InputGrad, VarRef};
 pub use error::{Error, Result};
 pub use gradcheck::{GradcheckReport, gradcheck};
 pub use grads::Gradients;

@@ -120,7 +120,12 @@ impl Tape {
         self.len() == 0
     }
 
-    /// True inside [`Tape::no_grad`].
+    /// True when `id` is a leaf (a parameter or a constant) of this tape.
+    pub fn is_leaf(&self, id: NodeId) -> bool {
+        self.lock().nodes.get(id).is_some_and(|n| n.is_leaf)
+    }
+
+    /// False inside [`Tape::no_grad`].
     pub fn is_recording(&self) -> bool {
         self.lock().no_grad == 0
     }

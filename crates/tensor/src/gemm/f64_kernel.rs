@@ -5,12 +5,12 @@ use super::MatRef;
 use mixprec_dtype::Dtype;
 
 /// `c = a * b` (overwriting `c`, row-major m x n), f64 accumulation.
-pub(crate) fn gemm_f64<T: Dtype>(
+pub(crate) fn gemm_f64<TA: Dtype, TB: Dtype>(
     m: usize,
     n: usize,
     k: usize,
-    a: MatRef<'_, T>,
-    b: MatRef<'_, T>,
+    a: MatRef<'_, TA>,
+    b: MatRef<'_, TB>,
     c: &mut [f64],
 ) {
     assert_eq!(c.len(), m * n, "gemm: C has the wrong size");

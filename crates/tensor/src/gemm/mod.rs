@@ -43,25 +43,25 @@ unsafe impl Sync for SendPtr {}
 
 /// `c = a * b` (overwriting `c`, row-major m x n), f32 accumulation, with the best
 /// micro-kernel for this CPU.
-pub(crate) fn gemm_f32<T: Dtype>(
+pub(crate) fn gemm_f32<TA: Dtype, TB: Dtype>(
     m: usize,
     n: usize,
     k: usize,
-    a: MatRef<'_, T>,
-    b: MatRef<'_, T>,
+    a: MatRef<'_, TA>,
+    b: MatRef<'_, TB>,
     c: &mut [f32],
 ) {
     gemm_f32_with(Kernel::best(), m, n, k, a, b, c)
 }
 
 /// [`gemm_f32`] with a chosen micro-kernel.
-pub(crate) fn gemm_f32_with<T: Dtype>(
+pub(crate) fn gemm_f32_with<TA: Dtype, TB: Dtype>(
     kern: Kernel,
     m: usize,
     n: usize,
     k: usize,
-    a: MatRef<'_, T>,
-    b: MatRef<'_, T>,
+    a: MatRef<'_, TA>,
+    b: MatRef<'_, TB>,
     c: &mut [f32],
 ) {
     let (mr, nr) = (kern.mr, kern.nr);

@@ -25,85 +25,108 @@ impl<D: Dtype> Tensor<D> {
     /// assert_eq!(a.matmul(&b).unwrap().to_f64_vec(), vec![1.0, 2.0, 3.0, 4.0]);
     /// ```
     pub fn matmul(&self, other: &Tensor<D>) -> Result<Tensor<D>> {
-        let (ra, rb) = (self.rank(), other.rank());
-        if ra < 2 || rb < 2 {
-            return Err(Error::shapes(
-                "matmul",
-                self.shape(),
-                other.shape(),
-                "both operands need rank >= 2 ([.., m, k] x [.., k, n])",
-            ));
+        matmul_impl("matmul", self, other)
+    }
+
+    /// Matrix product with operands of different precisions and the result rounded once
+    /// into `O` (like cuBLAS's BF16-in / F32-out GEMMs, or FP8 E5M2 x E4M3 gradients):
+    /// shapes and broadcasting as [`Tensor::matmul`]; accumulation in f32 (f64 when any of
+    /// the three types is `F64`).
+    pub fn matmul_as<B: Dtype, O: Dtype>(&self, other: &Tensor<B>) -> Result<Tensor<O>> {
+        matmul_impl("matmul_as", self, other)
+    }
+}
+
+fn matmul_impl<A: Dtype, B: Dtype, O: Dtype>(
+    op: &'static str,
+    this: &Tensor<A>,
+    other: &Tensor<B>,
+) -> Result<Tensor<O>> {
+    let (ra, rb) = (this.rank(), other.rank());
+    if ra < 2 || rb < 2 {
+        return Err(Error::shapes(
+            op,
+            this.shape(),
+            other.shape(),
+            "both operands need rank >= 2 ([.., m, k] x [.., k, n])",
+        ));
+    }
+    let (m, k) = (this.shape()[ra - 2], this.shape()[ra - 1]);
+    let (k2, n) = (other.shape()[rb - 2], other.shape()[rb - 1]);
+    if k != k2 {
+        return Err(Error::shapes(
+            op,
+            this.shape(),
+            other.shape(),
+            "inner dimensions differ",
+        ));
+    }
+    let batch = broadcast_shapes(op, &this.shape()[..ra - 2], &other.shape()[..rb - 2])?;
+    let mut a_shape = batch.clone();
+    a_shape.extend([m, k]);
+    let mut b_shape = batch.clone();
+    b_shape.extend([k, n]);
+    let la = this.layout.broadcast_to(&a_shape);
+    let lb = other.layout.broadcast_to(&b_shape);
+    let mut out_shape = batch.clone();
+    out_shape.extend([m, n]);
+    let batches = numel(&batch);
+    let (da, db) = (this.storage.as_slice(), other.storage.as_slice());
+    // Storage offset of batch entry `bi` under a broadcast layout.
+    let batch_offset = |l: &crate::layout::Layout, mut bi: usize| {
+        let mut off = l.offset;
+        for d in (0..batch.len()).rev() {
+            off += (bi % batch[d]) * l.strides[d];
+            bi /= batch[d];
         }
-        let (m, k) = (self.shape()[ra - 2], self.shape()[ra - 1]);
-        let (k2, n) = (other.shape()[rb - 2], other.shape()[rb - 1]);
-        if k != k2 {
-            return Err(Error::shapes(
-                "matmul",
-                self.shape(),
-                other.shape(),
-                "inner dimensions differ",
-            ));
-        }
-        let batch = broadcast_shapes("matmul", &self.shape()[..ra - 2], &other.shape()[..rb - 2])?;
-        let mut a_shape = batch.clone();
-        a_shape.extend([m, k]);
-        let mut b_shape = batch.clone();
-        b_shape.extend([k, n]);
-        let la = self.layout.broadcast_to(&a_shape);
-        let lb = other.layout.broadcast_to(&b_shape);
-        let mut out_shape = batch.clone();
-        out_shape.extend([m, n]);
-        let batches = numel(&batch);
-        let (da, db) = (self.storage.as_slice(), other.storage.as_slice());
-        // Storage offset of batch entry `bi` under a broadcast layout.
-        let batch_offset = |l: &crate::layout::Layout, mut bi: usize| {
-            let mut off = l.offset;
-            for d in (0..batch.len()).rev() {
-                off += (bi % batch[d]) * l.strides[d];
-                bi /= batch[d];
-            }
-            off
-        };
-        let nb = batch.len();
-        let mat = |data, l: &crate::layout::Layout, bi| MatRef {
-            data,
-            offset: batch_offset(l, bi),
-            rs: l.strides[nb],
-            cs: l.strides[nb + 1],
-        };
-        let mn = m * n;
-        if D::DTYPE == DType::F64 {
-            let mut c = vec![0.0f64; batches * mn];
-            for bi in 0..batches {
-                gemm_f64(
-                    m,
-                    n,
-                    k,
-                    mat(da, &la, bi),
-                    mat(db, &lb, bi),
-                    &mut c[bi * mn..(bi + 1) * mn],
-                );
-            }
-            let acc: Vec<D::Acc> = c.into_iter().map(D::Acc::from_f64).collect();
-            return Ok(Tensor::from_acc_vec(&acc, &out_shape));
-        }
-        let mut c = zeroed_vec::<f32>(batches * mn);
+        off
+    };
+    let nb = batch.len();
+    let mn = m * n;
+    if A::DTYPE == DType::F64 || B::DTYPE == DType::F64 || O::DTYPE == DType::F64 {
+        let mut c = vec![0.0f64; batches * mn];
         for bi in 0..batches {
-            gemm_f32(
-                m,
-                n,
-                k,
-                mat(da, &la, bi),
-                mat(db, &lb, bi),
-                &mut c[bi * mn..(bi + 1) * mn],
+            let (ma, mb) = (
+                mat_at(da, &la, nb, batch_offset(&la, bi)),
+                mat_at(db, &lb, nb, batch_offset(&lb, bi)),
             );
+            gemm_f64(m, n, k, ma, mb, &mut c[bi * mn..(bi + 1) * mn]);
         }
-        let descale = f64::from(self.scale) * f64::from(other.scale);
-        if descale != 1.0 {
-            c.iter_mut()
-                .for_each(|v| *v = (f64::from(*v) / descale) as f32);
-        }
-        Ok(Tensor::from_f32_results(c, &out_shape))
+        let descale = f64::from(this.scale) * f64::from(other.scale);
+        let acc: Vec<O::Acc> = c
+            .into_iter()
+            .map(|v| O::Acc::from_f64(v / descale))
+            .collect();
+        return Ok(Tensor::from_acc_vec(&acc, &out_shape));
+    }
+    let mut c = zeroed_vec::<f32>(batches * mn);
+    for bi in 0..batches {
+        let (ma, mb) = (
+            mat_at(da, &la, nb, batch_offset(&la, bi)),
+            mat_at(db, &lb, nb, batch_offset(&lb, bi)),
+        );
+        gemm_f32(m, n, k, ma, mb, &mut c[bi * mn..(bi + 1) * mn]);
+    }
+    let descale = f64::from(this.scale) * f64::from(other.scale);
+    if descale != 1.0 {
+        c.iter_mut()
+            .for_each(|v| *v = (f64::from(*v) / descale) as f32);
+    }
+    Ok(Tensor::from_f32_results(c, &out_shape))
+}
+
+/// The matrix of one batch entry under a broadcast layout: the last two strides.
+fn mat_at<'a, T>(
+    data: &'a [T],
+    l: &crate::layout::Layout,
+    nb: usize,
+    offset: usize,
+) -> MatRef<'a, T> {
+    MatRef {
+        data,
+        offset,
+        rs: l.strides[nb],
+        cs: l.strides[nb + 1],
     }
 }
 
@@ -163,6 +186,51 @@ mod tests {
         }
     }
     for_each_dtype!(matmul_matches_f64);
+
+    #[test]
+    fn mixed_operands_and_output_round_once() {
+        use mixprec_dtype::{Bf16, E4M3, E5M2, F64};
+        let mut rng = TestRng::new(3);
+        let (m, k, n) = (9, 40, 7);
+        let a = Tensor::<Bf16>::from_f64(&rng.vec(m * k, -1.0, 1.0), &[m, k]).unwrap();
+        let b = Tensor::<Bf16>::from_f64(&rng.vec(k * n, -1.0, 1.0), &[k, n]).unwrap();
+        let c: Tensor<F32> = a.matmul_as::<Bf16, F32>(&b).unwrap();
+        let want = reference(&a.to_f64_vec(), &b.to_f64_vec(), 1, m, k, n);
+        // BF16 inputs, f32 accumulation, F32 output: only the f32 accumulation error.
+        let tol = Tolerance::accumulated::<F32>(k);
+        assert_close(
+            "bf16 x bf16 -> f32",
+            &c.to_f64_vec(),
+            &want,
+            Tolerance {
+                abs_of_max: tol.abs_of_max + tol.rel,
+                ..tol
+            },
+        );
+        // FP8 gradient GEMM: E5M2 x E4M3 -> Bf16, each with its own scale.
+        let g = Tensor::<E5M2>::from_f64(&rng.vec(m * k, -1e-3, 1e-3), &[m, k]).unwrap();
+        let w = Tensor::<E4M3>::from_f64(&rng.vec(k * n, -2.0, 2.0), &[k, n]).unwrap();
+        let d: Tensor<Bf16> = g.matmul_as::<E4M3, Bf16>(&w).unwrap();
+        let want = reference(&g.to_f64_vec(), &w.to_f64_vec(), 1, m, k, n);
+        let tol = Tolerance::accumulated::<Bf16>(k);
+        assert_close(
+            "e5m2 x e4m3 -> bf16",
+            &d.to_f64_vec(),
+            &want,
+            Tolerance {
+                abs_of_max: tol.abs_of_max + tol.rel,
+                ..tol
+            },
+        );
+        // F64 output computes in f64.
+        let e: Tensor<F64> = a.matmul_as::<Bf16, F64>(&b).unwrap();
+        assert_close(
+            "bf16 x bf16 -> f64",
+            &e.to_f64_vec(),
+            &reference(&a.to_f64_vec(), &b.to_f64_vec(), 1, m, k, n),
+            Tolerance::accumulated::<F64>(k),
+        );
+    }
 
     #[test]
     fn matmul_errors_name_shapes() {

@@ -1,0 +1,235 @@
+//! [`Autocast`]: op functions that apply a [`Policy`] — PyTorch autocast's cast rules,
+//! decided by types instead of a thread-local op list.
+//!
+//! Rules (PyTorch's five, as they apply here):
+//! 1. GEMM-class ops (`matmul`, `linear`) cast their inputs to `P::GemmFwd` and return
+//!    `P::Activation`. With an FP8 `GemmFwd` the operands are quantised with per-tensor
+//!    scales (E4M3 forward), the output gradient is quantised to `P::GemmBwd` (E5M2) for
+//!    both backward GEMMs, and gradients reach the inputs in their own precision.
+//! 2. Precision-sensitive ops (`softmax`, `log_softmax`, `layer_norm`, `cross_entropy`) cast
+//!    to `P::Sensitive` (F32 or F64: the type system forbids less). Widening casts are
+//!    exact, so this equals PyTorch's "compute in F32 without casting the input".
+//! 3. Element-wise activations (`relu`, `gelu`, `silu`, ...) run in `P::Activation`.
+//! 4. F64 values pass through a sensitive op unchanged when `P::Sensitive` is F64.
+//! 5. Casts of parameters (leaves) are cached for the life of the `Autocast` — one per
+//!    step: make a new one after each optimizer step (the cache is not process-wide, the
+//!    root of several PyTorch bugs).
+//!
+//! Every cast is a node on the tape, so `tape.report()` shows where precision changed.
+
+use crate::policy::Policy;
+use mixprec_autograd::{InputGrad, NodeId, Result, Tape, Var};
+use mixprec_dtype::{DType, Dtype};
+use mixprec_tensor::{CastOptions, Indices};
+use std::any::Any;
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::Mutex;
+
+/// Applies policy `P` to the ops of one step on one tape.
+pub struct Autocast<P: Policy> {
+    tape: Tape,
+    cache: Mutex<HashMap<(NodeId, DType), Box<dyn Any + Send>>>,
+    _policy: PhantomData<P>,
+}
+
+impl<P: Policy> Autocast<P> {
+    /// Autocast for one step on `tape`.
+    pub fn new(tape: &Tape) -> Self {
+        Autocast {
+            tape: tape.clone(),
+            cache: Mutex::new(HashMap::new()),
+            _policy: PhantomData,
+        }
+    }
+
+    /// The tape.
+    pub fn tape(&self) -> &Tape {
+        &self.tape
+    }
+
+    /// Number of cached parameter casts.
+    pub fn cached_casts(&self) -> usize {
+        self.cache.lock().map_or(0, |c| c.len())
+    }
+
+    /// Casts `x` to `T`; a parameter's (a leaf's) cast is made once and reused.
+    pub fn cast<S: Dtype, T: Dtype>(&self, x: &Var<S>) -> Var<T> {
+        let is_param = x.requires_grad() && x.tape().same(&self.tape) && self.is_leaf(x);
+        if !is_param {
+            return x.cast::<T>();
+        }
+        let key = (x.id(), T::DTYPE);
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = cache.get(&key).and_then(|b| b.downcast_ref::<Var<T>>()) {
+            return v.clone();
+        }
+        let v = x.cast::<T>();
+        cache.insert(key, Box::new(v.clone()));
+        v
+    }
+
+    fn is_leaf<S: Dtype>(&self, x: &Var<S>) -> bool {
+        self.tape.is_leaf(x.id())
+    }
+
+    /// GEMM-class product in `P::GemmFwd`, result in `P::Activation`.
+    pub fn matmul<A: Dtype, B: Dtype>(&self, a: &Var<A>, b: &Var<B>) -> Result<Var<P::Activation>> {
+        self.gemm(a, b, false)
+    }
+
+    /// `x @ w^T + bias` (PyTorch's `linear`: `w` is `[out, in]`), GEMM in `P::GemmFwd`,
+    /// bias added in `P::Activation`. The weight's cast is cached, then transposed as a
+    /// view.
+    pub fn linear<A: Dtype>(
+        &self,
+        x: &Var<A>,
+        w: &Var<P::Param>,
+        bias: Option<&Var<P::Param>>,
+    ) -> Result<Var<P::Activation>> {
+        let y = self.gemm(x, w, true)?;
+        match bias {
+            Some(b) => y.add(&self.cast::<P::Param, P::Activation>(b)),
+            None => Ok(y),
+        }
+    }
+
+    /// `a @ b` (or `a @ b^T`), dispatching to the FP8 path when `P::GemmFwd` is FP8.
+    fn gemm<A: Dtype, B: Dtype>(
+        &self,
+        a: &Var<A>,
+        b: &Var<B>,
+        transpose_b: bool,
+    ) -> Result<Var<P::Activation>> {
+        if <P::GemmFwd as Dtype>::DTYPE.is_fp8() {
+            return self.fp8_gemm(a, b, transpose_b);
+        }
+        let (ac, bc) = (self.cast::<A, P::GemmFwd>(a), self.cast::<B, P::GemmFwd>(b));
+        let bc = if transpose_b {
+            bc.transpose(-1, -2)?
+        } else {
+            bc
+        };
+        Ok(ac.matmul(&bc)?.cast::<P::Activation>())
+    }
+
+    /// FP8 GEMM: operands quantised to `P::GemmFwd` with current per-tensor scales (cast
+    /// points on the tape), the f32-accumulated product rounded into `P::Activation`; the
+    /// output gradient quantised to `P::GemmBwd` for both backward GEMMs, whose results go
+    /// straight to the unquantised inputs in their own precision.
+    fn fp8_gemm<A: Dtype, B: Dtype>(
+        &self,
+        a: &Var<A>,
+        b: &Var<B>,
+        transpose_b: bool,
+    ) -> Result<Var<P::Activation>> {
+        let (a8, b8) = (self.cast::<A, P::GemmFwd>(a), self.cast::<B, P::GemmFwd>(b));
+        let (qa, qb) = (a8.value().clone(), b8.value().clone());
+        let b_op = if transpose_b {
+            qb.transpose(-1, -2)?
+        } else {
+            qb.clone()
+        };
+        let y = qa.matmul_as::<P::GemmFwd, P::Activation>(&b_op)?;
+        let (ha, hb) = (a.handle(), b.handle());
+        let saved = vec![(<P::GemmFwd as Dtype>::DTYPE, qa.nbytes() + qb.nbytes())];
+        let shapes = (a.shape().to_vec(), b.shape().to_vec());
+        Ok(self.tape.custom(
+            "fp8_matmul",
+            y,
+            a.requires_grad() || b.requires_grad(),
+            saved,
+            move |g| {
+                let (g8, _) = g.cast_with::<P::GemmBwd>(CastOptions::default())?;
+                let mut out = Vec::with_capacity(2);
+                if ha.requires_grad() {
+                    // dA = G (B_op)^T, with B_op = B^T when transposed.
+                    let rhs = if transpose_b {
+                        qb.clone()
+                    } else {
+                        qb.transpose(-1, -2)?
+                    };
+                    out.push(InputGrad::new(
+                        ha,
+                        sum_to(g8.matmul_as::<P::GemmFwd, A>(&rhs)?, &shapes.0)?,
+                    ));
+                }
+                if hb.requires_grad() {
+                    // dB_op = A^T G; dB = (A^T G)^T = G^T A when B_op = B^T.
+                    let db = if transpose_b {
+                        g8.transpose(-1, -2)?.matmul_as::<P::GemmFwd, B>(&qa)?
+                    } else {
+                        qa.transpose(-1, -2)?.matmul_as::<P::GemmBwd, B>(&g8)?
+                    };
+                    out.push(InputGrad::new(hb, sum_to(db, &shapes.1)?));
+                }
+                Ok(out)
+            },
+        ))
+    }
+
+    /// Softmax in `P::Sensitive`.
+    pub fn softmax<A: Dtype>(&self, x: &Var<A>, axis: isize) -> Result<Var<P::Sensitive>> {
+        x.cast::<P::Sensitive>().softmax(axis)
+    }
+
+    /// Log-softmax in `P::Sensitive`.
+    pub fn log_softmax<A: Dtype>(&self, x: &Var<A>, axis: isize) -> Result<Var<P::Sensitive>> {
+        x.cast::<P::Sensitive>().log_softmax(axis)
+    }
+
+    /// Layer norm in `P::Sensitive`, with parameters in `P::Param`.
+    pub fn layer_norm<A: Dtype>(
+        &self,
+        x: &Var<A>,
+        normalized_shape: &[usize],
+        weight: Option<&Var<P::Param>>,
+        bias: Option<&Var<P::Param>>,
+        eps: f64,
+    ) -> Result<Var<P::Sensitive>> {
+        let w = weight.map(|w| self.cast::<P::Param, P::Sensitive>(w));
+        let b = bias.map(|b| self.cast::<P::Param, P::Sensitive>(b));
+        x.cast::<P::Sensitive>()
+            .layer_norm(normalized_shape, w.as_ref(), b.as_ref(), eps)
+    }
+
+    /// Mean cross-entropy in `P::Sensitive`.
+    pub fn cross_entropy<A: Dtype>(
+        &self,
+        logits: &Var<A>,
+        labels: &Indices,
+    ) -> Result<Var<P::Sensitive>> {
+        logits.cast::<P::Sensitive>().cross_entropy(labels)
+    }
+
+    /// ReLU in `P::Activation`.
+    pub fn relu<A: Dtype>(&self, x: &Var<A>) -> Var<P::Activation> {
+        x.cast::<P::Activation>().relu()
+    }
+
+    /// Exact GELU in `P::Activation`.
+    pub fn gelu<A: Dtype>(&self, x: &Var<A>) -> Var<P::Activation> {
+        x.cast::<P::Activation>().gelu()
+    }
+
+    /// SiLU in `P::Activation`.
+    pub fn silu<A: Dtype>(&self, x: &Var<A>) -> Var<P::Activation> {
+        x.cast::<P::Activation>().silu()
+    }
+}
+
+/// Sums a gradient over broadcast batch axes back to `shape`.
+fn sum_to<D: Dtype>(
+    g: mixprec_tensor::Tensor<D>,
+    shape: &[usize],
+) -> Result<mixprec_tensor::Tensor<D>> {
+    if g.shape() == shape {
+        return Ok(g);
+    }
+    let extra = g.rank() - shape.len();
+    let axes: Vec<isize> = (0..g.rank())
+        .filter(|&a| a < extra || (shape[a - extra] == 1 && g.shape()[a] != 1))
+        .map(|a| a as isize)
+        .collect();
+    Ok(g.sum(&axes, true)?.reshape(shape)?)
+}

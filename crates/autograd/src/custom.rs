@@ -1,0 +1,80 @@
+//! Custom ops: a user-defined forward and backward recorded like any built-in op (the
+//! amp layer's FP8 GEMM is one).
+
+use crate::error::Result;
+use crate::tape::{AnyGrad, NodeId, Tape};
+use crate::var::{Record, Var};
+use mixprec_dtype::{DType, Dtype};
+use mixprec_tensor::Tensor;
+use std::marker::PhantomData;
+
+/// A typed, copyable handle to a var's node, for backward rules to name their inputs
+/// without keeping the var (and so the tape) alive.
+#[derive(Debug)]
+pub struct VarRef<T: Dtype> {
+    id: NodeId,
+    requires_grad: bool,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T: Dtype> Clone for VarRef<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<T: Dtype> Copy for VarRef<T> {}
+
+impl<T: Dtype> VarRef<T> {
+    /// True when the var needs a gradient (a rule may skip computing it otherwise).
+    pub fn requires_grad(&self) -> bool {
+        self.requires_grad
+    }
+}
+
+/// The gradient of one input, typed by the input's precision.
+pub struct InputGrad(pub(crate) NodeId, pub(crate) AnyGrad);
+
+impl InputGrad {
+    /// `grad` is the gradient for the input `of` (same precision, same shape).
+    pub fn new<T: Dtype>(of: VarRef<T>, grad: Tensor<T>) -> InputGrad {
+        InputGrad(of.id, Box::new(grad))
+    }
+}
+
+impl<D: Dtype> Var<D> {
+    /// A handle for backward rules of custom ops.
+    pub fn handle(&self) -> VarRef<D> {
+        VarRef {
+            id: self.id,
+            requires_grad: self.requires_grad,
+            _t: PhantomData,
+        }
+    }
+}
+
+impl Tape {
+    /// Records a custom op: `value` is its output (computed by the caller), `requires_grad`
+    /// whether any input needs a gradient, `saved` the bytes the rule keeps alive (for the
+    /// memory report), and `rule` maps the output gradient to input gradients.
+    pub fn custom<D: Dtype>(
+        &self,
+        op: &'static str,
+        value: Tensor<D>,
+        requires_grad: bool,
+        saved: Vec<(DType, usize)>,
+        rule: impl FnOnce(Tensor<D>) -> Result<Vec<InputGrad>> + Send + 'static,
+    ) -> Var<D> {
+        let rec = Record {
+            op,
+            requires_grad,
+            saved,
+            cast: None,
+        };
+        self.record(value, rec, move |g| {
+            Ok(rule(g)?
+                .into_iter()
+                .map(|InputGrad(id, g)| (id, g))
+                .collect())
+        })
+    }
+}
