@@ -15,10 +15,13 @@
 //! - [`DelayedScaling`]: Transformer Engine's FP8 delayed scaling (amax history, `max` or
 //!   `most_recent`, margin, previous scale kept for amax 0/inf/NaN, FLT_MAX on overflow,
 //!   no roll for tensors unused in a step).
+//! - [`NumericsMonitor`]: loss spikes, gradient-norm explosions, slow divergence,
+//!   non-finite values, and the cast point that underflows most.
 
 mod autocast;
 mod clip;
 mod delayed;
+mod monitor;
 mod policy;
 mod scaler;
 
@@ -26,6 +29,7 @@ pub use autocast::Autocast;
 pub use clip::{clip_grad_norm, clip_grad_value};
 pub use delayed::{AmaxCompute, DelayedScaling, DelayedScalingConfig};
 pub use mixprec_dtype::FullPrecision;
+pub use monitor::{Alert, CastStats, MonitorConfig, NumericsMonitor, StepStats};
 pub use policy::{
     Bf16Mixed, DynamicScaling, F16Mixed, Fp8Hybrid, Fp32, LossScaling, NoScaling, Policy,
 };
