@@ -18,6 +18,52 @@
 //! - [`NumericsMonitor`]: loss spikes, gradient-norm explosions, slow divergence,
 //!   non-finite values, and the cast point that underflows most.
 
+//! # A training step under each policy
+//!
+//! ```
+//! use mixprec_amp::{clip_grad_norm, Autocast, Bf16Mixed, F16Mixed, Fp32, Fp8Hybrid, GradScaler, GradScalerConfig, LossScaling, Policy, UnscaledGrads};
+//! use mixprec_autograd::{Result, Tape};
+//! use mixprec_dtype::F32;
+//! use mixprec_tensor::{Indices, Rng, Tensor};
+//!
+//! /// One SGD step of a linear classifier; returns the loss.
+//! fn step<P: Policy<Param = F32, Sensitive = F32>>(w: &mut Tensor<F32>, scaler: &mut GradScaler, x: &Tensor<F32>, y: &Indices) -> Result<f32> {
+//!     let tape = Tape::new();
+//!     let ac = Autocast::<P>::new(&tape);              // per-step cast cache
+//!     let wv = tape.leaf(w.clone());                    // F32 master weight
+//!     let logits = ac.linear(&tape.constant(x.clone()), &wv, None)?;
+//!     let loss = ac.cross_entropy(&logits, y)?;         // F32 whatever the policy
+//!     let mut grads = if P::Scaling::DYNAMIC {
+//!         let scaled = scaler.backward(&loss)?;          // loss * scale
+//!         scaler.unscale(scaled, &[&wv])                 // the only way to UnscaledGrads
+//!     } else {
+//!         UnscaledGrads::from_gradients(&loss.backward()?, &[&wv])
+//!     };
+//!     clip_grad_norm(&mut grads, 1.0);                  // only unscaled grads compile here
+//!     scaler.step(&grads, |g| *w = w.sub(&g.get(0).unwrap().mul_scalar(0.5)).unwrap());
+//!     scaler.update();
+//!     Ok(loss.value().to_f32_vec()[0])
+//! }
+//!
+//! fn train<P: Policy<Param = F32, Sensitive = F32>>() -> (f32, f32) {
+//!     let mut rng = Rng::seed(1);
+//!     let x = Tensor::<F32>::randn(&[64, 8], 0.0, 1.0, &mut rng).unwrap();
+//!     let y = Indices::from_slice(&(0..64).map(|i| i % 3).collect::<Vec<_>>());
+//!     let mut w = Tensor::<F32>::zeros(&[3, 8]);
+//!     let mut scaler = GradScaler::new(GradScalerConfig::default()).unwrap();
+//!     let first = step::<P>(&mut w, &mut scaler, &x, &y).unwrap();
+//!     let mut last = first;
+//!     for _ in 0..20 {
+//!         last = step::<P>(&mut w, &mut scaler, &x, &y).unwrap();
+//!     }
+//!     (first, last)
+//! }
+//!
+//! for (first, last) in [train::<Fp32>(), train::<Bf16Mixed>(), train::<F16Mixed>(), train::<Fp8Hybrid>()] {
+//!     assert!(last < first, "{first} -> {last}");
+//! }
+//! ```
+
 mod autocast;
 mod clip;
 mod delayed;
