@@ -98,3 +98,29 @@ fn every_policy_runs_ops_in_its_precisions() {
         assert!(err < tol, "{name}: relative gradient error {err}");
     }
 }
+
+/// Per-layer override: the output projection under `Fp32` while the body runs under
+/// `Fp8Hybrid`, both on one tape.
+#[test]
+fn one_layer_can_run_under_another_policy() {
+    let m = model();
+    let tape = Tape::new();
+    let body = Autocast::<Fp8Hybrid>::new(&tape);
+    let head = Autocast::<Fp32>::new(&tape);
+    let (w1, w2) = (tape.leaf(m.w1), tape.leaf(m.w2));
+    let x = tape.constant(Tensor::<F32>::ones(&[4, 16]));
+    let h = body.gelu(&body.linear(&x, &w1, None).unwrap());
+    let logits = head.linear(&h, &w2, None).unwrap();
+    let loss = head
+        .cross_entropy(&logits, &Indices::from_slice(&[0, 1, 2, 3]))
+        .unwrap();
+    let g = loss.backward().unwrap();
+    assert!(g.get(&w1).is_some() && g.get(&w2).is_some());
+    let r = tape.report();
+    assert_eq!(
+        dtype_of(&r, "fp8_matmul"),
+        vec![DType::Bf16],
+        "body GEMM in FP8, output BF16"
+    );
+    assert_eq!(dtype_of(&r, "matmul"), vec![DType::F32], "head GEMM in F32");
+}
