@@ -151,7 +151,8 @@ impl<P: Policy> Autocast<P> {
                     };
                     out.push(InputGrad::new(
                         ha,
-                        sum_to(g8.matmul_as::<P::GemmFwd, A>(&rhs)?, &shapes.0)?,
+                        g8.matmul_as::<P::GemmFwd, A>(&rhs)?
+                            .sum_to_shape(&shapes.0)?,
                     ));
                 }
                 if hb.requires_grad() {
@@ -161,7 +162,7 @@ impl<P: Policy> Autocast<P> {
                     } else {
                         qa.transpose(-1, -2)?.matmul_as::<P::GemmBwd, B>(&g8)?
                     };
-                    out.push(InputGrad::new(hb, sum_to(db, &shapes.1)?));
+                    out.push(InputGrad::new(hb, db.sum_to_shape(&shapes.1)?));
                 }
                 Ok(out)
             },
@@ -216,20 +217,4 @@ impl<P: Policy> Autocast<P> {
     pub fn silu<A: Dtype>(&self, x: &Var<A>) -> Var<P::Activation> {
         x.cast::<P::Activation>().silu()
     }
-}
-
-/// Sums a gradient over broadcast batch axes back to `shape`.
-fn sum_to<D: Dtype>(
-    g: mixprec_tensor::Tensor<D>,
-    shape: &[usize],
-) -> Result<mixprec_tensor::Tensor<D>> {
-    if g.shape() == shape {
-        return Ok(g);
-    }
-    let extra = g.rank() - shape.len();
-    let axes: Vec<isize> = (0..g.rank())
-        .filter(|&a| a < extra || (shape[a - extra] == 1 && g.shape()[a] != 1))
-        .map(|a| a as isize)
-        .collect();
-    Ok(g.sum(&axes, true)?.reshape(shape)?)
 }

@@ -25,23 +25,9 @@ pub(crate) fn grad<D: Dtype>(id: NodeId, t: Tensor<D>) -> (NodeId, AnyGrad) {
     (id, Box::new(t))
 }
 
-/// Sums a broadcast gradient back to `shape` (NumPy broadcasting in reverse): leading
-/// axes that broadcasting added, and axes where `shape` has 1, are summed away.
+/// Sums a broadcast gradient back to `shape` (see `Tensor::sum_to_shape`).
 pub(crate) fn sum_to<D: Dtype>(g: Tensor<D>, shape: &[usize]) -> Result<Tensor<D>> {
-    if g.shape() == shape {
-        return Ok(g);
-    }
-    let extra = g.rank() - shape.len();
-    let axes: Vec<isize> = (0..g.rank())
-        .filter(|&a| a < extra || (shape[a - extra] == 1 && g.shape()[a] != 1))
-        .map(|a| a as isize)
-        .collect();
-    let summed = if axes.is_empty() {
-        g
-    } else {
-        g.sum(&axes, true)?
-    };
-    Ok(summed.reshape(shape)?)
+    Ok(g.sum_to_shape(shape)?)
 }
 
 /// Bytes a rule keeps alive by saving `t`.

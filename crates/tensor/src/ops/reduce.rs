@@ -220,6 +220,40 @@ impl<D: Dtype> Tensor<D> {
         Ok(reduce_rows::<D>(&v, n, &shape, |r| var_of(r, correction)))
     }
 
+    /// Sums a broadcast result back to `shape` (NumPy broadcasting in reverse): leading
+    /// axes that broadcasting added, and axes where `shape` has 1, are summed away — the
+    /// gradient of a broadcast operand. Errors unless `shape` broadcasts to this shape.
+    pub fn sum_to_shape(&self, shape: &[usize]) -> Result<Tensor<D>> {
+        if self.shape() == shape {
+            return Ok(self.clone());
+        }
+        let ok = shape.len() <= self.rank()
+            && shape
+                .iter()
+                .rev()
+                .zip(self.shape().iter().rev())
+                .all(|(&s, &d)| s == d || s == 1);
+        if !ok {
+            return Err(Error::shapes(
+                "sum_to_shape",
+                self.shape(),
+                shape,
+                "the target must broadcast to the tensor's shape",
+            ));
+        }
+        let extra = self.rank() - shape.len();
+        let axes: Vec<isize> = (0..self.rank())
+            .filter(|&a| a < extra || (shape[a - extra] == 1 && self.shape()[a] != 1))
+            .map(|a| a as isize)
+            .collect();
+        let summed = if axes.is_empty() {
+            self.clone()
+        } else {
+            self.sum(&axes, true)?
+        };
+        summed.reshape(shape)
+    }
+
     /// Sum of every element, as a rank-0 tensor.
     pub fn sum_all(&self) -> Tensor<D> {
         Tensor::from_acc_vec(&[sum_acc(&self.to_acc_vec())], &[])
@@ -460,6 +494,29 @@ mod tests {
         );
         assert!(Tensor::<F32>::ones(&[1]).var(&[0], false, 1).is_err());
         assert!(Tensor::<F32>::zeros(&[0]).mean_all().is_err());
+    }
+
+    #[test]
+    fn sum_to_shape_reverses_broadcasting() {
+        let x = Tensor::<F64>::from_f64(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 1, 3])
+            .unwrap()
+            .broadcast_to(&[4, 2, 2, 3])
+            .unwrap();
+        let s = x.sum_to_shape(&[2, 1, 3]).unwrap();
+        assert_eq!(
+            s.to_f64_vec(),
+            vec![8.0, 16.0, 24.0, 32.0, 40.0, 48.0],
+            "4 x 2 copies of each"
+        );
+        assert_eq!(
+            x.sum_to_shape(&[3]).unwrap().to_f64_vec(),
+            vec![40.0, 56.0, 72.0]
+        );
+        let e = x.sum_to_shape(&[5]).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("sum_to_shape: shapes [4, 2, 2, 3] and [5]")
+        );
     }
 
     #[test]
