@@ -59,6 +59,76 @@ pub(crate) fn zeroed_acc<D: mixprec_dtype::Dtype>(n: usize) -> Vec<D::Acc> {
     dispatch_zeroed::<D::Acc>(n)
 }
 
+/// Buffers of dropped tensors, kept for reuse by op outputs that overwrite every
+/// element: a reused buffer needs neither a fresh allocation nor a zero-fill (for a
+/// 256 KiB activation both cost more than the op). Bounded in count and bytes.
+struct Recycler {
+    free: std::collections::HashMap<(std::any::TypeId, usize), Vec<Box<dyn std::any::Any + Send>>>,
+    bytes: usize,
+}
+
+/// At most this many bytes wait for reuse.
+const RECYCLE_MAX_BYTES: usize = 256 << 20;
+/// At most this many buffers of one type and length wait for reuse.
+const RECYCLE_MAX_PER_SIZE: usize = 8;
+/// Smaller buffers are cheap to allocate and are not kept.
+const RECYCLE_MIN_BYTES: usize = 16 << 10;
+
+static RECYCLER: std::sync::Mutex<Option<Recycler>> = std::sync::Mutex::new(None);
+
+/// Offers a dropped tensor's buffer for reuse (kept only if it fits the bounds).
+pub(crate) fn recycle<T: Send + 'static>(v: Vec<T>) {
+    let bytes = v.capacity() * std::mem::size_of::<T>();
+    if bytes < RECYCLE_MIN_BYTES || v.len() != v.capacity() {
+        return;
+    }
+    let Ok(mut guard) = RECYCLER.try_lock() else {
+        return;
+    };
+    let r = guard.get_or_insert_with(|| Recycler {
+        free: std::collections::HashMap::new(),
+        bytes: 0,
+    });
+    if r.bytes + bytes > RECYCLE_MAX_BYTES {
+        return;
+    }
+    let slot = r
+        .free
+        .entry((std::any::TypeId::of::<T>(), v.len()))
+        .or_default();
+    if slot.len() < RECYCLE_MAX_PER_SIZE {
+        slot.push(Box::new(v));
+        r.bytes += bytes;
+    }
+}
+
+/// A buffer of `n` elements whose contents are unspecified (a reused buffer, or zeros):
+/// for op outputs that write every element.
+pub(crate) fn scratch<D: mixprec_dtype::Dtype>(n: usize) -> Vec<D> {
+    reuse::<D>(n).unwrap_or_else(|| zeroed::<D>(n))
+}
+
+/// Like [`scratch`] for an f32 buffer (reusing a dropped `F32` tensor's storage).
+pub(crate) fn scratch_f32(n: usize) -> Vec<f32> {
+    match reuse::<mixprec_dtype::F32>(n) {
+        // Same layout (repr(transparent)): collect reuses the allocation.
+        Some(v) => v.into_iter().map(|x| x.0).collect(),
+        None => zeroed_vec::<f32>(n),
+    }
+}
+
+fn reuse<T: 'static>(n: usize) -> Option<Vec<T>> {
+    let bytes = n * std::mem::size_of::<T>();
+    if bytes < RECYCLE_MIN_BYTES {
+        return None;
+    }
+    let mut guard = RECYCLER.lock().unwrap_or_else(|e| e.into_inner());
+    let r = guard.as_mut()?;
+    let v = r.free.get_mut(&(std::any::TypeId::of::<T>(), n))?.pop()?;
+    r.bytes -= bytes;
+    v.downcast::<Vec<T>>().ok().map(|b| *b)
+}
+
 /// Zeroed vector for a type known (by the sealed `Dtype`/`Acc` pairing) to be one of the
 /// `ZeroBits` types; checked at run time through `TypeId`, falling back to a fill.
 fn dispatch_zeroed<T: Copy + 'static>(n: usize) -> Vec<T> {
@@ -113,6 +183,24 @@ mod tests {
     use super::*;
 
     use mixprec_dtype::{Bf16, Dtype, E4M3, F32};
+
+    #[test]
+    fn recycled_buffers_come_back_with_their_size() {
+        let n = 100_003; // an unusual length, so other tests do not take it
+        let mut v = zeroed::<F32>(n);
+        v[5] = F32(7.0);
+        let ptr = v.as_ptr();
+        recycle(v);
+        let w = scratch::<F32>(n);
+        assert_eq!(w.len(), n);
+        assert_eq!(w.as_ptr(), ptr, "the same allocation is reused");
+        assert_eq!(
+            scratch::<F32>(n).len(),
+            n,
+            "and a fresh one when the pool is empty"
+        );
+        assert_eq!(scratch_f32(3), vec![0.0; 3]);
+    }
 
     #[test]
     fn zeroed_buffers_are_zero_of_every_size() {

@@ -15,6 +15,14 @@ pub(crate) enum Storage<D: Dtype> {
     Cpu(Vec<D>),
 }
 
+impl<D: Dtype> Drop for Storage<D> {
+    fn drop(&mut self) {
+        match self {
+            Storage::Cpu(v) => crate::alloc::recycle(std::mem::take(v)),
+        }
+    }
+}
+
 impl<D: Dtype> Storage<D> {
     pub fn device(&self) -> Device {
         match self {

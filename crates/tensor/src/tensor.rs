@@ -1,6 +1,6 @@
 //! [`Tensor`]: a view (shape, strides, offset) into shared storage of one precision.
 
-use crate::alloc::{zeroed, zeroed_acc};
+use crate::alloc::{scratch, zeroed_acc};
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::{Layout, numel};
 use crate::storage::{Device, Storage};
@@ -93,7 +93,7 @@ impl<D: Dtype> Tensor<D> {
     /// even; FP8 with current scaling, saturating).
     pub(crate) fn from_acc_vec(values: &[D::Acc], shape: &[usize]) -> Self {
         debug_assert_eq!(values.len(), numel(shape));
-        let mut data = zeroed::<D>(values.len());
+        let mut data = scratch::<D>(values.len());
         if D::DTYPE.is_fp8() {
             let f32s: Vec<f32> = values.iter().map(|v| v.to_f32()).collect();
             let amax = f32s
@@ -127,7 +127,7 @@ impl<D: Dtype> Tensor<D> {
             let acc: Vec<D::Acc> = values.into_iter().map(D::Acc::from_f32).collect();
             return Self::from_acc_vec(&acc, shape);
         }
-        let mut data = zeroed::<D>(values.len());
+        let mut data = scratch::<D>(values.len());
         convert_slice(&values, &mut data).expect("equal lengths");
         Self::from_parts(data, shape, 1.0)
     }

@@ -2,7 +2,7 @@
 //! stochastic), overflows as the format does or saturates, and counts what happened —
 //! the report the autograd tape records at every cast point.
 
-use crate::alloc::{zeroed, zeroed_vec};
+use crate::alloc::{scratch, scratch_f32};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use crate::tensor::{Tensor, fp8_current_scale};
@@ -170,7 +170,7 @@ impl<D: Dtype> Tensor<D> {
         let (out, scale, sources): (Vec<T>, f32, Sources) = if fast {
             // f32 values (exact for every non-F64 source), SIMD rounding into T.
             let f = if self.scale == 1.0 {
-                let mut f = zeroed_vec::<f32>(self.numel());
+                let mut f = scratch_f32(self.numel());
                 convert_slice_to_f32(&self.elements(), &mut f).expect("equal lengths");
                 f
             } else {
@@ -181,7 +181,7 @@ impl<D: Dtype> Tensor<D> {
                     .filter(|v| v.is_finite())
                     .fold(0.0f32, |m, v| m.max(v.abs()))
             });
-            let mut out = zeroed::<T>(f.len());
+            let mut out = scratch::<T>(f.len());
             let result = match (saturate, scale == 1.0) {
                 (false, true) => convert_slice(&f, &mut out),
                 (true, true) => convert_slice_saturating(&f, &mut out),

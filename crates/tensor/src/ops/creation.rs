@@ -1,6 +1,6 @@
 //! Creation: from data, constants, ranges, identity, and seeded random tensors.
 
-use crate::alloc::zeroed;
+use crate::alloc::{scratch, zeroed};
 use crate::error::{Error, Result};
 use crate::layout::numel;
 use crate::rng::Rng;
@@ -64,7 +64,7 @@ impl<D: Dtype> Tensor<D> {
                 ),
             ));
         }
-        let mut data = zeroed::<D>(values.len());
+        let mut data = scratch::<D>(values.len());
         convert_slice_scaled_saturating(values, &mut data, scale)
             .map_err(|e| Error::new("from_f32_scaled", crate::ErrorKind::Dtype(e)))?;
         Ok(Self::from_parts(data, shape, scale))

@@ -3,7 +3,7 @@
 //! cache-sized chunks, on both cores when large; broadcast or strided inputs walk their
 //! layouts row by row.
 
-use crate::alloc::zeroed;
+use crate::alloc::scratch;
 use crate::error::Result;
 use crate::layout::{Layout, broadcast_shapes, for_each_row_n};
 use crate::pool::par_pieces;
@@ -30,7 +30,7 @@ pub(crate) fn map_unary<D: Dtype>(x: &Tensor<D>, f: impl Fn(D::Acc) -> D::Acc + 
         return Tensor::from_acc_vec(&v, &shape);
     }
     let src = x.elements();
-    let mut out = zeroed::<D>(src.len());
+    let mut out = scratch::<D>(src.len());
     let body = |(o, s): (&mut [D], &[D])| {
         let mut buf = [D::Acc::zero(); CHUNK];
         let buf = &mut buf[..s.len()];
@@ -63,7 +63,7 @@ pub(crate) fn zip_binary<D: Dtype>(
         && unscaled(b)
     {
         let (sa, sb) = (a.elements(), b.elements());
-        let mut out = zeroed::<D>(sa.len());
+        let mut out = scratch::<D>(sa.len());
         let body = |((o, x), y): ((&mut [D], &[D]), &[D])| {
             let mut bx = [D::Acc::zero(); CHUNK];
             let mut by = [D::Acc::zero(); CHUNK];
@@ -123,7 +123,7 @@ fn trailing_broadcast<D: Dtype>(
     let mut s = vec![D::Acc::zero(); row];
     D::to_acc_slice(&small.elements(), &mut s);
     let src = big.elements();
-    let mut out = zeroed::<D>(src.len());
+    let mut out = scratch::<D>(src.len());
     let rows_per_task = (CHUNK / row).max(1) * row;
     let job = |(o, x): (&mut [D], &[D])| {
         let mut buf = vec![D::Acc::zero(); x.len()];

@@ -2,7 +2,7 @@
 //! (or otherwise strided) operands are read in place by the GEMM's packing, not copied.
 //! Accumulation is f32 (f64 for `F64`); the result rounds once into `D`.
 
-use crate::alloc::zeroed_vec;
+use crate::alloc::scratch_f32;
 use crate::error::{Error, Result};
 use crate::gemm::{MatRef, gemm_f32, gemm_f64};
 use crate::layout::{broadcast_shapes, numel};
@@ -99,7 +99,7 @@ fn matmul_impl<A: Dtype, B: Dtype, O: Dtype>(
             .collect();
         return Ok(Tensor::from_acc_vec(&acc, &out_shape));
     }
-    let mut c = zeroed_vec::<f32>(batches * mn);
+    let mut c = scratch_f32(batches * mn);
     for bi in 0..batches {
         let (ma, mb) = (
             mat_at(da, &la, nb, batch_offset(&la, bi)),

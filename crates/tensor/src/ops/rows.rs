@@ -6,7 +6,7 @@
 //! half the bytes of f32.
 
 use super::map::PARALLEL_MIN;
-use crate::alloc::{zeroed, zeroed_acc};
+use crate::alloc::{scratch, zeroed_acc};
 use crate::error::Result;
 use crate::layout::normalize_axis;
 use crate::pool::par_pieces;
@@ -60,7 +60,7 @@ fn stream_rows<D: Dtype>(
     f: impl Fn(&[D::Acc], &mut [D::Acc]) + Sync,
 ) -> Tensor<D> {
     let src = t.elements();
-    let mut out = zeroed::<D>(src.len());
+    let mut out = scratch::<D>(src.len());
     let rows_per_task = (super::map::CHUNK / row_len).max(1) * row_len;
     let job = |(o, s): (&mut [D], &[D])| {
         let mut x = vec![D::Acc::zero(); row_len];
