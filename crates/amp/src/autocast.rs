@@ -30,6 +30,8 @@ use std::sync::Mutex;
 pub struct Autocast<P: Policy> {
     tape: Tape,
     cache: Mutex<HashMap<(NodeId, DType), Box<dyn Any + Send>>>,
+    /// Bytes of each cached cast, and whether it shares the source's storage.
+    sizes: Mutex<HashMap<(NodeId, DType), (usize, bool)>>,
     _policy: PhantomData<P>,
 }
 
@@ -39,6 +41,7 @@ impl<P: Policy> Autocast<P> {
         Autocast {
             tape: tape.clone(),
             cache: Mutex::new(HashMap::new()),
+            sizes: Mutex::new(HashMap::new()),
             _policy: PhantomData,
         }
     }
@@ -53,6 +56,23 @@ impl<P: Policy> Autocast<P> {
         self.cache.lock().map_or(0, |c| c.len())
     }
 
+    /// Bytes of the cached parameter casts (the step's compute copies), by precision;
+    /// same-precision "casts" share storage and count nothing.
+    pub fn cached_bytes(&self) -> Vec<(DType, usize)> {
+        let mut out: Vec<(DType, usize)> = Vec::new();
+        let sizes = self.sizes.lock().unwrap_or_else(|e| e.into_inner());
+        for (&(_, d), &(bytes, shared)) in sizes.iter() {
+            if shared {
+                continue;
+            }
+            match out.iter_mut().find(|(x, _)| *x == d) {
+                Some(row) => row.1 += bytes,
+                None => out.push((d, bytes)),
+            }
+        }
+        out
+    }
+
     /// Casts `x` to `T`; a parameter's (a leaf's) cast is made once and reused.
     pub fn cast<S: Dtype, T: Dtype>(&self, x: &Var<S>) -> Var<T> {
         let is_param = x.requires_grad() && x.tape().same(&self.tape) && self.is_leaf(x);
@@ -65,6 +85,12 @@ impl<P: Policy> Autocast<P> {
             return v.clone();
         }
         let v = x.cast::<T>();
+        // A same-precision cast (not FP8, which rescales) shares the source's storage.
+        let shared = S::DTYPE == T::DTYPE && !T::DTYPE.is_fp8();
+        self.sizes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, (v.value().nbytes(), shared));
         cache.insert(key, Box::new(v.clone()));
         v
     }

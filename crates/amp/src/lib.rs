@@ -15,6 +15,8 @@
 //! - [`DelayedScaling`]: Transformer Engine's FP8 delayed scaling (amax history, `max` or
 //!   `most_recent`, margin, previous scale kept for amax 0/inf/NaN, FLT_MAX on overflow,
 //!   no roll for tensors unused in a step).
+//! - [`MasterWeights`] (atomic updates) and memory accounting ([`memory_summary`],
+//!   [`predict_memory`]: 16P for FP32 + Adam, 18P for BF16 mixed + Adam, ...).
 //! - [`NumericsMonitor`]: loss spikes, gradient-norm explosions, slow divergence,
 //!   non-finite values, and the cast point that underflows most.
 
@@ -67,6 +69,8 @@
 mod autocast;
 mod clip;
 mod delayed;
+mod master;
+mod memory;
 mod monitor;
 mod policy;
 mod scaler;
@@ -74,6 +78,8 @@ mod scaler;
 pub use autocast::Autocast;
 pub use clip::{clip_grad_norm, clip_grad_value};
 pub use delayed::{AmaxCompute, DelayedScaling, DelayedScalingConfig};
+pub use master::MasterWeights;
+pub use memory::{MemoryRole, MemorySummary, OptimizerKind, memory_summary, predict_memory};
 pub use mixprec_dtype::FullPrecision;
 pub use monitor::{Alert, CastStats, MonitorConfig, NumericsMonitor, StepStats};
 pub use policy::{

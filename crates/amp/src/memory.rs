@@ -1,0 +1,154 @@
+//! Memory accounting: what a training step holds, by role and precision
+//! ([`memory_summary`]), and the formula that predicts it ([`predict_memory`]).
+
+use crate::autocast::Autocast;
+use crate::master::MasterWeights;
+use crate::policy::Policy;
+use crate::scaler::UnscaledGrads;
+use mixprec_autograd::Tape;
+use mixprec_dtype::{DType, Dtype};
+use std::fmt;
+
+/// What a byte of training memory is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum MemoryRole {
+    /// F32 master weights.
+    MasterWeights,
+    /// Per-step low-precision copies of the weights (the cast cache).
+    ComputeCopies,
+    /// Parameter gradients (F32, after unscaling).
+    Gradients,
+    /// Optimizer state (momentum, Adam moments).
+    OptimizerState,
+    /// Tensors saved for backward (peak).
+    SavedActivations,
+}
+
+/// An optimizer's state per parameter, for the prediction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OptimizerKind {
+    /// Plain SGD: no state.
+    Sgd,
+    /// SGD with momentum: one F32 buffer.
+    SgdMomentum,
+    /// Adam / AdamW: two F32 moments.
+    Adam,
+}
+
+impl OptimizerKind {
+    /// State bytes per parameter.
+    pub fn bytes_per_param(self) -> usize {
+        match self {
+            OptimizerKind::Sgd => 0,
+            OptimizerKind::SgdMomentum => 4,
+            OptimizerKind::Adam => 8,
+        }
+    }
+}
+
+/// Bytes by role and precision.
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct MemorySummary {
+    /// (role, precision, bytes), one row per pair with bytes.
+    pub rows: Vec<(MemoryRole, DType, usize)>,
+}
+
+impl MemorySummary {
+    fn add(&mut self, role: MemoryRole, d: DType, bytes: usize) {
+        if bytes == 0 {
+            return;
+        }
+        match self.rows.iter_mut().find(|(r, x, _)| *r == role && *x == d) {
+            Some(row) => row.2 += bytes,
+            None => self.rows.push((role, d, bytes)),
+        }
+    }
+
+    /// Bytes of one role, all precisions.
+    pub fn role(&self, role: MemoryRole) -> usize {
+        self.rows
+            .iter()
+            .filter(|(r, _, _)| *r == role)
+            .map(|r| r.2)
+            .sum()
+    }
+
+    /// All bytes.
+    pub fn total(&self) -> usize {
+        self.rows.iter().map(|r| r.2).sum()
+    }
+}
+
+impl fmt::Display for MemorySummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{:<18} {:<6} {:>12}", "role", "dtype", "bytes")?;
+        for (r, d, b) in &self.rows {
+            writeln!(f, "{:<18} {:<6} {:>12}", format!("{r:?}"), d.name(), b)?;
+        }
+        write!(f, "{:<18} {:<6} {:>12}", "total", "", self.total())
+    }
+}
+
+/// Measures a step: master weights, the cast cache's compute copies, the unscaled
+/// gradients, `optimizer_state_bytes` (reported by the optimizer), and the tape's peak
+/// bytes saved for backward.
+pub fn memory_summary<P: Policy>(
+    master: &MasterWeights,
+    autocast: &Autocast<P>,
+    grads: &UnscaledGrads,
+    optimizer_state_bytes: usize,
+    tape: &Tape,
+) -> MemorySummary {
+    let mut s = MemorySummary::default();
+    s.add(MemoryRole::MasterWeights, DType::F32, master.bytes());
+    for (d, b) in autocast.cached_bytes() {
+        s.add(MemoryRole::ComputeCopies, d, b);
+    }
+    s.add(
+        MemoryRole::Gradients,
+        DType::F32,
+        grads.iter().flatten().map(|g| g.nbytes()).sum(),
+    );
+    s.add(
+        MemoryRole::OptimizerState,
+        DType::F32,
+        optimizer_state_bytes,
+    );
+    for (d, b) in tape.report().peak_saved_bytes {
+        s.add(MemoryRole::SavedActivations, d, b);
+    }
+    s
+}
+
+/// The formula: for `params` parameters whose weights feed GEMMs, `activations` saved
+/// activation elements (in `P::Activation`), and the optimizer:
+/// master `4P` + compute copies `bytes(GemmFwd) * P` (none when GEMMs run in the master's
+/// precision) + gradients `4P` + optimizer state (`0 / 4P / 8P`) + activations.
+/// FP32 + Adam is the classic `16P`; BF16 mixed + Adam `18P`; FP8 + Adam `17P`.
+pub fn predict_memory<P: Policy>(
+    params: usize,
+    activations: usize,
+    optimizer: OptimizerKind,
+) -> MemorySummary {
+    let mut s = MemorySummary::default();
+    s.add(MemoryRole::MasterWeights, DType::F32, 4 * params);
+    if <P::GemmFwd as Dtype>::DTYPE != <P::Param as Dtype>::DTYPE {
+        s.add(
+            MemoryRole::ComputeCopies,
+            <P::GemmFwd as Dtype>::DTYPE,
+            <P::GemmFwd as Dtype>::BYTES * params,
+        );
+    }
+    s.add(MemoryRole::Gradients, DType::F32, 4 * params);
+    s.add(
+        MemoryRole::OptimizerState,
+        DType::F32,
+        optimizer.bytes_per_param() * params,
+    );
+    s.add(
+        MemoryRole::SavedActivations,
+        <P::Activation as Dtype>::DTYPE,
+        <P::Activation as Dtype>::BYTES * activations,
+    );
+    s
+}
