@@ -11,7 +11,9 @@
 //!    exact, so this equals PyTorch's "compute in F32 without casting the input".
 //! 3. Element-wise activations (`relu`, `gelu`, `silu`, ...) run in `P::Activation`.
 //! 4. F64 values pass through a sensitive op unchanged when `P::Sensitive` is F64.
-//! 5. Casts of parameters (leaves) are cached for the life of the `Autocast` — one per
+//! 5. Binary element-wise ops between two precisions (`add`, `mul`) promote to the wider
+//!    one ([`Promote`]; BF16 with F16 meets in F32, as in PyTorch).
+//! 6. Casts of parameters (leaves) are cached for the life of the `Autocast` — one per
 //!    step: make a new one after each optimizer step (the cache is not process-wide, the
 //!    root of several PyTorch bugs).
 //!
@@ -19,7 +21,7 @@
 
 use crate::policy::Policy;
 use mixprec_autograd::{InputGrad, NodeId, Result, Tape, Var};
-use mixprec_dtype::{DType, Dtype};
+use mixprec_dtype::{DType, Dtype, Promote};
 use mixprec_tensor::{CastOptions, Indices};
 use std::any::Any;
 use std::collections::HashMap;
@@ -193,6 +195,19 @@ impl<P: Policy> Autocast<P> {
                 Ok(out)
             },
         ))
+    }
+
+    /// `a + b` in the wider of the two precisions ([`Promote`], PyTorch's promote rule):
+    /// both are cast to it first.
+    pub fn add<A: Promote<B>, B: Dtype>(&self, a: &Var<A>, b: &Var<B>) -> Result<Var<A::Output>> {
+        self.cast::<A, A::Output>(a)
+            .add(&self.cast::<B, A::Output>(b))
+    }
+
+    /// `a * b` in the wider of the two precisions (promote rule).
+    pub fn mul<A: Promote<B>, B: Dtype>(&self, a: &Var<A>, b: &Var<B>) -> Result<Var<A::Output>> {
+        self.cast::<A, A::Output>(a)
+            .mul(&self.cast::<B, A::Output>(b))
     }
 
     /// Softmax in `P::Sensitive`.

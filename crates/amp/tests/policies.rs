@@ -124,3 +124,25 @@ fn one_layer_can_run_under_another_policy() {
     );
     assert_eq!(dtype_of(&r, "matmul"), vec![DType::F32], "head GEMM in F32");
 }
+
+/// The promote rule: mixed-precision binary ops meet in the wider type.
+#[test]
+fn binary_ops_promote_to_the_wider_precision() {
+    use mixprec_dtype::{Bf16, F16};
+    let tape = Tape::new();
+    let ac = Autocast::<Bf16Mixed>::new(&tape);
+    let a = tape.leaf(Tensor::<Bf16>::ones(&[3]));
+    let b = tape.leaf(Tensor::<F16>::full(&[3], 0.5));
+    let c = ac.add(&a, &b).unwrap();
+    assert_eq!(c.value().dtype(), DType::F32, "bf16 + f16 -> f32");
+    assert_eq!(c.value().to_f32_vec(), vec![1.5; 3]);
+    let d = ac.mul(&a, &a).unwrap();
+    assert_eq!(d.value().dtype(), DType::Bf16);
+    let g = c.sum_all().backward().unwrap();
+    assert_eq!(
+        g.get(&a).unwrap().to_f32_vec(),
+        vec![1.0; 3],
+        "gradients return in each input's precision"
+    );
+    assert_eq!(g.get(&b).unwrap().to_f32_vec(), vec![1.0; 3]);
+}

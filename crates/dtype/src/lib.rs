@@ -36,6 +36,7 @@ mod dtype;
 mod error;
 mod f64_narrow;
 mod format;
+mod promote;
 mod slice;
 mod types;
 
@@ -48,6 +49,7 @@ mod golden_reader;
 pub use acc::Acc;
 pub use dtype::{DType, Dtype, FullPrecision};
 pub use error::DtypeError;
+pub use promote::Promote;
 pub use slice::{
     convert_slice, convert_slice_saturating, convert_slice_scaled, convert_slice_scaled_saturating,
     convert_slice_to_f32, convert_slice_to_f32_scaled,
