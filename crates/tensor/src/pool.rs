@@ -195,6 +195,26 @@ pub(crate) fn par_pieces<T: Send>(
     });
 }
 
+/// Runs `job(out_chunk, src_chunk)` over matching `chunk`-element pieces of `out` and
+/// `src` (same length), in parallel through [`par_pieces`] when `out` has at least
+/// `min_len` elements: the loop every streaming element-wise or row op shares.
+pub(crate) fn par_zip_chunks<T: Send, S: Sync>(
+    out: &mut [T],
+    src: &[S],
+    chunk: usize,
+    min_len: usize,
+    job: impl Fn(&mut [T], &[S]) + Sync,
+) {
+    debug_assert_eq!(out.len(), src.len());
+    par_pieces(out, chunk, min_len, |off, piece| {
+        let end = off + piece.len();
+        piece
+            .chunks_mut(chunk)
+            .zip(src[off..end].chunks(chunk))
+            .for_each(|(o, x)| job(o, x));
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

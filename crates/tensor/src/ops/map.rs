@@ -6,7 +6,7 @@
 use crate::alloc::scratch;
 use crate::error::Result;
 use crate::layout::{Layout, broadcast_shapes, for_each_row_n};
-use crate::pool::par_pieces;
+use crate::pool::{par_pieces, par_zip_chunks};
 use crate::tensor::Tensor;
 use mixprec_dtype::{Acc, Dtype};
 use num_traits::Zero;
@@ -38,13 +38,7 @@ pub(crate) fn map_unary<D: Dtype>(x: &Tensor<D>, f: impl Fn(D::Acc) -> D::Acc + 
         buf.iter_mut().for_each(|v| *v = f(*v));
         D::from_acc_slice(buf, o);
     };
-    par_pieces(&mut out, CHUNK, PARALLEL_MIN, |off, piece| {
-        let end = off + piece.len();
-        piece
-            .chunks_mut(CHUNK)
-            .zip(src[off..end].chunks(CHUNK))
-            .for_each(body)
-    });
+    par_zip_chunks(&mut out, &src, CHUNK, PARALLEL_MIN, |o, s| body((o, s)));
     Tensor::from_parts(out, &shape, 1.0)
 }
 
@@ -133,12 +127,8 @@ fn trailing_broadcast<D: Dtype>(
         }
         D::from_acc_slice(&buf, o);
     };
-    par_pieces(&mut out, rows_per_task, PARALLEL_MIN, |off, piece| {
-        let end = off + piece.len();
-        piece
-            .chunks_mut(rows_per_task)
-            .zip(src[off..end].chunks(rows_per_task))
-            .for_each(job)
+    par_zip_chunks(&mut out, &src, rows_per_task, PARALLEL_MIN, |o, x| {
+        job((o, x))
     });
     Some(Tensor::from_parts(out, shape, 1.0))
 }

@@ -9,7 +9,7 @@ use super::map::PARALLEL_MIN;
 use crate::alloc::{scratch, zeroed_acc};
 use crate::error::Result;
 use crate::layout::normalize_axis;
-use crate::pool::par_pieces;
+use crate::pool::par_zip_chunks;
 use crate::tensor::Tensor;
 use mixprec_dtype::Dtype;
 use num_traits::Zero;
@@ -34,13 +34,7 @@ pub(crate) fn map_rows<D: Dtype>(
     let values = moved.to_acc_vec();
     let mut out = zeroed_acc::<D>(values.len());
     if row_len > 0 {
-        par_pieces(&mut out, row_len, PARALLEL_MIN, |off, piece| {
-            let end = off + piece.len();
-            piece
-                .chunks_mut(row_len)
-                .zip(values[off..end].chunks(row_len))
-                .for_each(|(o, i)| f(i, o))
-        });
+        par_zip_chunks(&mut out, &values, row_len, PARALLEL_MIN, |o, i| f(i, o));
     }
     let result = Tensor::from_acc_vec(&out, moved.shape());
     if axis == rank - 1 {
@@ -71,12 +65,8 @@ fn stream_rows<D: Dtype>(
             D::from_acc_slice(&y, orow);
         }
     };
-    par_pieces(&mut out, rows_per_task, PARALLEL_MIN, |off, piece| {
-        let end = off + piece.len();
-        piece
-            .chunks_mut(rows_per_task)
-            .zip(src[off..end].chunks(rows_per_task))
-            .for_each(job)
+    par_zip_chunks(&mut out, &src, rows_per_task, PARALLEL_MIN, |o, s| {
+        job((o, s))
     });
     Tensor::from_parts(out, t.shape(), 1.0)
 }
