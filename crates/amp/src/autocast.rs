@@ -19,18 +19,24 @@
 //!
 //! Every cast is a node on the tape, so `tape.report()` shows where precision changed.
 
+use crate::fp8::{Fp8Role, Fp8Scaling};
 use crate::policy::Policy;
-use mixprec_autograd::{InputGrad, NodeId, Result, Tape, Var};
-use mixprec_dtype::{DType, Dtype, Promote};
+use mixprec_autograd::{InputGrad, NodeId, Result, Saved, Tape, Var};
+use mixprec_dtype::{Acc, DType, Dtype, Promote};
 use mixprec_tensor::{CastOptions, Indices};
 use std::any::Any;
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Applies policy `P` to the ops of one step on one tape.
 pub struct Autocast<P: Policy> {
     tape: Tape,
+    /// FP8 scaling state across steps (`None`: stateless current scaling).
+    fp8: Option<Fp8Scaling>,
+    /// FP8 GEMMs run so far this step (the GEMM's key in `fp8`).
+    fp8_gemms: AtomicUsize,
     cache: Mutex<HashMap<(NodeId, DType), Box<dyn Any + Send>>>,
     /// Bytes of each cached cast, and whether it shares the source's storage.
     sizes: Mutex<HashMap<(NodeId, DType), (usize, bool)>>,
@@ -38,10 +44,24 @@ pub struct Autocast<P: Policy> {
 }
 
 impl<P: Policy> Autocast<P> {
-    /// Autocast for one step on `tape`.
+    /// Autocast for one step on `tape`. FP8 GEMMs (if `P` has them) use stateless current
+    /// scaling; use [`Autocast::with_fp8`] for Transformer Engine's delayed scaling.
     pub fn new(tape: &Tape) -> Self {
+        Self::build(tape, None)
+    }
+
+    /// Autocast for one step whose FP8 GEMMs quantise with `fp8`'s recipe and state (kept
+    /// by the caller across steps; call [`Fp8Scaling::update`] once at the end of each
+    /// step).
+    pub fn with_fp8(tape: &Tape, fp8: &Fp8Scaling) -> Self {
+        Self::build(tape, Some(fp8.clone()))
+    }
+
+    fn build(tape: &Tape, fp8: Option<Fp8Scaling>) -> Self {
         Autocast {
             tape: tape.clone(),
+            fp8,
+            fp8_gemms: AtomicUsize::new(0),
             cache: Mutex::new(HashMap::new()),
             sizes: Mutex::new(HashMap::new()),
             _policy: PhantomData,
@@ -51,6 +71,11 @@ impl<P: Policy> Autocast<P> {
     /// The tape.
     pub fn tape(&self) -> &Tape {
         &self.tape
+    }
+
+    /// The FP8 scaling state, when made [`Autocast::with_fp8`].
+    pub fn fp8(&self) -> Option<&Fp8Scaling> {
+        self.fp8.as_ref()
     }
 
     /// Number of cached parameter casts.
@@ -76,17 +101,32 @@ impl<P: Policy> Autocast<P> {
     }
 
     /// Casts `x` to `T`; a parameter's (a leaf's) cast is made once and reused.
+    ///
+    /// A parameter's compute copy is kept out of the tape's saved-for-backward count
+    /// (GEMMs save it, but it is accounted once, as a compute copy, or as the master
+    /// weight itself when no cast happens).
     pub fn cast<S: Dtype, T: Dtype>(&self, x: &Var<S>) -> Var<T> {
+        self.cast_param_or(x, |x| Ok(x.cast::<T>()))
+            .expect("a default cast cannot fail")
+    }
+
+    /// Like [`Autocast::cast`], with `make` producing the cast (once per parameter).
+    fn cast_param_or<S: Dtype, T: Dtype>(
+        &self,
+        x: &Var<S>,
+        make: impl FnOnce(&Var<S>) -> Result<Var<T>>,
+    ) -> Result<Var<T>> {
         let is_param = x.requires_grad() && x.tape().same(&self.tape) && self.is_leaf(x);
         if !is_param {
-            return x.cast::<T>();
+            return make(x);
         }
         let key = (x.id(), T::DTYPE);
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(v) = cache.get(&key).and_then(|b| b.downcast_ref::<Var<T>>()) {
-            return v.clone();
+            return Ok(v.clone());
         }
-        let v = x.cast::<T>();
+        let v = make(x)?;
+        self.tape.exclude_from_saved(v.value());
         // A same-precision cast (not FP8, which rescales) shares the source's storage.
         let shared = S::DTYPE == T::DTYPE && !T::DTYPE.is_fp8();
         self.sizes
@@ -94,7 +134,7 @@ impl<P: Policy> Autocast<P> {
             .unwrap_or_else(|e| e.into_inner())
             .insert(key, (v.value().nbytes(), shared));
         cache.insert(key, Box::new(v.clone()));
-        v
+        Ok(v)
     }
 
     fn is_leaf<S: Dtype>(&self, x: &Var<S>) -> bool {
@@ -141,17 +181,45 @@ impl<P: Policy> Autocast<P> {
         Ok(ac.matmul(&bc)?.cast::<P::Activation>())
     }
 
-    /// FP8 GEMM: operands quantised to `P::GemmFwd` with current per-tensor scales (cast
-    /// points on the tape), the f32-accumulated product rounded into `P::Activation`; the
-    /// output gradient quantised to `P::GemmBwd` for both backward GEMMs, whose results go
-    /// straight to the unquantised inputs in their own precision.
+    /// FP8 GEMM: operands quantised to `P::GemmFwd` with per-tensor scales (cast points on
+    /// the tape; current power-of-two scales, or the delayed scales of [`Fp8Scaling`]),
+    /// the f32-accumulated product rounded into `P::Activation`; the output gradient
+    /// quantised to `P::GemmBwd` for both backward GEMMs, whose results go straight to the
+    /// unquantised inputs in their own precision.
     fn fp8_gemm<A: Dtype, B: Dtype>(
         &self,
         a: &Var<A>,
         b: &Var<B>,
         transpose_b: bool,
     ) -> Result<Var<P::Activation>> {
-        let (a8, b8) = (self.cast::<A, P::GemmFwd>(a), self.cast::<B, P::GemmFwd>(b));
+        let gemm = self.fp8_gemms.fetch_add(1, Ordering::Relaxed);
+        let (a8, b8) = match &self.fp8 {
+            None => (self.cast::<A, P::GemmFwd>(a), self.cast::<B, P::GemmFwd>(b)),
+            Some(fp8) => {
+                let scope = self.tape.current_scope();
+                let a8 = self.cast_param_or(a, |a| {
+                    let amax = a.value().abs_max().to_f32();
+                    fp8.quantize::<P::GemmFwd, _, _>(
+                        gemm,
+                        scope.clone(),
+                        Fp8Role::Input,
+                        amax,
+                        |o| a.cast_with::<P::GemmFwd>(o),
+                    )
+                })?;
+                let b8 = self.cast_param_or(b, |b| {
+                    let amax = b.value().abs_max().to_f32();
+                    fp8.quantize::<P::GemmFwd, _, _>(
+                        gemm,
+                        scope.clone(),
+                        Fp8Role::Weight,
+                        amax,
+                        |o| b.cast_with::<P::GemmFwd>(o),
+                    )
+                })?;
+                (a8, b8)
+            }
+        };
         let (qa, qb) = (a8.value().clone(), b8.value().clone());
         let b_op = if transpose_b {
             qb.transpose(-1, -2)?
@@ -160,15 +228,25 @@ impl<P: Policy> Autocast<P> {
         };
         let y = qa.matmul_as::<P::GemmFwd, P::Activation>(&b_op)?;
         let (ha, hb) = (a.handle(), b.handle());
-        let saved = vec![(<P::GemmFwd as Dtype>::DTYPE, qa.nbytes() + qb.nbytes())];
+        let saved = vec![Saved::tensor(&qa), Saved::tensor(&qb)];
         let shapes = (a.shape().to_vec(), b.shape().to_vec());
+        let fp8 = self.fp8.clone();
+        let scope = self.tape.current_scope();
         Ok(self.tape.custom(
             "fp8_matmul",
             y,
             a.requires_grad() || b.requires_grad(),
             saved,
             move |g| {
-                let (g8, _) = g.cast_with::<P::GemmBwd>(CastOptions::default())?;
+                let g8 = match &fp8 {
+                    None => g.cast_with::<P::GemmBwd>(CastOptions::default())?.0,
+                    Some(fp8) => {
+                        let amax = g.abs_max().to_f32();
+                        fp8.quantize::<P::GemmBwd, _, _>(gemm, scope, Fp8Role::Grad, amax, |o| {
+                            g.cast_with::<P::GemmBwd>(o)
+                        })?
+                    }
+                };
                 let mut out = Vec::with_capacity(2);
                 if ha.requires_grad() {
                     // dA = G (B_op)^T, with B_op = B^T when transposed.

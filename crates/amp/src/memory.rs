@@ -2,6 +2,7 @@
 //! ([`memory_summary`]), and the formula that predicts it ([`predict_memory`]).
 
 use crate::autocast::Autocast;
+use crate::fp8::Fp8Recipe;
 use crate::master::MasterWeights;
 use crate::policy::Policy;
 use crate::scaler::UnscaledGrads;
@@ -20,8 +21,10 @@ pub enum MemoryRole {
     Gradients,
     /// Optimizer state (momentum, Adam moments).
     OptimizerState,
-    /// Tensors saved for backward (peak).
+    /// Tensors saved for backward (peak), each storage once, weight copies excluded.
     SavedActivations,
+    /// FP8 scales and amax histories.
+    Fp8Scaling,
 }
 
 /// An optimizer's state per parameter, for the prediction.
@@ -90,8 +93,9 @@ impl fmt::Display for MemorySummary {
 }
 
 /// Measures a step: master weights, the cast cache's compute copies, the unscaled
-/// gradients, `optimizer_state_bytes` (reported by the optimizer), and the tape's peak
-/// bytes saved for backward.
+/// gradients, `optimizer_state_bytes` (reported by the optimizer), the tape's peak bytes
+/// saved for backward (each storage once; the compute copies GEMMs save are counted as
+/// compute copies only), and the FP8 scaling state.
 pub fn memory_summary<P: Policy>(
     master: &MasterWeights,
     autocast: &Autocast<P>,
@@ -117,27 +121,50 @@ pub fn memory_summary<P: Policy>(
     for (d, b) in tape.report().peak_saved_bytes {
         s.add(MemoryRole::SavedActivations, d, b);
     }
+    if let Some(fp8) = autocast.fp8() {
+        s.add(MemoryRole::Fp8Scaling, DType::F32, fp8.nbytes());
+    }
     s
 }
 
-/// The formula: for `params` parameters whose weights feed GEMMs, `activations` saved
-/// activation elements (in `P::Activation`), and the optimizer:
-/// master `4P` + compute copies `bytes(GemmFwd) * P` (none when GEMMs run in the master's
-/// precision) + gradients `4P` + optimizer state (`0 / 4P / 8P`) + activations.
-/// FP32 + Adam is the classic `16P`; BF16 mixed + Adam `18P`; FP8 + Adam `17P`.
+/// What the prediction needs to know about a model and its step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ModelShape {
+    /// Scalar parameters (all used by GEMMs, so all get a compute copy).
+    pub params: usize,
+    /// GEMMs per step (each FP8 GEMM keeps scaling state for three tensors).
+    pub gemms: usize,
+    /// Elements of the distinct tensors saved as GEMM inputs (activations, not weights):
+    /// saved in `P::GemmFwd`.
+    pub gemm_inputs: usize,
+    /// Elements of the distinct tensors saved by element-wise ops: in `P::Activation`.
+    pub elementwise_inputs: usize,
+    /// Elements of the distinct tensors saved by precision-sensitive ops: in
+    /// `P::Sensitive`.
+    pub sensitive_inputs: usize,
+}
+
+/// The formula for a step of `model` under `P` with `optimizer` (and `fp8`'s state when
+/// `P`'s GEMMs are FP8):
+/// master `4P` + compute copies `bytes(GemmFwd) P` (none when GEMMs run in the master's
+/// precision) + gradients `4P` + optimizer state (`0 / 4P / 8P`) + saved activations
+/// (GEMM inputs in `GemmFwd`, element-wise inputs in `Activation`, sensitive inputs in
+/// `Sensitive`, a tensor counted once) + FP8 scaling (per GEMM three scales and
+/// histories). FP32 + Adam is the classic `16P`; BF16 mixed + Adam `18P`; FP8 + Adam `17P`.
 pub fn predict_memory<P: Policy>(
-    params: usize,
-    activations: usize,
+    model: &ModelShape,
     optimizer: OptimizerKind,
+    fp8: Option<Fp8Recipe>,
 ) -> MemorySummary {
+    fn bytes<D: Dtype>(elements: usize) -> (DType, usize) {
+        (D::DTYPE, D::BYTES * elements)
+    }
+    let params = model.params;
     let mut s = MemorySummary::default();
     s.add(MemoryRole::MasterWeights, DType::F32, 4 * params);
     if <P::GemmFwd as Dtype>::DTYPE != <P::Param as Dtype>::DTYPE {
-        s.add(
-            MemoryRole::ComputeCopies,
-            <P::GemmFwd as Dtype>::DTYPE,
-            <P::GemmFwd as Dtype>::BYTES * params,
-        );
+        let (d, b) = bytes::<P::GemmFwd>(params);
+        s.add(MemoryRole::ComputeCopies, d, b);
     }
     s.add(MemoryRole::Gradients, DType::F32, 4 * params);
     s.add(
@@ -145,10 +172,21 @@ pub fn predict_memory<P: Policy>(
         DType::F32,
         optimizer.bytes_per_param() * params,
     );
-    s.add(
-        MemoryRole::SavedActivations,
-        <P::Activation as Dtype>::DTYPE,
-        <P::Activation as Dtype>::BYTES * activations,
-    );
+    for (d, b) in [
+        bytes::<P::GemmFwd>(model.gemm_inputs),
+        bytes::<P::Activation>(model.elementwise_inputs),
+        bytes::<P::Sensitive>(model.sensitive_inputs),
+    ] {
+        s.add(MemoryRole::SavedActivations, d, b);
+    }
+    if let Some(recipe) = fp8
+        && <P::GemmFwd as Dtype>::DTYPE.is_fp8()
+    {
+        s.add(
+            MemoryRole::Fp8Scaling,
+            DType::F32,
+            3 * model.gemms * recipe.bytes_per_tensor(),
+        );
+    }
     s
 }

@@ -3,9 +3,12 @@
 //! gradient-norm explosions, slow divergence and non-finite values; it also says which
 //! cast point underflows most.
 
+use crate::fp8::Fp8TensorStats;
 use mixprec_autograd::{Tape, TapeReport};
 use mixprec_dtype::DType;
+use mixprec_tensor::CastReport;
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 /// Thresholds of the monitor; `Default` is a 100-step window, spikes at 4 standard
 /// deviations, explosions at 10x the rolling median norm, divergence over 200 steps.
@@ -45,15 +48,22 @@ pub struct StepStats {
     pub loss_scale: Option<f32>,
     /// True when the optimizer step was skipped (inf/NaN gradients).
     pub skipped: bool,
-    /// Cast points of the step's tape: (node, from, to, elements, underflowed, overflowed).
+    /// Cast points of the step's tape, forward casts and the backward casts of their
+    /// gradients.
     pub casts: Vec<CastStats>,
+    /// FP8 amaxes and scales of the step ([`crate::Fp8Scaling::update`]'s result).
+    pub fp8: Vec<Fp8TensorStats>,
 }
 
 /// One cast point's counts.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct CastStats {
     /// Node on the step's tape.
     pub node: usize,
+    /// The layer ([`mixprec_autograd::Tape::scope`]) the cast ran in, if any.
+    pub scope: Option<Arc<str>>,
+    /// True for the backward cast of the gradient (from `to` back to `from`'s side).
+    pub backward: bool,
     /// Source precision.
     pub from: DType,
     /// Target precision.
@@ -78,7 +88,8 @@ impl CastStats {
 }
 
 impl StepStats {
-    /// Stats of a step with the cast points read from its tape.
+    /// Stats of a step with the cast points read from its tape (after backward, so that
+    /// the gradients' casts are included) and no FP8 numbers (see [`StepStats::with_fp8`]).
     pub fn from_tape(
         step: u64,
         loss: f64,
@@ -94,23 +105,44 @@ impl StepStats {
             loss_scale,
             skipped,
             casts: casts_of(&tape.report()),
+            fp8: Vec::new(),
         }
+    }
+
+    /// Adds the step's FP8 amaxes and scales.
+    pub fn with_fp8(self, fp8: Vec<Fp8TensorStats>) -> StepStats {
+        StepStats { fp8, ..self }
+    }
+
+    /// The largest underflow fraction among the casts of gradients (backward casts).
+    pub fn worst_gradient_underflow(&self) -> f64 {
+        self.casts
+            .iter()
+            .filter(|c| c.backward)
+            .map(CastStats::underflow_fraction)
+            .fold(0.0, f64::max)
     }
 }
 
 fn casts_of(report: &TapeReport) -> Vec<CastStats> {
-    report
-        .casts
-        .iter()
-        .map(|c| CastStats {
+    let mut out = Vec::with_capacity(2 * report.casts.len());
+    for c in &report.casts {
+        let stats = |r: &CastReport, backward| CastStats {
             node: c.node,
-            from: c.report.from,
-            to: c.report.to,
-            elements: c.report.elements,
-            underflowed: c.report.underflowed,
-            overflowed: c.report.overflowed,
-        })
-        .collect()
+            scope: c.scope.clone(),
+            backward,
+            from: r.from,
+            to: r.to,
+            elements: r.elements,
+            underflowed: r.underflowed,
+            overflowed: r.overflowed,
+        };
+        out.push(stats(&c.report, false));
+        if let Some(g) = &c.grad {
+            out.push(stats(g, true));
+        }
+    }
+    out
 }
 
 /// Something the monitor noticed.
@@ -279,7 +311,37 @@ impl NumericsMonitor {
             .iter()
             .filter(|c| c.underflowed > 0)
             .max_by(|a, b| a.underflow_fraction().total_cmp(&b.underflow_fraction()))
-            .copied()
+            .cloned()
+    }
+
+    /// The layers (scopes) of the last step ranked by the underflow fraction of all their
+    /// casts together, worst first: (scope, underflowed, elements). Casts outside any
+    /// scope are grouped under `""`.
+    pub fn underflow_by_layer(&self) -> Vec<(String, usize, usize)> {
+        let mut out: Vec<(String, usize, usize)> = Vec::new();
+        for c in self.last.iter().flat_map(|s| &s.casts) {
+            let name = c.scope.as_deref().unwrap_or("");
+            match out.iter_mut().find(|r| r.0 == name) {
+                Some(r) => {
+                    r.1 += c.underflowed;
+                    r.2 += c.elements;
+                }
+                None => out.push((name.to_string(), c.underflowed, c.elements)),
+            }
+        }
+        let frac = |r: &(String, usize, usize)| r.1 as f64 / r.2.max(1) as f64;
+        out.sort_by(|a, b| frac(b).total_cmp(&frac(a)));
+        out
+    }
+
+    /// The FP8 amaxes and scales of the last step.
+    pub fn fp8(&self) -> &[Fp8TensorStats] {
+        self.last.as_ref().map_or(&[], |s| &s.fp8)
+    }
+
+    /// The last step recorded.
+    pub fn last(&self) -> Option<&StepStats> {
+        self.last.as_ref()
     }
 }
 
@@ -295,6 +357,7 @@ mod tests {
             loss_scale: None,
             skipped: false,
             casts: vec![],
+            fp8: vec![],
         }
     }
 
@@ -374,8 +437,10 @@ mod tests {
     #[test]
     fn worst_underflow_names_the_cast_point() {
         let mut m = NumericsMonitor::new(MonitorConfig::default());
-        let c = |node, under| CastStats {
+        let c = |node, under, scope: &str| CastStats {
             node,
+            scope: Some(scope.into()),
+            backward: node == 9,
             from: DType::F32,
             to: DType::F16,
             elements: 100,
@@ -383,8 +448,22 @@ mod tests {
             overflowed: 0,
         };
         let mut s = stats(0, 1.0, 1.0);
-        s.casts = vec![c(3, 1), c(7, 40), c(9, 0)];
+        s.casts = vec![
+            c(3, 1, "fc1"),
+            c(7, 40, "fc2"),
+            c(9, 30, "fc1"),
+            c(11, 0, "fc1"),
+        ];
+        assert_eq!(
+            s.worst_gradient_underflow(),
+            0.3,
+            "node 9 is the backward cast"
+        );
         m.record(s);
         assert_eq!(m.worst_underflow().map(|c| c.node), Some(7));
+        assert_eq!(
+            m.underflow_by_layer(),
+            vec![("fc2".to_string(), 40, 100), ("fc1".to_string(), 31, 300)]
+        );
     }
 }

@@ -77,6 +77,11 @@ impl ScaledGrads {
     pub fn scale(&self) -> f32 {
         self.scale
     }
+
+    /// The gradients (still scaled).
+    pub(crate) fn gradients(&self) -> &Gradients {
+        &self.grads
+    }
 }
 
 /// Gradients after unscaling, in F32, one per parameter passed to
@@ -90,12 +95,12 @@ pub struct UnscaledGrads {
 impl UnscaledGrads {
     /// Plain gradients that need no unscaling (no loss scaling in the policy).
     pub fn from_gradients(grads: &Gradients, params: &[&Var<F32>]) -> UnscaledGrads {
-        let grads: Vec<Option<Tensor<F32>>> =
-            params.iter().map(|p| grads.get(p).cloned()).collect();
-        let found_inf = grads
-            .iter()
-            .flatten()
-            .any(|g| g.to_f32_vec().iter().any(|v| !v.is_finite()));
+        UnscaledGrads::new(params.iter().map(|p| grads.get(p).cloned()).collect())
+    }
+
+    /// Gradients that need no unscaling, with the inf/NaN check.
+    pub(crate) fn new(grads: Vec<Option<Tensor<F32>>>) -> UnscaledGrads {
+        let found_inf = grads.iter().flatten().any(has_non_finite);
         UnscaledGrads { grads, found_inf }
     }
 
@@ -113,6 +118,10 @@ impl UnscaledGrads {
     pub fn found_inf(&self) -> bool {
         self.found_inf
     }
+}
+
+fn has_non_finite(g: &Tensor<F32>) -> bool {
+    g.to_f32_vec().iter().any(|v| !v.is_finite())
 }
 
 /// Whether [`GradScaler::step`] ran the update.
@@ -215,20 +224,24 @@ impl GradScaler {
     /// reciprocal computed in f64 and rounded to f32, the multiply in f32. Records whether
     /// any scaled gradient was inf or NaN; unscales regardless (as PyTorch).
     pub fn unscale(&mut self, scaled: ScaledGrads, params: &[&Var<F32>]) -> UnscaledGrads {
-        let inv = (1.0f64 / f64::from(scaled.scale)) as f32;
-        let mut found_inf = false;
         let grads = params
             .iter()
-            .map(|p| {
-                scaled.grads.get(p).map(|g| {
-                    found_inf |= g.to_f32_vec().iter().any(|v| !v.is_finite());
-                    if inv == 1.0 {
-                        g.clone()
-                    } else {
-                        g.map(|v| v * inv)
-                    }
-                })
-            })
+            .map(|p| scaled.grads.get(p).cloned())
+            .collect();
+        self.unscale_tensors(grads, scaled.scale)
+    }
+
+    /// Unscales gradients that were computed at `scale`.
+    pub(crate) fn unscale_tensors(
+        &mut self,
+        grads: Vec<Option<Tensor<F32>>>,
+        scale: f32,
+    ) -> UnscaledGrads {
+        let inv = (1.0f64 / f64::from(scale)) as f32;
+        let found_inf = grads.iter().flatten().any(has_non_finite);
+        let grads = grads
+            .into_iter()
+            .map(|g| g.map(|g| if inv == 1.0 { g } else { g.map(|v| v * inv) }))
             .collect();
         self.found_inf |= found_inf;
         UnscaledGrads { grads, found_inf }

@@ -2,7 +2,8 @@
 //! skip-step guarantee, the never-zero scale, hysteresis, limits, checkpoints, clipping.
 
 use mixprec_amp::{
-    GradScaler, GradScalerConfig, GradScalerState, StepOutcome, clip_grad_norm, clip_grad_value,
+    GradAccumulator, GradScaler, GradScalerConfig, GradScalerState, StepOutcome, clip_grad_norm,
+    clip_grad_value,
 };
 use mixprec_autograd::Tape;
 use mixprec_dtype::F32;
@@ -248,4 +249,100 @@ fn unscale_uses_the_f64_reciprocal_and_clipping_works() {
             .iter()
             .all(|v| v.abs() <= 0.5)
     );
+}
+
+/// Mean-squared error of a linear model on rows `rows` of a fixed batch of 8.
+fn micro_batch_loss(
+    tape: &Tape,
+    w: &mixprec_autograd::Var<F32>,
+    rows: std::ops::Range<usize>,
+) -> mixprec_autograd::Var<F32> {
+    let xs: Vec<f32> = (0..16).map(|i| (i as f32 * 0.37).sin()).collect();
+    let ys: Vec<f32> = (0..8).map(|i| (i as f32 * 0.11).cos()).collect();
+    let n = rows.len();
+    let x = Tensor::<F32>::from_f32(&xs[rows.start * 2..rows.end * 2], &[n, 2]).unwrap();
+    let y = Tensor::<F32>::from_f32(&ys[rows.clone()], &[n, 1]).unwrap();
+    let pred = tape.constant(x).matmul(w).unwrap();
+    let err = pred.sub(&tape.constant(y)).unwrap();
+    err.mul(&err).unwrap().mean_all().unwrap()
+}
+
+#[test]
+fn accumulation_unscales_once_and_matches_the_full_batch() {
+    let w0 = Tensor::<F32>::from_f32(&[0.3, -0.2], &[2, 1]).unwrap();
+    let full = {
+        let tape = Tape::new();
+        let w = tape.leaf(w0.clone());
+        let g = micro_batch_loss(&tape, &w, 0..8).backward().unwrap();
+        g.get(&w).unwrap().to_f32_vec()
+    };
+    let mut scaler = GradScaler::new(cfg(1024.0, 2000)).unwrap();
+    let mut acc = GradAccumulator::new();
+    for k in 0..4 {
+        let tape = Tape::new();
+        let w = tape.leaf(w0.clone());
+        let scaled = scaler
+            .backward(&micro_batch_loss(&tape, &w, 2 * k..2 * k + 2))
+            .unwrap();
+        acc.add_scaled(&scaled, &[&w]).unwrap();
+    }
+    assert_eq!(acc.micro_batches(), 4);
+    let grads = scaler.unscale_accumulated(acc).unwrap();
+    let got = grads.get(0).unwrap().to_f32_vec();
+    // Power-of-two scale and count: the only differences are the f32 roundings of the
+    // partial sums, a few ulps of values near 1.
+    for (g, f) in got.iter().zip(&full) {
+        assert!(
+            (g - f).abs() <= 4.0 * f32::EPSILON * f.abs().max(1.0),
+            "{g} vs {f}"
+        );
+    }
+    assert_eq!(scaler.step(&grads, |_| {}), StepOutcome::Stepped);
+    scaler.update();
+
+    // A scale change inside the effective batch is refused; so is mixing kinds.
+    let mut acc = GradAccumulator::new();
+    let tape = Tape::new();
+    let w = tape.leaf(w0.clone());
+    let a = scaler.backward(&micro_batch_loss(&tape, &w, 0..2)).unwrap();
+    acc.add_scaled(&a, &[&w]).unwrap();
+    let other = GradScaler::new(cfg(8.0, 2000)).unwrap();
+    let tape = Tape::new();
+    let w = tape.leaf(w0.clone());
+    let b = other.backward(&micro_batch_loss(&tape, &w, 2..4)).unwrap();
+    let e = acc.add_scaled(&b, &[&w]).unwrap_err();
+    assert!(e.to_string().contains("loss scale changed"), "{e}");
+    assert_eq!(
+        acc.micro_batches(),
+        1,
+        "the refused micro-batch added nothing"
+    );
+    let plain = micro_batch_loss(&tape, &w, 4..6).backward();
+    assert!(acc.add(&plain.unwrap(), &[&w]).is_err());
+    assert!(
+        acc.clone().into_unscaled().is_err(),
+        "scaled sums need the scaler"
+    );
+
+    // One non-finite micro-batch skips the whole effective batch and backs off once.
+    let mut scaler = GradScaler::new(cfg(1024.0, 2000)).unwrap();
+    let mut acc = GradAccumulator::new();
+    for finite in [true, false, true] {
+        let tape = Tape::new();
+        let w = tape.leaf(w0.clone());
+        let x = if finite { 1.0 } else { f32::INFINITY };
+        let loss = w
+            .mul(&tape.constant(Tensor::<F32>::from_f32(&[x, 1.0], &[2, 1]).unwrap()))
+            .unwrap()
+            .sum_all();
+        acc.add_scaled(&scaler.backward(&loss).unwrap(), &[&w])
+            .unwrap();
+    }
+    let grads = scaler.unscale_accumulated(acc).unwrap();
+    assert_eq!(
+        scaler.step(&grads, |_| panic!("must skip")),
+        StepOutcome::Skipped
+    );
+    scaler.update();
+    assert_eq!(scaler.scale(), 512.0);
 }

@@ -2,9 +2,10 @@
 //! amp layer's FP8 GEMM is one).
 
 use crate::error::Result;
+use crate::saved::Saved;
 use crate::tape::{AnyGrad, NodeId, Tape};
 use crate::var::{Record, Var};
-use mixprec_dtype::{DType, Dtype};
+use mixprec_dtype::Dtype;
 use mixprec_tensor::Tensor;
 use std::marker::PhantomData;
 
@@ -54,14 +55,15 @@ impl<D: Dtype> Var<D> {
 
 impl Tape {
     /// Records a custom op: `value` is its output (computed by the caller), `requires_grad`
-    /// whether any input needs a gradient, `saved` the bytes the rule keeps alive (for the
-    /// memory report), and `rule` maps the output gradient to input gradients.
+    /// whether any input needs a gradient, `saved` what the rule keeps alive for the memory
+    /// report ([`Saved::tensor`] for tensors, counted once per storage; [`Saved::bytes`]
+    /// otherwise), and `rule` maps the output gradient to input gradients.
     pub fn custom<D: Dtype>(
         &self,
         op: &'static str,
         value: Tensor<D>,
         requires_grad: bool,
-        saved: Vec<(DType, usize)>,
+        saved: Vec<Saved>,
         rule: impl FnOnce(Tensor<D>) -> Result<Vec<InputGrad>> + Send + 'static,
     ) -> Var<D> {
         let rec = Record {

@@ -28,6 +28,7 @@ mod gradcheck;
 mod grads;
 mod ops;
 mod report;
+mod saved;
 mod tape;
 mod var;
 
@@ -36,5 +37,6 @@ pub use error::{Error, Result};
 pub use gradcheck::{GradcheckReport, gradcheck};
 pub use grads::Gradients;
 pub use report::{CastPoint, OpCount, TapeReport};
+pub use saved::Saved;
 pub use tape::{NodeId, Tape};
 pub use var::Var;

@@ -24,6 +24,11 @@ pub struct CastPoint {
     pub node: NodeId,
     /// What the cast did.
     pub report: CastReport,
+    /// What the backward cast of the gradient (back to the source precision) did; `None`
+    /// until backward has run through this node.
+    pub grad: Option<CastReport>,
+    /// The [`Tape::scope`] the cast was recorded in (the layer), if any.
+    pub scope: Option<std::sync::Arc<str>>,
 }
 
 /// A snapshot of a tape.
@@ -61,8 +66,13 @@ impl Tape {
                     count: 1,
                 }),
             }
-            if let Some(report) = node.cast {
-                casts.push(CastPoint { node: id, report });
+            if let Some(site) = &node.cast {
+                casts.push(CastPoint {
+                    node: id,
+                    report: site.forward,
+                    grad: *site.backward.lock().unwrap_or_else(|e| e.into_inner()),
+                    scope: node.scope.clone(),
+                });
             }
         }
         let by_dtype = |bytes: &[usize; 6]| {
@@ -91,21 +101,29 @@ impl fmt::Display for TapeReport {
         writeln!(f, "\ncast points ({}):", self.casts.len())?;
         writeln!(
             f,
-            "{:>6} {:<13} {:>10} {:>11} {:>10} {:>10}",
+            "{:>6} {:<13} {:>10} {:>11} {:>10} {:>10}  scope",
             "node", "cast", "elements", "underflow", "overflow", "saturated"
         )?;
-        for c in &self.casts {
-            let r = &c.report;
+        // Backward casts (gradients) are the node number with a prime.
+        let row = |f: &mut fmt::Formatter<'_>, node: String, r: &CastReport, scope: &str| {
             writeln!(
                 f,
-                "{:>6} {:<13} {:>10} {:>11} {:>10} {:>10}",
-                c.node,
+                "{:>6} {:<13} {:>10} {:>11} {:>10} {:>10}  {}",
+                node,
                 format!("{}->{}", r.from, r.to),
                 r.elements,
                 r.underflowed,
                 r.overflowed,
-                r.saturated
-            )?;
+                r.saturated,
+                scope
+            )
+        };
+        for c in &self.casts {
+            let scope = c.scope.as_deref().unwrap_or("");
+            row(f, c.node.to_string(), &c.report, scope)?;
+            if let Some(g) = &c.grad {
+                row(f, format!("{}'", c.node), g, scope)?;
+            }
         }
         writeln!(f, "\nsaved for backward (now / peak):")?;
         for (d, peak) in &self.peak_saved_bytes {

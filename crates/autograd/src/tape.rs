@@ -34,9 +34,18 @@ pub(crate) struct Node {
     pub backward: Option<BackwardFn>,
     pub consumed: bool,
     /// Bytes saved for backward, by dtype (released when the rule runs).
-    pub saved: Vec<(DType, usize)>,
+    pub saved: Vec<crate::saved::Saved>,
     pub accumulate: AccumulateFn,
-    pub cast: Option<CastReport>,
+    pub cast: Option<CastSite>,
+    /// The [`Tape::scope`] path the node was recorded in (set by `push`).
+    pub scope: Option<Arc<str>>,
+}
+
+/// A cast node's counts: the forward cast's, and the backward cast's (the gradient cast
+/// back to the source precision), filled in when backward runs.
+pub(crate) struct CastSite {
+    pub forward: CastReport,
+    pub backward: Arc<Mutex<Option<CastReport>>>,
 }
 
 #[derive(Default)]
@@ -46,6 +55,12 @@ pub(crate) struct Inner {
     /// Bytes currently saved for backward, indexed like `DType::ALL`.
     pub saved_bytes: [usize; 6],
     pub peak_saved_bytes: [usize; 6],
+    /// Open scopes, each entry the full path (`"block0/attn"`).
+    pub scopes: Vec<Arc<str>>,
+    /// Saved storages and how many unconsumed rules hold each.
+    pub holders: std::collections::HashMap<usize, usize>,
+    /// Storages kept out of the saved count (kept alive here so ids stay unique).
+    pub excluded: std::collections::HashMap<usize, Box<dyn Any + Send>>,
 }
 
 pub(crate) fn dtype_index(d: DType) -> usize {
@@ -155,13 +170,53 @@ impl Tape {
             .collect()
     }
 
+    /// Runs `f` with nodes recorded under `name` (nested scopes join with `/`), so that
+    /// reports can say which layer a cast point or an op belongs to.
+    ///
+    /// ```
+    /// use mixprec_autograd::Tape;
+    /// use mixprec_dtype::{Bf16, F32};
+    /// use mixprec_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// let w = tape.leaf(Tensor::<F32>::ones(&[2]));
+    /// tape.scope("encoder", || tape.scope("fc1", || w.cast::<Bf16>()));
+    /// assert_eq!(tape.report().casts[0].scope.as_deref(), Some("encoder/fc1"));
+    /// ```
+    pub fn scope<R>(&self, name: &str, f: impl FnOnce() -> R) -> R {
+        {
+            let mut inner = self.lock();
+            let path: Arc<str> = match inner.scopes.last() {
+                Some(outer) => format!("{outer}/{name}").into(),
+                None => name.into(),
+            };
+            inner.scopes.push(path);
+        }
+        struct Pop<'a>(&'a Tape);
+        impl Drop for Pop<'_> {
+            fn drop(&mut self) {
+                self.0.lock().scopes.pop();
+            }
+        }
+        let _pop = Pop(self);
+        f()
+    }
+
+    /// The innermost open scope's path.
+    pub fn current_scope(&self) -> Option<Arc<str>> {
+        self.lock().scopes.last().cloned()
+    }
+
+    /// The scope path node `id` was recorded in.
+    pub fn scope_of(&self, id: NodeId) -> Option<Arc<str>> {
+        self.lock().nodes.get(id).and_then(|n| n.scope.clone())
+    }
+
     /// Appends a node; returns its id.
-    pub(crate) fn push(&self, node: Node) -> NodeId {
+    pub(crate) fn push(&self, mut node: Node) -> NodeId {
         let mut inner = self.lock();
-        for &(d, b) in &node.saved {
-            let i = dtype_index(d);
-            inner.saved_bytes[i] += b;
-            inner.peak_saved_bytes[i] = inner.peak_saved_bytes[i].max(inner.saved_bytes[i]);
+        node.scope = inner.scopes.last().cloned();
+        for s in &node.saved {
+            inner.hold(s);
         }
         inner.nodes.push(node);
         inner.nodes.len() - 1
@@ -190,8 +245,8 @@ impl Tape {
             };
             node.consumed = true;
             let freed = std::mem::take(&mut node.saved);
-            for (d, b) in freed {
-                inner.saved_bytes[dtype_index(d)] -= b;
+            for s in &freed {
+                inner.release(s);
             }
             for (input, ig) in rule(g)? {
                 let acc = inner.nodes[input].accumulate;

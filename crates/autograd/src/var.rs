@@ -4,8 +4,8 @@
 use crate::error::{Error, Result};
 use crate::grads::Gradients;
 use crate::tape::{AnyGrad, Node, NodeId, Tape, accumulate_in, accumulate_in_f32};
-use mixprec_dtype::{DType, Dtype};
-use mixprec_tensor::{CastReport, Tensor};
+use mixprec_dtype::Dtype;
+use mixprec_tensor::Tensor;
 
 /// A tensor on a tape: its value, its node, and whether gradients flow to it.
 pub struct Var<D: Dtype> {
@@ -43,8 +43,8 @@ impl<D: Dtype> std::fmt::Debug for Var<D> {
 pub(crate) struct Record {
     pub op: &'static str,
     pub requires_grad: bool,
-    pub saved: Vec<(DType, usize)>,
-    pub cast: Option<CastReport>,
+    pub saved: Vec<crate::saved::Saved>,
+    pub cast: Option<crate::tape::CastSite>,
 }
 
 impl Tape {
@@ -81,6 +81,7 @@ impl Tape {
             saved: Vec::new(),
             accumulate,
             cast: None,
+            scope: None,
         });
         Var {
             tape: self.clone(),
@@ -117,6 +118,7 @@ impl Tape {
             saved: if requires_grad { rec.saved } else { Vec::new() },
             accumulate: accumulate_in::<D>,
             cast: rec.cast,
+            scope: None,
         });
         Var {
             tape: self.clone(),

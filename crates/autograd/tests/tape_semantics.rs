@@ -47,6 +47,45 @@ fn cast_report_counts_match_direct_counts() {
 }
 
 #[test]
+fn backward_casts_report_gradient_underflow_at_the_cast_point() {
+    // An F16 activation feeds an F32 loss; the loss gradient (weights * 1) is cast back to
+    // F16 at the cast point. Gradients at or below 2^-25 flush to zero there.
+    let weights = [1e-9f32, 2e-8, 1e-7, 1e-3, -4e-9, 0.0];
+    let expected_underflow = weights
+        .iter()
+        .filter(|v| **v != 0.0 && f64::from(v.abs()) <= 2f64.powi(-25))
+        .count();
+    assert_eq!(expected_underflow, 3);
+    let tape = Tape::new();
+    let h = tape.leaf(Tensor::<F16>::ones(&[6]));
+    let up = h.cast::<F32>();
+    assert_eq!(tape.report().casts[0].grad, None, "no backward yet");
+    let loss = up
+        .mul(&tape.constant(t32(&weights, &[6])))
+        .unwrap()
+        .sum_all();
+    let grads = loss.backward().unwrap();
+    let r = tape.report();
+    let g = r.casts[0].grad.expect("backward ran through the cast");
+    assert_eq!((g.from, g.to), (DType::F32, DType::F16));
+    assert_eq!(g.elements, 6);
+    assert_eq!(g.underflowed, expected_underflow);
+    let zeros = grads
+        .get(&h)
+        .unwrap()
+        .to_f32_vec()
+        .iter()
+        .filter(|v| **v == 0.0)
+        .count();
+    assert_eq!(
+        zeros,
+        expected_underflow + 1,
+        "the flushed values and the true zero"
+    );
+    assert!(r.to_string().contains("f32->f16"), "{r}");
+}
+
+#[test]
 fn gradients_accumulate_in_the_leaf_type_or_in_f32_on_request() {
     // A BF16 value used 200 times with weight 1/256 each: the true gradient is 200/256.
     // Accumulating in BF16 rounds each partial sum to 8 bits; F32 accumulation does not.
@@ -177,6 +216,42 @@ fn saved_tensors_are_released_by_backward_and_counted_by_dtype() {
             .iter()
             .any(|o| o.op == "matmul" && o.dtype == DType::Bf16)
     );
+}
+
+#[test]
+fn shared_storages_are_counted_once_and_excluded_ones_not_at_all() {
+    let bf16_saved = |tape: &Tape| {
+        tape.saved_bytes()
+            .iter()
+            .find(|(d, _)| *d == DType::Bf16)
+            .map_or(0, |x| x.1)
+    };
+    let tape = Tape::new();
+    let w = tape.leaf(Tensor::<F32>::ones(&[16, 16]));
+    let wb = w.cast::<Bf16>();
+    let x = tape.constant(Tensor::<Bf16>::ones(&[4, 16]));
+    // Two GEMMs save the same BF16 weight (one through a transposed view) and x twice.
+    let y1 = x.matmul(&wb).unwrap();
+    let y2 = x.matmul(&wb.transpose(0, 1).unwrap()).unwrap();
+    assert_eq!(
+        bf16_saved(&tape),
+        (16 * 16 + 4 * 16) * 2,
+        "w and x once each"
+    );
+    let loss = y1.add(&y2).unwrap().cast::<F32>().sum_all();
+    loss.backward().unwrap();
+    assert!(tape.saved_bytes().is_empty());
+
+    // The same with the weight copy excluded (accounted as a compute copy elsewhere).
+    let tape = Tape::new();
+    let w = tape.leaf(Tensor::<F32>::ones(&[16, 16]));
+    let wb = w.cast::<Bf16>();
+    tape.exclude_from_saved(wb.value());
+    let x = tape.constant(Tensor::<Bf16>::ones(&[4, 16]));
+    let y = x.matmul(&wb).unwrap();
+    assert_eq!(bf16_saved(&tape), 4 * 16 * 2, "only x");
+    y.cast::<F32>().sum_all().backward().unwrap();
+    assert!(tape.saved_bytes().is_empty());
 }
 
 /// Two-layer MLP (3 -> 2 relu -> 2 classes), cross-entropy, SGD lr 0.5, three steps on a

@@ -189,6 +189,17 @@ impl<D: Dtype> Tensor<D> {
         self.numel() * D::BYTES
     }
 
+    /// Identity of the storage allocation (equal for tensors and views that share it;
+    /// unique among live storages).
+    pub fn storage_id(&self) -> usize {
+        Arc::as_ptr(&self.storage) as *const () as usize
+    }
+
+    /// Bytes of the whole storage this tensor keeps alive (a view keeps all of it).
+    pub fn storage_nbytes(&self) -> usize {
+        self.storage.bytes()
+    }
+
     /// True when both share one storage allocation.
     pub fn shares_storage_with(&self, other: &Tensor<D>) -> bool {
         Arc::ptr_eq(&self.storage, &other.storage)

@@ -4,9 +4,11 @@
 
 use super::grad;
 use crate::error::Result;
+use crate::tape::CastSite;
 use crate::var::{Record, Var};
 use mixprec_dtype::Dtype;
 use mixprec_tensor::{CastOptions, CastReport};
+use std::sync::{Arc, Mutex};
 
 impl<D: Dtype> Var<D> {
     /// Casts to `T` with the default options (nearest even; FP8 targets get a current
@@ -18,19 +20,29 @@ impl<D: Dtype> Var<D> {
     }
 
     /// Casts to `T` with explicit options; returns the var and the cast's report (also
-    /// recorded on the tape). The gradient is cast back to `D` with default options.
+    /// recorded on the tape). The gradient is cast back to `D` with default options, and
+    /// that cast's report is recorded too (the cast point's backward counts: this is where
+    /// FP16 gradients underflow without loss scaling).
     pub fn cast_with<T: Dtype>(&self, opts: CastOptions) -> Result<(Var<T>, CastReport)> {
         let (y, report) = self.value.cast_with::<T>(opts)?;
         let id = self.id;
+        let backward = Arc::new(Mutex::new(None));
+        let slot = Arc::clone(&backward);
         let rec = Record {
             op: "cast",
             requires_grad: self.requires_grad,
             saved: vec![],
-            cast: Some(report),
+            cast: Some(CastSite {
+                forward: report,
+                backward,
+            }),
         };
         Ok((
-            self.tape
-                .record(y, rec, move |g| Ok(vec![grad(id, g.cast::<D>())])),
+            self.tape.record(y, rec, move |g| {
+                let (g, grad_report) = g.cast_with::<D>(CastOptions::default())?;
+                *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(grad_report);
+                Ok(vec![grad(id, g)])
+            }),
             report,
         ))
     }

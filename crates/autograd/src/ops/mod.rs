@@ -15,9 +15,10 @@ mod views;
 mod window;
 
 use crate::error::Result;
+use crate::saved::Saved;
 use crate::tape::{AnyGrad, NodeId};
 use crate::var::{Record, Var};
-use mixprec_dtype::{DType, Dtype};
+use mixprec_dtype::Dtype;
 use mixprec_tensor::Tensor;
 
 /// `(id, gradient)` boxed for the tape.
@@ -30,17 +31,13 @@ pub(crate) fn sum_to<D: Dtype>(g: Tensor<D>, shape: &[usize]) -> Result<Tensor<D
     Ok(g.sum_to_shape(shape)?)
 }
 
-/// Bytes a rule keeps alive by saving `t`.
-pub(crate) fn saved<D: Dtype>(t: &Tensor<D>) -> (DType, usize) {
-    (D::DTYPE, t.nbytes())
+/// What a rule keeps alive by saving `t`.
+pub(crate) fn saved<D: Dtype>(t: &Tensor<D>) -> Saved {
+    Saved::tensor(t)
 }
 
 /// Record for an op with one input.
-pub(crate) fn unary_record<D: Dtype>(
-    op: &'static str,
-    x: &Var<D>,
-    saved: Vec<(DType, usize)>,
-) -> Record {
+pub(crate) fn unary_record<D: Dtype>(op: &'static str, x: &Var<D>, saved: Vec<Saved>) -> Record {
     Record {
         op,
         requires_grad: x.requires_grad,

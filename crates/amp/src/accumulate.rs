@@ -1,0 +1,133 @@
+//! [`GradAccumulator`]: gradient accumulation over micro-batches with the loss scaler's
+//! rule — the same scale for every micro-batch, then unscale, step and update once per
+//! effective batch (PyTorch's recipe for GradScaler with accumulation).
+//!
+//! Each micro-batch runs on its own tape; its gradients are added per parameter position
+//! in F32. `finish` divides the sum by the number of micro-batches, so with mean losses
+//! over equal micro-batches the result is the mean gradient of the whole batch (PyTorch
+//! asks users to divide each loss by the count instead; the result is the same up to the
+//! rounding of that division).
+
+use crate::scaler::{GradScaler, ScaledGrads, UnscaledGrads};
+use mixprec_autograd::{Error, Gradients, Result, Var};
+use mixprec_dtype::F32;
+use mixprec_tensor::{ErrorKind, Tensor};
+
+/// Sums of per-parameter gradients over micro-batches.
+#[derive(Clone, Debug, Default)]
+pub struct GradAccumulator {
+    sums: Vec<Option<Tensor<F32>>>,
+    micro_batches: usize,
+    /// The loss scale of the scaled micro-batches (`None`: unscaled ones, or none yet).
+    scale: Option<f32>,
+}
+
+fn invalid(msg: String) -> Error {
+    Error::Tensor(mixprec_tensor::Error {
+        op: "GradAccumulator",
+        kind: ErrorKind::InvalidArgument(msg),
+    })
+}
+
+impl GradAccumulator {
+    /// An empty accumulator.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Micro-batches added so far.
+    pub fn micro_batches(&self) -> usize {
+        self.micro_batches
+    }
+
+    fn add_grads(&mut self, grads: &Gradients, params: &[&Var<F32>]) -> Result<()> {
+        if self.micro_batches > 0 && params.len() != self.sums.len() {
+            return Err(invalid(format!(
+                "{} parameters this micro-batch, {} before",
+                params.len(),
+                self.sums.len()
+            )));
+        }
+        // Compute every new sum first: a failure leaves the accumulator as it was.
+        let mut new = Vec::with_capacity(params.len());
+        for (i, p) in params.iter().enumerate() {
+            let old = self.sums.get(i).and_then(|s| s.as_ref());
+            new.push(match (old, grads.get(p)) {
+                (Some(s), Some(g)) => Some(s.add(g)?),
+                (None, Some(g)) => Some(g.clone()),
+                (s, None) => s.cloned(),
+            });
+        }
+        self.sums = new;
+        self.micro_batches += 1;
+        Ok(())
+    }
+
+    /// Adds a micro-batch's scaled gradients. Errors (adding nothing) when its scale
+    /// differs from the earlier micro-batches' (the scaler must not update inside an
+    /// effective batch) or when unscaled gradients were added before.
+    pub fn add_scaled(&mut self, grads: &ScaledGrads, params: &[&Var<F32>]) -> Result<()> {
+        match self.scale {
+            None if self.micro_batches > 0 => {
+                return Err(invalid("scaled gradients after unscaled ones".into()));
+            }
+            Some(s) if s != grads.scale() => {
+                return Err(invalid(format!(
+                    "loss scale changed inside the effective batch: {s} then {}",
+                    grads.scale()
+                )));
+            }
+            _ => {}
+        }
+        self.add_grads(grads.gradients(), params)?;
+        self.scale = Some(grads.scale());
+        Ok(())
+    }
+
+    /// Adds a micro-batch's gradients of a policy without loss scaling. Errors (adding
+    /// nothing) when scaled gradients were added before.
+    pub fn add(&mut self, grads: &Gradients, params: &[&Var<F32>]) -> Result<()> {
+        if self.scale.is_some() {
+            return Err(invalid("unscaled gradients after scaled ones".into()));
+        }
+        self.add_grads(grads, params)
+    }
+
+    /// The mean of the added micro-batches, still scaled (for the scaler to unscale).
+    pub(crate) fn finish_scaled(self) -> Result<(Vec<Option<Tensor<F32>>>, f32)> {
+        let Some(scale) = self.scale else {
+            return Err(invalid(
+                "no scaled gradients: use into_unscaled for a policy without loss scaling".into(),
+            ));
+        };
+        Ok((mean(self.sums, self.micro_batches), scale))
+    }
+
+    /// The mean gradients of a policy without loss scaling. Errors when scaled gradients
+    /// were added (they must go through [`GradScaler::unscale_accumulated`]) or nothing was.
+    pub fn into_unscaled(self) -> Result<UnscaledGrads> {
+        if self.scale.is_some() || self.micro_batches == 0 {
+            return Err(invalid(
+                "scaled gradients need GradScaler::unscale_accumulated (or none were added)".into(),
+            ));
+        }
+        Ok(UnscaledGrads::new(mean(self.sums, self.micro_batches)))
+    }
+}
+
+/// `sum / n` in f32 (exact for a power-of-two `n`).
+fn mean(sums: Vec<Option<Tensor<F32>>>, n: usize) -> Vec<Option<Tensor<F32>>> {
+    let inv = 1.0 / n as f32;
+    sums.into_iter()
+        .map(|s| s.map(|t| if n == 1 { t } else { t.map(|v| v * inv) }))
+        .collect()
+}
+
+impl GradScaler {
+    /// Unscales accumulated gradients once for the effective batch (as
+    /// [`GradScaler::unscale`]); then `step` and `update` once.
+    pub fn unscale_accumulated(&mut self, acc: GradAccumulator) -> Result<UnscaledGrads> {
+        let (grads, scale) = acc.finish_scaled()?;
+        Ok(self.unscale_tensors(grads, scale))
+    }
+}
