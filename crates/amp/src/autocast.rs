@@ -23,7 +23,7 @@ use crate::fp8::{Fp8Role, Fp8Scaling};
 use crate::policy::Policy;
 use mixprec_autograd::{InputGrad, NodeId, Result, Saved, Tape, Var};
 use mixprec_dtype::{Acc, DType, Dtype, Promote};
-use mixprec_tensor::{CastOptions, Indices};
+use mixprec_tensor::{CastOptions, Conv2dParams, Indices};
 use std::any::Any;
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -273,6 +273,36 @@ impl<P: Policy> Autocast<P> {
                 Ok(out)
             },
         ))
+    }
+
+    /// 2-D convolution (`x` NCHW, `w` `[out, in/groups, kh, kw]`) in `P::GemmFwd`, or in
+    /// `P::Activation` when `P::GemmFwd` is FP8 (Transformer Engine has no FP8
+    /// convolution either); bias added in the same precision; result in `P::Activation`.
+    pub fn conv2d<A: Dtype>(
+        &self,
+        x: &Var<A>,
+        w: &Var<P::Param>,
+        bias: Option<&Var<P::Param>>,
+        params: Conv2dParams,
+    ) -> Result<Var<P::Activation>> {
+        if <P::GemmFwd as Dtype>::DTYPE.is_fp8() {
+            return self.conv2d_in::<A, P::Activation>(x, w, bias, params);
+        }
+        Ok(self
+            .conv2d_in::<A, P::GemmFwd>(x, w, bias, params)?
+            .cast::<P::Activation>())
+    }
+
+    fn conv2d_in<A: Dtype, C: Dtype>(
+        &self,
+        x: &Var<A>,
+        w: &Var<P::Param>,
+        bias: Option<&Var<P::Param>>,
+        params: Conv2dParams,
+    ) -> Result<Var<C>> {
+        let b = bias.map(|b| self.cast::<P::Param, C>(b));
+        self.cast::<A, C>(x)
+            .conv2d(&self.cast::<P::Param, C>(w), b.as_ref(), params)
     }
 
     /// `a + b` in the wider of the two precisions ([`Promote`], PyTorch's promote rule):

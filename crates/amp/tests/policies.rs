@@ -146,3 +146,27 @@ fn binary_ops_promote_to_the_wider_precision() {
     );
     assert_eq!(g.get(&b).unwrap().to_f32_vec(), vec![1.0; 3]);
 }
+
+/// Convolutions are GEMM-class: BF16 under Bf16Mixed; under Fp8Hybrid they run in the
+/// activation precision (no FP8 convolution, as in Transformer Engine).
+#[test]
+fn conv2d_runs_in_the_gemm_class_precision() {
+    use mixprec_tensor::Conv2dParams;
+    fn conv_dtype<P: Policy<Param = F32>>() -> Vec<DType> {
+        let tape = Tape::new();
+        let ac = Autocast::<P>::new(&tape);
+        let mut rng = Rng::seed(9);
+        let w = tape.leaf(Tensor::<F32>::randn(&[4, 2, 3, 3], 0.0, 0.3, &mut rng).unwrap());
+        let b = tape.leaf(Tensor::<F32>::zeros(&[4]));
+        let x = tape.constant(Tensor::<F32>::randn(&[2, 2, 6, 6], 0.0, 1.0, &mut rng).unwrap());
+        let y = ac.conv2d(&x, &w, Some(&b), Conv2dParams::default()).unwrap();
+        assert_eq!(y.value().dtype(), <P::Activation as Dtype>::DTYPE);
+        let g = y.cast::<F32>().sum_all().backward().unwrap();
+        assert_eq!(g.get(&w).unwrap().shape(), &[4, 2, 3, 3]);
+        dtype_of(&tape.report(), "conv2d")
+    }
+    assert_eq!(conv_dtype::<Fp32>(), vec![DType::F32]);
+    assert_eq!(conv_dtype::<Bf16Mixed>(), vec![DType::Bf16]);
+    assert_eq!(conv_dtype::<F16Mixed>(), vec![DType::F16]);
+    assert_eq!(conv_dtype::<Fp8Hybrid>(), vec![DType::Bf16]);
+}
