@@ -146,6 +146,24 @@ impl<P: Policy> Autocast<P> {
         self.gemm(a, b, false)
     }
 
+    /// Attention's batched GEMMs (scores `q k^T`, and probabilities times values): as
+    /// [`Autocast::matmul`], except under FP8 policies, where they run in `P::Activation`
+    /// (Transformer Engine quantises linear layers, not unfused attention).
+    pub fn attention_matmul<A: Dtype, B: Dtype>(
+        &self,
+        a: &Var<A>,
+        b: &Var<B>,
+    ) -> Result<Var<P::Activation>> {
+        if <P::GemmFwd as Dtype>::DTYPE.is_fp8() {
+            let (ac, bc) = (
+                self.cast::<A, P::Activation>(a),
+                self.cast::<B, P::Activation>(b),
+            );
+            return ac.matmul(&bc);
+        }
+        self.gemm(a, b, false)
+    }
+
     /// `x @ w^T + bias` (PyTorch's `linear`: `w` is `[out, in]`), GEMM in `P::GemmFwd`,
     /// bias added in `P::Activation`. The weight's cast is cached, then transposed as a
     /// view.

@@ -135,6 +135,11 @@ impl Fp8Scaling {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// True when both handles are the same state.
+    pub fn same(&self, other: &Fp8Scaling) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
     /// The recipe.
     pub fn recipe(&self) -> Fp8Recipe {
         self.lock().recipe

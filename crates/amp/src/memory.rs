@@ -57,7 +57,8 @@ pub struct MemorySummary {
 }
 
 impl MemorySummary {
-    fn add(&mut self, role: MemoryRole, d: DType, bytes: usize) {
+    /// Adds `bytes` of precision `d` to `role` (zero bytes add no row).
+    pub fn add(&mut self, role: MemoryRole, d: DType, bytes: usize) {
         if bytes == 0 {
             return;
         }

@@ -159,7 +159,9 @@ fn conv2d_runs_in_the_gemm_class_precision() {
         let w = tape.leaf(Tensor::<F32>::randn(&[4, 2, 3, 3], 0.0, 0.3, &mut rng).unwrap());
         let b = tape.leaf(Tensor::<F32>::zeros(&[4]));
         let x = tape.constant(Tensor::<F32>::randn(&[2, 2, 6, 6], 0.0, 1.0, &mut rng).unwrap());
-        let y = ac.conv2d(&x, &w, Some(&b), Conv2dParams::default()).unwrap();
+        let y = ac
+            .conv2d(&x, &w, Some(&b), Conv2dParams::default())
+            .unwrap();
         assert_eq!(y.value().dtype(), <P::Activation as Dtype>::DTYPE);
         let g = y.cast::<F32>().sum_all().backward().unwrap();
         assert_eq!(g.get(&w).unwrap().shape(), &[4, 2, 3, 3]);

@@ -17,15 +17,17 @@ fn scaler_config() -> impl Strategy<Value = GradScalerConfig> {
         proptest::option::of(-60i32..0),
         proptest::option::of(0i32..60),
     )
-        .prop_map(|(e, growth, backoff, interval, hyst, lo, hi)| GradScalerConfig {
-            init_scale: 2f32.powi(e),
-            growth_factor: growth,
-            backoff_factor: backoff,
-            growth_interval: interval,
-            min_scale: lo.map(|k| 2f32.powi(k)),
-            max_scale: hi.map(|k| 2f32.powi(k)),
-            hysteresis: hyst,
-        })
+        .prop_map(
+            |(e, growth, backoff, interval, hyst, lo, hi)| GradScalerConfig {
+                init_scale: 2f32.powi(e),
+                growth_factor: growth,
+                backoff_factor: backoff,
+                growth_interval: interval,
+                min_scale: lo.map(|k| 2f32.powi(k)),
+                max_scale: hi.map(|k| 2f32.powi(k)),
+                hysteresis: hyst,
+            },
+        )
 }
 
 proptest! {
@@ -68,7 +70,7 @@ fn amax() -> impl Strategy<Value = f32> {
         Just(f32::NAN),
         Just(f32::INFINITY),
         Just(f32::MAX),
-        Just(f32::from_bits(1)),   // smallest subnormal: 448 / amax overflows
+        Just(f32::from_bits(1)), // smallest subnormal: 448 / amax overflows
         Just(f32::MIN_POSITIVE),
         (-40i32..40).prop_map(|e| 2f32.powi(e)),
         1e-30f32..1e30,

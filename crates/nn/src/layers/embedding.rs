@@ -1,0 +1,61 @@
+//! [`Embedding`]: a lookup table. Rows are gathered from the F32 master (exact) and the
+//! result rounded once into `P::Activation`; the gradient is scattered back in F32.
+
+use crate::init::Init;
+use crate::policy::TrainPolicy;
+use crate::step::{ParamId, Step};
+use mixprec_autograd::{Result, Var};
+use mixprec_tensor::Indices;
+use std::marker::PhantomData;
+
+/// `vocab` embeddings of width `dim`.
+pub struct Embedding<P: TrainPolicy> {
+    name: String,
+    table: ParamId,
+    vocab: usize,
+    dim: usize,
+    _policy: PhantomData<P>,
+}
+
+impl<P: TrainPolicy> Embedding<P> {
+    /// Table `{name}.weight` of `[vocab, dim]` drawn from `N(0, std^2)` (PyTorch: std 1;
+    /// GPT-2: 0.02).
+    pub fn new(
+        init: &mut Init<'_>,
+        name: &str,
+        vocab: usize,
+        dim: usize,
+        std: f64,
+    ) -> mixprec_tensor::Result<Self> {
+        let table = init.normal(&format!("{name}.weight"), &[vocab, dim], std)?;
+        Ok(Embedding {
+            name: name.to_string(),
+            table,
+            vocab,
+            dim,
+            _policy: PhantomData,
+        })
+    }
+
+    /// Rows for `ids` (any shape): `[ids.., dim]`. Errors on an id `>= vocab`.
+    pub fn forward(&self, step: &Step, ids: &Indices) -> Result<Var<P::Activation>> {
+        if let Some(&bad) = ids.as_slice().iter().find(|&&i| i >= self.vocab) {
+            return Err(crate::error::invalid(
+                "Embedding",
+                format!(
+                    "{}: id {bad} out of range for vocab {}",
+                    self.name, self.vocab
+                ),
+            ));
+        }
+        let table = step.param(self.table);
+        step.tape().scope(&self.name, || {
+            Ok(table.embedding(ids)?.cast::<P::Activation>())
+        })
+    }
+
+    /// `(vocab, dim)`.
+    pub fn size(&self) -> (usize, usize) {
+        (self.vocab, self.dim)
+    }
+}

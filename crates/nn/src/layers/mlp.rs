@@ -1,0 +1,45 @@
+//! [`Mlp`]: `Linear -> GELU -> Linear`, the transformer's feed-forward block (hidden width
+//! usually 4x the model width). GEMMs in `P::GemmFwd`, GELU in `P::Activation`.
+
+use crate::init::Init;
+use crate::layers::linear::Linear;
+use crate::policy::TrainPolicy;
+use crate::step::Step;
+use mixprec_autograd::{Result, Var};
+use mixprec_dtype::Dtype;
+
+/// Two linear layers with an exact GELU between them.
+pub struct Mlp<P: TrainPolicy> {
+    name: String,
+    fc1: Linear<P>,
+    fc2: Linear<P>,
+}
+
+impl<P: TrainPolicy> Mlp<P> {
+    /// `{name}.fc1` (`dim -> hidden`) and `{name}.fc2` (`hidden -> dim_out`), with biases.
+    pub fn new(
+        init: &mut Init<'_>,
+        name: &str,
+        dim: usize,
+        hidden: usize,
+        dim_out: usize,
+    ) -> mixprec_tensor::Result<Self> {
+        Ok(Mlp {
+            name: name.to_string(),
+            fc1: Linear::new(init, &format!("{name}.fc1"), dim, hidden, true)?,
+            fc2: Linear::new(init, &format!("{name}.fc2"), hidden, dim_out, true)?,
+        })
+    }
+
+    /// `fc2(gelu(fc1(x)))`.
+    pub fn forward<A: Dtype>(&self, step: &Step, x: &Var<A>) -> Result<Var<P::Activation>> {
+        let h = self.fc1.forward(step, x)?;
+        let a = step.tape().scope(&self.name, || h.gelu());
+        self.fc2.forward(step, &a)
+    }
+
+    /// Bytes of the FP8 scaling state of both layers.
+    pub fn fp8_state_bytes(&self) -> usize {
+        self.fc1.fp8_state_bytes() + self.fc2.fp8_state_bytes()
+    }
+}

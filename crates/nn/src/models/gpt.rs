@@ -1,0 +1,118 @@
+//! [`Gpt`]: a small GPT-style decoder — token and position embeddings, pre-norm
+//! transformer blocks, a final layer norm and a linear head — trained on the
+//! [`SortTask`]. Embeddings and the head run under the edge policy `E`, the blocks under
+//! the body policy `B`; the residual stream is F32.
+
+use super::{Model, count_correct};
+use crate::data::SortBatch;
+use crate::init::Init;
+use crate::layers::{Embedding, LayerNorm, Linear, TransformerBlock};
+use crate::policy::TrainPolicy;
+use crate::step::Step;
+use mixprec_autograd::{Result, Var};
+use mixprec_dtype::F32;
+use mixprec_tensor::Indices;
+
+/// Sizes of a [`Gpt`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GptConfig {
+    /// Vocabulary.
+    pub vocab: usize,
+    /// Longest input.
+    pub context: usize,
+    /// Model width.
+    pub dim: usize,
+    /// Attention heads.
+    pub heads: usize,
+    /// Blocks.
+    pub layers: usize,
+    /// Dropout on the residual branches.
+    pub dropout: f64,
+}
+
+/// The decoder.
+pub struct Gpt<B: TrainPolicy, E: TrainPolicy = B> {
+    cfg: GptConfig,
+    tok: Embedding<E>,
+    pos: Embedding<E>,
+    blocks: Vec<TransformerBlock<B>>,
+    ln_f: LayerNorm<B>,
+    head: Linear<E>,
+}
+
+impl<B: TrainPolicy, E: TrainPolicy> Gpt<B, E> {
+    /// Embeddings `tok`, `pos` (std 0.02, GPT-2), blocks `block{i}`, `ln_f`, `head`.
+    pub fn new(init: &mut Init<'_>, cfg: GptConfig) -> Result<Self> {
+        let blocks = (0..cfg.layers)
+            .map(|i| {
+                TransformerBlock::new(init, &format!("block{i}"), cfg.dim, cfg.heads, cfg.dropout)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Gpt {
+            cfg,
+            tok: Embedding::new(init, "tok", cfg.vocab, cfg.dim, 0.02)?,
+            pos: Embedding::new(init, "pos", cfg.context, cfg.dim, 0.02)?,
+            blocks,
+            ln_f: LayerNorm::new(init, "ln_f", cfg.dim),
+            head: Linear::new(init, "head", cfg.dim, cfg.vocab, false)?,
+        })
+    }
+
+    /// Logits `[batch, time, vocab]` for tokens `[batch, time]` (time <= context).
+    pub fn logits(&self, step: &Step, tokens: &Indices) -> Result<Var<E::Activation>> {
+        let &[_, t] = tokens.shape() else {
+            return Err(crate::error::invalid(
+                "Gpt",
+                format!("tokens must be [batch, time], got {:?}", tokens.shape()),
+            ));
+        };
+        if t > self.cfg.context {
+            return Err(crate::error::invalid(
+                "Gpt",
+                format!("{t} tokens exceed the context of {}", self.cfg.context),
+            ));
+        }
+        let positions = Indices::from_slice(&(0..t).collect::<Vec<_>>());
+        let x = self.tok.forward(step, tokens)?.cast::<F32>();
+        let mut x = x.add(&self.pos.forward(step, &positions)?.cast::<F32>())?;
+        for b in &self.blocks {
+            x = b.forward(step, &x)?;
+        }
+        self.head.forward(step, &self.ln_f.forward(step, &x)?)
+    }
+
+    /// Logits at the scored positions of a sort batch, `[batch * n, vocab]`, in F32.
+    fn scored(&self, step: &Step, batch: &SortBatch) -> Result<Var<F32>> {
+        let t = batch.inputs.shape()[1];
+        let n = t / 2;
+        let logits = self.logits(step, &batch.inputs)?;
+        // Position p predicts token p + 1: the separator at n predicts the first sorted
+        // digit, position 2n - 1 the last.
+        logits
+            .narrow(1, n, n)?
+            .reshape(&[batch.rows * n, self.cfg.vocab])
+            .map(|l| l.cast::<F32>())
+    }
+}
+
+impl<B: TrainPolicy, E: TrainPolicy> Model for Gpt<B, E> {
+    type Batch = SortBatch;
+
+    fn loss(&self, step: &Step, batch: &SortBatch) -> Result<Var<F32>> {
+        let logits = self.scored(step, batch)?;
+        step.tape()
+            .scope("loss", || logits.cross_entropy(&batch.targets))
+    }
+
+    fn correct(&self, step: &Step, batch: &SortBatch) -> Result<(usize, usize)> {
+        count_correct(&self.scored(step, batch)?, batch.targets.as_slice())
+    }
+
+    fn fp8_state_bytes(&self) -> usize {
+        self.blocks
+            .iter()
+            .map(TransformerBlock::fp8_state_bytes)
+            .sum::<usize>()
+            + self.head.fp8_state_bytes()
+    }
+}

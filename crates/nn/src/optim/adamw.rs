@@ -1,0 +1,114 @@
+//! [`AdamW`]: Adam with decoupled weight decay, PyTorch's `torch.optim.AdamW` update
+//! (single-tensor path), element-wise in f32 with the bias corrections in f64:
+//! `p *= 1 - lr wd`; `m = b1 m + (1 - b1) g`; `v = b2 v + (1 - b2) g^2`;
+//! `p -= (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)`.
+
+use super::{Optimizer, check_grads};
+use mixprec_amp::{MasterWeights, OptimizerKind, UnscaledGrads};
+use mixprec_autograd::Result;
+use mixprec_dtype::F32;
+use mixprec_tensor::Tensor;
+
+/// AdamW settings; `Default` is PyTorch's (betas 0.9 / 0.999, eps 1e-8, decay 0.01).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AdamWConfig {
+    /// Decay of the first moment.
+    pub beta1: f32,
+    /// Decay of the second moment.
+    pub beta2: f32,
+    /// Added to the denominator.
+    pub eps: f32,
+    /// Decoupled weight decay (multiplied by the learning rate).
+    pub weight_decay: f32,
+}
+
+impl Default for AdamWConfig {
+    fn default() -> Self {
+        AdamWConfig {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+        }
+    }
+}
+
+/// One parameter's state.
+#[derive(Clone, Debug)]
+struct Moments {
+    m: Vec<f32>,
+    v: Vec<f32>,
+    /// Steps taken for this parameter.
+    t: u64,
+}
+
+/// AdamW with two F32 moments per parameter.
+#[derive(Clone, Debug)]
+pub struct AdamW {
+    cfg: AdamWConfig,
+    state: Vec<Option<Moments>>,
+}
+
+impl AdamW {
+    /// An optimizer with `cfg`.
+    pub fn new(cfg: AdamWConfig) -> AdamW {
+        AdamW {
+            cfg,
+            state: Vec::new(),
+        }
+    }
+}
+
+impl Optimizer for AdamW {
+    fn step(&mut self, master: &mut MasterWeights, grads: &UnscaledGrads, lr: f32) -> Result<()> {
+        check_grads("AdamW", master, grads)?;
+        let c = self.cfg;
+        let mut new_params = Vec::with_capacity(master.len());
+        let mut new_state = self.state.clone();
+        new_state.resize(master.len(), None);
+        for (i, ((_, p), g)) in master.iter().zip(grads.iter()).enumerate() {
+            let Some(g) = g else {
+                new_params.push(None);
+                continue;
+            };
+            let n = p.numel();
+            let Moments { m, v, t } = new_state[i].get_or_insert_with(|| Moments {
+                m: vec![0.0; n],
+                v: vec![0.0; n],
+                t: 0,
+            });
+            *t += 1;
+            let bc1 = 1.0 - f64::from(c.beta1).powi(*t as i32);
+            let bc2 = 1.0 - f64::from(c.beta2).powi(*t as i32);
+            let step_size = (f64::from(lr) / bc1) as f32;
+            let bc2_sqrt = bc2.sqrt() as f32;
+            let decay = 1.0 - lr * c.weight_decay;
+            let mut w = p.to_f32_vec();
+            for (((wj, &gj), mj), vj) in w.iter_mut().zip(&g.to_f32_vec()).zip(m).zip(v) {
+                *wj *= decay;
+                *mj = c.beta1 * *mj + (1.0 - c.beta1) * gj;
+                *vj = c.beta2 * *vj + (1.0 - c.beta2) * gj * gj;
+                let denom = vj.sqrt() / bc2_sqrt + c.eps;
+                *wj -= step_size * *mj / denom;
+            }
+            new_params.push(Some(Tensor::<F32>::from_f32(&w, p.shape())?));
+        }
+        master.apply(grads, |i, _, _| {
+            Ok(new_params[i].take().expect("computed for every gradient"))
+        })?;
+        self.state = new_state;
+        Ok(())
+    }
+
+    fn state_bytes(&self) -> usize {
+        self.state
+            .iter()
+            .flatten()
+            .map(|s| 4 * (s.m.len() + s.v.len()))
+            .sum()
+    }
+
+    fn kind(&self) -> OptimizerKind {
+        OptimizerKind::Adam
+    }
+}

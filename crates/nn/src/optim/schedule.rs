@@ -1,0 +1,29 @@
+//! [`WarmupCosine`]: linear warmup to the base rate, then cosine decay to a floor.
+
+/// `lr(s) = base (s + 1) / warmup` for `s < warmup`, then
+/// `min + (base - min) (1 + cos(pi p)) / 2` with `p = (s - warmup) / (total - warmup)`
+/// clamped to 1 (so steps past `total` stay at `min`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct WarmupCosine {
+    /// Peak learning rate.
+    pub base: f32,
+    /// Final learning rate.
+    pub min: f32,
+    /// Warmup steps.
+    pub warmup: u64,
+    /// Total steps (warmup included).
+    pub total: u64,
+}
+
+impl WarmupCosine {
+    /// The learning rate at step `s` (0-based), computed in f64 and rounded once.
+    pub fn lr(&self, s: u64) -> f32 {
+        let (base, min) = (f64::from(self.base), f64::from(self.min));
+        if s < self.warmup {
+            return (base * (s + 1) as f64 / self.warmup as f64) as f32;
+        }
+        let span = self.total.saturating_sub(self.warmup).max(1) as f64;
+        let p = ((s - self.warmup) as f64 / span).min(1.0);
+        (min + (base - min) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())) as f32
+    }
+}

@@ -1,0 +1,100 @@
+//! [`Sgd`]: stochastic gradient descent with momentum, dampening, Nesterov and (L2)
+//! weight decay, exactly PyTorch's `torch.optim.SGD` update, element-wise in f32:
+//! `g += wd p`; `buf = g` on the first step, else `buf = momentum buf + (1 - dampening) g`;
+//! `g = g + momentum buf` (Nesterov) or `buf`; `p -= lr g`.
+
+use super::{Optimizer, check_grads};
+use mixprec_amp::{MasterWeights, OptimizerKind, UnscaledGrads};
+use mixprec_autograd::Result;
+use mixprec_dtype::F32;
+use mixprec_tensor::Tensor;
+
+/// SGD settings; `Default` is PyTorch's (no momentum, no decay).
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct SgdConfig {
+    /// Momentum factor.
+    pub momentum: f32,
+    /// Dampening of the gradient added to the momentum buffer.
+    pub dampening: f32,
+    /// L2 penalty added to the gradient.
+    pub weight_decay: f32,
+    /// Nesterov momentum.
+    pub nesterov: bool,
+}
+
+/// SGD with a momentum buffer per parameter (when momentum is non-zero).
+#[derive(Clone, Debug)]
+pub struct Sgd {
+    cfg: SgdConfig,
+    buffers: Vec<Option<Vec<f32>>>,
+}
+
+impl Sgd {
+    /// An optimizer with `cfg`.
+    pub fn new(cfg: SgdConfig) -> Sgd {
+        Sgd {
+            cfg,
+            buffers: Vec::new(),
+        }
+    }
+}
+
+impl Optimizer for Sgd {
+    fn step(&mut self, master: &mut MasterWeights, grads: &UnscaledGrads, lr: f32) -> Result<()> {
+        check_grads("Sgd", master, grads)?;
+        let c = self.cfg;
+        let mut new_params = Vec::with_capacity(master.len());
+        let mut new_bufs = self.buffers.clone();
+        new_bufs.resize(master.len(), None);
+        for (i, ((_, p), g)) in master.iter().zip(grads.iter()).enumerate() {
+            let Some(g) = g else {
+                new_params.push(None);
+                continue;
+            };
+            let mut w = p.to_f32_vec();
+            let gv = g.to_f32_vec();
+            let buf = &mut new_bufs[i];
+            for (j, (wj, &gj)) in w.iter_mut().zip(&gv).enumerate() {
+                let mut d = gj + c.weight_decay * *wj;
+                if c.momentum != 0.0 {
+                    let b = match buf {
+                        Some(b) => {
+                            b[j] = c.momentum * b[j] + (1.0 - c.dampening) * d;
+                            b[j]
+                        }
+                        None => d,
+                    };
+                    d = if c.nesterov { d + c.momentum * b } else { b };
+                }
+                *wj -= lr * d;
+            }
+            if c.momentum != 0.0 && buf.is_none() {
+                // First step: the buffer is the (decayed) gradient itself.
+                *buf = Some(
+                    gv.iter()
+                        .zip(p.to_f32_vec())
+                        .map(|(&gj, pj)| gj + c.weight_decay * pj)
+                        .collect(),
+                );
+            }
+            new_params.push(Some(Tensor::<F32>::from_f32(&w, p.shape())?));
+        }
+        master.apply(grads, |i, _, _| {
+            Ok(new_params[i].take().expect("computed for every gradient"))
+        })?;
+        self.buffers = new_bufs;
+        Ok(())
+    }
+
+    fn state_bytes(&self) -> usize {
+        self.buffers.iter().flatten().map(|b| 4 * b.len()).sum()
+    }
+
+    fn kind(&self) -> OptimizerKind {
+        if self.cfg.momentum != 0.0 {
+            OptimizerKind::SgdMomentum
+        } else {
+            OptimizerKind::Sgd
+        }
+    }
+}

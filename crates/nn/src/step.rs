@@ -1,0 +1,159 @@
+//! [`Step`]: everything one training (or evaluation) step shares — the tape, the
+//! parameters as leaves, training mode and the dropout generator — and what it measures:
+//! the compute copies the layers' autocasts made and the FP8 states they used.
+
+use mixprec_amp::{
+    Autocast, Fp8Scaling, Fp8TensorStats, MasterWeights, MemoryRole, MemorySummary, Policy,
+    UnscaledGrads,
+};
+use mixprec_autograd::{Tape, Var};
+use mixprec_dtype::{DType, F32};
+use mixprec_tensor::Rng;
+use std::sync::Mutex;
+
+/// Index of a parameter in a [`MasterWeights`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ParamId(pub(crate) usize);
+
+impl ParamId {
+    /// The position in the master weights (and in [`Step::params`]).
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
+/// One step: build it from the master weights, run the model's forward with it, then
+/// backward, then [`Step::finish_fp8`] (when FP8 layers ran).
+pub struct Step {
+    tape: Tape,
+    params: Vec<Var<F32>>,
+    training: bool,
+    rng: Mutex<Rng>,
+    copies: Mutex<Vec<(DType, usize)>>,
+    fp8: Mutex<Vec<Fp8Scaling>>,
+}
+
+impl Step {
+    /// A step over `master` on a fresh tape: parameters become leaves; `training`
+    /// enables dropout, drawn from `Rng::seed(seed)`.
+    pub fn new(master: &MasterWeights, training: bool, seed: u64) -> Step {
+        let tape = Tape::new();
+        let params = master.leaves(&tape);
+        Step {
+            tape,
+            params,
+            training,
+            rng: Mutex::new(Rng::seed(seed)),
+            copies: Mutex::new(Vec::new()),
+            fp8: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The tape.
+    pub fn tape(&self) -> &Tape {
+        &self.tape
+    }
+
+    /// True in training mode.
+    pub fn training(&self) -> bool {
+        self.training
+    }
+
+    /// Parameter `id` as a leaf of this step's tape.
+    pub fn param(&self, id: ParamId) -> &Var<F32> {
+        &self.params[id.0]
+    }
+
+    /// All parameters, in master-weight order (for unscaling and accumulation).
+    pub fn params(&self) -> Vec<&Var<F32>> {
+        self.params.iter().collect()
+    }
+
+    /// A constant input on this step's tape.
+    pub fn input<D: mixprec_dtype::Dtype>(&self, t: mixprec_tensor::Tensor<D>) -> Var<D> {
+        self.tape.constant(t)
+    }
+
+    /// Runs `f` with an [`Autocast`] of policy `P` inside the tape scope `scope`, and
+    /// records the autocast's compute copies and FP8 state. FP8 GEMMs are scaled by
+    /// `fp8` (a layer's own state), or with stateless current scaling when `None`.
+    pub fn with_policy<P: Policy, R>(
+        &self,
+        scope: &str,
+        fp8: Option<&Fp8Scaling>,
+        f: impl FnOnce(&Autocast<P>) -> R,
+    ) -> R {
+        let ac = match fp8 {
+            Some(fp8) => Autocast::<P>::with_fp8(&self.tape, fp8),
+            None => Autocast::<P>::new(&self.tape),
+        };
+        let out = self.tape.scope(scope, || f(&ac));
+        let mut copies = self.copies.lock().unwrap_or_else(|e| e.into_inner());
+        for (d, b) in ac.cached_bytes() {
+            copies.push((d, b));
+        }
+        if let Some(fp8) = fp8.filter(|s| s.gemms() > 0) {
+            let mut used = self.fp8.lock().unwrap_or_else(|e| e.into_inner());
+            if !used.iter().any(|s| s.same(fp8)) {
+                used.push(fp8.clone());
+            }
+        }
+        out
+    }
+
+    /// Draws a dropout seed (deterministic given the step's seed and call order).
+    pub(crate) fn dropout_seed(&self) -> u64 {
+        self.rng
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .next_u64()
+    }
+
+    /// End of step for FP8: every FP8 state used this step computes its next scales
+    /// (delayed scaling) once; returns this step's amaxes and scales.
+    pub fn finish_fp8(&self) -> Vec<Fp8TensorStats> {
+        let used = std::mem::take(&mut *self.fp8.lock().unwrap_or_else(|e| e.into_inner()));
+        used.iter().flat_map(Fp8Scaling::update).collect()
+    }
+
+    /// Bytes of the compute copies of the weights made this step, by precision.
+    pub fn compute_copy_bytes(&self) -> Vec<(DType, usize)> {
+        let mut out: Vec<(DType, usize)> = Vec::new();
+        for &(d, b) in self.copies.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            match out.iter_mut().find(|(x, _)| *x == d) {
+                Some(r) => r.1 += b,
+                None => out.push((d, b)),
+            }
+        }
+        out
+    }
+
+    /// What the step holds, by role and precision: master weights, compute copies,
+    /// gradients, optimizer state (`optimizer_state_bytes`), peak saved activations and
+    /// FP8 state (`fp8_state_bytes`, from the model).
+    pub fn memory_summary(
+        &self,
+        master: &MasterWeights,
+        grads: &UnscaledGrads,
+        optimizer_state_bytes: usize,
+        fp8_state_bytes: usize,
+    ) -> MemorySummary {
+        let mut s = MemorySummary::default();
+        s.add(MemoryRole::MasterWeights, DType::F32, master.bytes());
+        for (d, b) in self.compute_copy_bytes() {
+            s.add(MemoryRole::ComputeCopies, d, b);
+        }
+        let grad_bytes = grads.iter().flatten().map(|g| g.nbytes()).sum();
+        s.add(MemoryRole::Gradients, DType::F32, grad_bytes);
+        s.add(
+            MemoryRole::OptimizerState,
+            DType::F32,
+            optimizer_state_bytes,
+        );
+        for (d, b) in self.tape.report().peak_saved_bytes {
+            s.add(MemoryRole::SavedActivations, d, b);
+        }
+        s.add(MemoryRole::Fp8Scaling, DType::F32, fp8_state_bytes);
+        s
+    }
+}
