@@ -1,5 +1,5 @@
 //! `matmul`: `dA = g B^T`, `dB = A^T g` (transposes are views, read in place by the GEMM),
-//! summed back over broadcast batch axes.
+//! summed back over broadcast batch axes (one GEMM over all rows for a shared 2-D `B`).
 
 use super::{grad, saved, sum_to};
 use crate::error::Result;
@@ -29,10 +29,18 @@ impl<D: Dtype> Var<D> {
                 ));
             }
             if need_b {
-                out.push(grad(
-                    ib,
-                    sum_to(a.transpose(-1, -2)?.matmul(&g)?, b.shape())?,
-                ));
+                let db = if b.rank() == 2 && a.rank() > 2 {
+                    // A weight shared by every batch entry: the batch sum is one GEMM
+                    // over all rows, A^T [k, rows] x g [rows, n].
+                    let (k, n) = (b.shape()[0], b.shape()[1]);
+                    let rows = a.numel() / k.max(1);
+                    a.reshape(&[rows, k])?
+                        .transpose(0, 1)?
+                        .matmul(&g.reshape(&[rows, n])?)?
+                } else {
+                    sum_to(a.transpose(-1, -2)?.matmul(&g)?, b.shape())?
+                };
+                out.push(grad(ib, db));
             }
             Ok(out)
         }))

@@ -12,11 +12,13 @@
 mod f64_kernel;
 mod kernel;
 mod pack;
+mod small;
 
 pub(crate) use f64_kernel::gemm_f64;
 
 use crate::pool::Pool;
 pub(crate) use kernel::Kernel;
+pub(crate) use small::{SMALL_MACS, gemm_small};
 use mixprec_dtype::Dtype;
 use pack::{pack_a_panel, pack_b_panel};
 use std::sync::Mutex;
@@ -42,7 +44,7 @@ unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
 /// `c = a * b` (overwriting `c`, row-major m x n), f32 accumulation, with the best
-/// micro-kernel for this CPU.
+/// micro-kernel for this CPU (the direct path for small shapes).
 pub(crate) fn gemm_f32<TA: Dtype, TB: Dtype>(
     m: usize,
     n: usize,
@@ -51,6 +53,9 @@ pub(crate) fn gemm_f32<TA: Dtype, TB: Dtype>(
     b: MatRef<'_, TB>,
     c: &mut [f32],
 ) {
+    if m * n * k < SMALL_MACS {
+        return gemm_small(m, n, k, a, b, c);
+    }
     gemm_f32_with(Kernel::best(), m, n, k, a, b, c)
 }
 

@@ -4,7 +4,8 @@
 
 use crate::alloc::scratch_f32;
 use crate::error::{Error, Result};
-use crate::gemm::{MatRef, gemm_f32, gemm_f64};
+use crate::gemm::{MatRef, SMALL_MACS, gemm_f32, gemm_f64, gemm_small};
+use crate::pool::par_pieces;
 use crate::layout::{broadcast_shapes, numel};
 use crate::tensor::Tensor;
 use mixprec_dtype::{Acc, DType, Dtype};
@@ -100,12 +101,37 @@ fn matmul_impl<A: Dtype, B: Dtype, O: Dtype>(
         return Ok(Tensor::from_acc_vec(&acc, &out_shape));
     }
     let mut c = scratch_f32(batches * mn);
-    for bi in 0..batches {
-        let (ma, mb) = (
-            mat_at(da, &la, nb, batch_offset(&la, bi)),
-            mat_at(db, &lb, nb, batch_offset(&lb, bi)),
-        );
-        gemm_f32(m, n, k, ma, mb, &mut c[bi * mn..(bi + 1) * mn]);
+    if batches > 1 && lb.strides[..nb].iter().all(|&s| s == 0) && rows_fold(&la, &batch, m) {
+        // B is shared by every batch entry and A's rows run evenly through the batch axes
+        // (a [.., m, k] activation times a weight): one GEMM with batches * m rows.
+        let ma = MatRef {
+            data: da,
+            offset: la.offset,
+            rs: la.strides[nb],
+            cs: la.strides[nb + 1],
+        };
+        let mb = mat_at(db, &lb, nb, lb.offset);
+        gemm_f32(batches * m, n, k, ma, mb, &mut c);
+    } else if batches > 1 && m * n * k < SMALL_MACS {
+        // Many small products (attention heads): the batch entries split over the pool.
+        par_pieces(&mut c, mn, 2 * SMALL_MACS / k.max(1), |off, piece| {
+            for (q, ci) in piece.chunks_exact_mut(mn).enumerate() {
+                let bi = off / mn + q;
+                let (ma, mb) = (
+                    mat_at(da, &la, nb, batch_offset(&la, bi)),
+                    mat_at(db, &lb, nb, batch_offset(&lb, bi)),
+                );
+                gemm_small(m, n, k, ma, mb, ci);
+            }
+        });
+    } else {
+        for bi in 0..batches {
+            let (ma, mb) = (
+                mat_at(da, &la, nb, batch_offset(&la, bi)),
+                mat_at(db, &lb, nb, batch_offset(&lb, bi)),
+            );
+            gemm_f32(m, n, k, ma, mb, &mut c[bi * mn..(bi + 1) * mn]);
+        }
     }
     let descale = f64::from(this.scale) * f64::from(other.scale);
     if descale != 1.0 {
@@ -113,6 +139,21 @@ fn matmul_impl<A: Dtype, B: Dtype, O: Dtype>(
             .for_each(|v| *v = (f64::from(*v) / descale) as f32);
     }
     Ok(Tensor::from_f32_results(c, &out_shape))
+}
+
+/// True when the `m` rows of every batch entry of layout `l` follow each other at one
+/// stride through all batch axes (row `r` of entry `bi` at `offset + (bi m + r) rs`), so
+/// the batch folds into the rows.
+fn rows_fold(l: &crate::layout::Layout, batch: &[usize], m: usize) -> bool {
+    let nb = batch.len();
+    let mut want = l.strides[nb] * m;
+    for d in (0..nb).rev() {
+        if batch[d] > 1 && l.strides[d] != want {
+            return false;
+        }
+        want *= batch[d];
+    }
+    true
 }
 
 /// The matrix of one batch entry under a broadcast layout: the last two strides.
