@@ -40,7 +40,12 @@ fn main() {
         loss_weight: 1.0,
     };
     let timed = |r: mixprec::nn::compare::RunSummary| {
-        median(r.records[warmup as usize..].iter().map(|s| s.seconds * 1e3).collect())
+        median(
+            r.records[warmup as usize..]
+                .iter()
+                .map(|s| s.seconds * 1e3)
+                .collect(),
+        )
     };
     println!("ms per training step (median of {steps} after {warmup} warmup steps), batch 64");
     for &p in &policies {

@@ -106,8 +106,30 @@ impl<P: Policy> Autocast<P> {
     /// (GEMMs save it, but it is accounted once, as a compute copy, or as the master
     /// weight itself when no cast happens).
     pub fn cast<S: Dtype, T: Dtype>(&self, x: &Var<S>) -> Var<T> {
+        if let Some(same) = self.same_precision::<S, T>(x) {
+            return same;
+        }
         self.cast_param_or(x, |x| Ok(x.cast::<T>()))
             .expect("a default cast cannot fail")
+    }
+
+    /// `x` itself when `T` is `S` (and not FP8, whose casts rescale): no cast node, no
+    /// cast point, since no precision changes. A parameter used this way (the master
+    /// weight itself, under FP32) is kept out of the saved-activation count as well.
+    fn same_precision<S: Dtype, T: Dtype>(&self, x: &Var<S>) -> Option<Var<T>> {
+        if S::DTYPE != T::DTYPE || T::DTYPE.is_fp8() {
+            return None;
+        }
+        let boxed: Box<dyn Any> = Box::new(x.clone());
+        let same = *boxed.downcast::<Var<T>>().ok()?;
+        if x.requires_grad() && x.tape().same(&self.tape) && self.is_leaf(x) {
+            let key = (x.id(), T::DTYPE);
+            let mut sizes = self.sizes.lock().unwrap_or_else(|e| e.into_inner());
+            if sizes.insert(key, (x.value().nbytes(), true)).is_none() {
+                self.tape.exclude_from_saved(x.value());
+            }
+        }
+        Some(same)
     }
 
     /// Like [`Autocast::cast`], with `make` producing the cast (once per parameter).
@@ -196,7 +218,7 @@ impl<P: Policy> Autocast<P> {
         } else {
             bc
         };
-        Ok(ac.matmul(&bc)?.cast::<P::Activation>())
+        Ok(self.cast::<P::GemmFwd, P::Activation>(&ac.matmul(&bc)?))
     }
 
     /// FP8 GEMM: operands quantised to `P::GemmFwd` with per-tensor scales (cast points on
@@ -306,9 +328,8 @@ impl<P: Policy> Autocast<P> {
         if <P::GemmFwd as Dtype>::DTYPE.is_fp8() {
             return self.conv2d_in::<A, P::Activation>(x, w, bias, params);
         }
-        Ok(self
-            .conv2d_in::<A, P::GemmFwd>(x, w, bias, params)?
-            .cast::<P::Activation>())
+        let y = self.conv2d_in::<A, P::GemmFwd>(x, w, bias, params)?;
+        Ok(self.cast::<P::GemmFwd, P::Activation>(&y))
     }
 
     fn conv2d_in<A: Dtype, C: Dtype>(
@@ -338,12 +359,12 @@ impl<P: Policy> Autocast<P> {
 
     /// Softmax in `P::Sensitive`.
     pub fn softmax<A: Dtype>(&self, x: &Var<A>, axis: isize) -> Result<Var<P::Sensitive>> {
-        x.cast::<P::Sensitive>().softmax(axis)
+        self.cast::<A, P::Sensitive>(x).softmax(axis)
     }
 
     /// Log-softmax in `P::Sensitive`.
     pub fn log_softmax<A: Dtype>(&self, x: &Var<A>, axis: isize) -> Result<Var<P::Sensitive>> {
-        x.cast::<P::Sensitive>().log_softmax(axis)
+        self.cast::<A, P::Sensitive>(x).log_softmax(axis)
     }
 
     /// Layer norm in `P::Sensitive`, with parameters in `P::Param`.
@@ -357,7 +378,7 @@ impl<P: Policy> Autocast<P> {
     ) -> Result<Var<P::Sensitive>> {
         let w = weight.map(|w| self.cast::<P::Param, P::Sensitive>(w));
         let b = bias.map(|b| self.cast::<P::Param, P::Sensitive>(b));
-        x.cast::<P::Sensitive>()
+        self.cast::<A, P::Sensitive>(x)
             .layer_norm(normalized_shape, w.as_ref(), b.as_ref(), eps)
     }
 
@@ -367,21 +388,21 @@ impl<P: Policy> Autocast<P> {
         logits: &Var<A>,
         labels: &Indices,
     ) -> Result<Var<P::Sensitive>> {
-        logits.cast::<P::Sensitive>().cross_entropy(labels)
+        self.cast::<A, P::Sensitive>(logits).cross_entropy(labels)
     }
 
     /// ReLU in `P::Activation`.
     pub fn relu<A: Dtype>(&self, x: &Var<A>) -> Var<P::Activation> {
-        x.cast::<P::Activation>().relu()
+        self.cast::<A, P::Activation>(x).relu()
     }
 
     /// Exact GELU in `P::Activation`.
     pub fn gelu<A: Dtype>(&self, x: &Var<A>) -> Var<P::Activation> {
-        x.cast::<P::Activation>().gelu()
+        self.cast::<A, P::Activation>(x).gelu()
     }
 
     /// SiLU in `P::Activation`.
     pub fn silu<A: Dtype>(&self, x: &Var<A>) -> Var<P::Activation> {
-        x.cast::<P::Activation>().silu()
+        self.cast::<A, P::Activation>(x).silu()
     }
 }

@@ -119,7 +119,7 @@ pub fn memory_summary<P: Policy>(
         DType::F32,
         optimizer_state_bytes,
     );
-    for (d, b) in tape.report().peak_saved_bytes {
+    for (d, b) in tape.peak_saved_bytes() {
         s.add(MemoryRole::SavedActivations, d, b);
     }
     if let Some(fp8) = autocast.fp8() {

@@ -98,13 +98,25 @@ impl StepStats {
         skipped: bool,
         tape: &Tape,
     ) -> StepStats {
+        Self::from_report(step, loss, grad_norm, loss_scale, skipped, &tape.report())
+    }
+
+    /// As [`StepStats::from_tape`], from a report already taken.
+    pub fn from_report(
+        step: u64,
+        loss: f64,
+        grad_norm: f64,
+        loss_scale: Option<f32>,
+        skipped: bool,
+        report: &TapeReport,
+    ) -> StepStats {
         StepStats {
             step,
             loss,
             grad_norm,
             loss_scale,
             skipped,
-            casts: casts_of(&tape.report()),
+            casts: casts_of(report),
             fp8: Vec::new(),
         }
     }

@@ -121,7 +121,7 @@ impl UnscaledGrads {
 }
 
 fn has_non_finite(g: &Tensor<F32>) -> bool {
-    g.to_f32_vec().iter().any(|v| !v.is_finite())
+    !g.all_finite()
 }
 
 /// Whether [`GradScaler::step`] ran the update.

@@ -211,6 +211,17 @@ impl Tape {
         self.lock().nodes.get(id).and_then(|n| n.scope.clone())
     }
 
+    /// The most bytes saved for backward at once so far, by precision (cheap: no report).
+    pub fn peak_saved_bytes(&self) -> Vec<(DType, usize)> {
+        let inner = self.lock();
+        DType::ALL
+            .iter()
+            .zip(inner.peak_saved_bytes)
+            .filter(|(_, b)| *b > 0)
+            .map(|(&d, b)| (d, b))
+            .collect()
+    }
+
     /// Appends a node; returns its id.
     pub(crate) fn push(&self, mut node: Node) -> NodeId {
         let mut inner = self.lock();

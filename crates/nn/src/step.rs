@@ -150,7 +150,7 @@ impl Step {
             DType::F32,
             optimizer_state_bytes,
         );
-        for (d, b) in self.tape.report().peak_saved_bytes {
+        for (d, b) in self.tape.peak_saved_bytes() {
             s.add(MemoryRole::SavedActivations, d, b);
         }
         s.add(MemoryRole::Fp8Scaling, DType::F32, fp8_state_bytes);

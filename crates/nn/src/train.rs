@@ -111,6 +111,7 @@ impl<O: Optimizer> Trainer<O> {
         let mut loss_sum = 0.0;
         let mut casts = 0;
         let mut last = None;
+        let mut report = None;
         let mut fp8 = Vec::new();
         for (i, batch) in micro_batches.iter().enumerate() {
             let seed = self.cfg.seed ^ (index << 16) ^ i as u64;
@@ -127,7 +128,9 @@ impl<O: Optimizer> Trainer<O> {
                 None => acc.add(&loss.backward()?, &step.params())?,
             }
             fp8 = step.finish_fp8();
-            casts += step.tape().report().casts.len();
+            let r = step.tape().report();
+            casts += r.casts.len();
+            report = Some(r);
             last = Some(step);
         }
         let step = last.expect("at least one micro-batch");
@@ -146,15 +149,10 @@ impl<O: Optimizer> Trainer<O> {
             model.fp8_state_bytes(),
         ));
         let loss = loss_sum / micro_batches.len() as f64;
-        let stats = StepStats::from_tape(
-            index,
-            loss,
-            f64::from(norm),
-            loss_scale,
-            skipped,
-            step.tape(),
-        )
-        .with_fp8(fp8);
+        let report = report.expect("at least one micro-batch");
+        let stats =
+            StepStats::from_report(index, loss, f64::from(norm), loss_scale, skipped, &report)
+                .with_fp8(fp8);
         let worst_underflow = stats
             .casts
             .iter()

@@ -15,9 +15,9 @@
 //! (see [`Tensor`] for the FP8 scale). Ops on user data return [`Result`] with an
 //! [`Error`] that names the op and the shapes.
 
-mod acc_ext;
 mod alloc;
 mod error;
+pub mod fast_math;
 mod gemm;
 mod layout;
 mod mask;

@@ -59,16 +59,24 @@ impl<D: Dtype> Var<D> {
             let mut dx = vec![D::Acc::from_f64(0.0); xv.len()];
             let mut dw = vec![D::Acc::from_f64(0.0); n];
             let mut db = vec![D::Acc::from_f64(0.0); n];
+            // Row buffers reused across rows.
+            let mut xhat = vec![D::Acc::from_f64(0.0); n];
+            let mut dy = vec![D::Acc::from_f64(0.0); n];
             for ((xr, gr), dxr) in xv.chunks(n).zip(gv.chunks(n)).zip(dx.chunks_mut(n)) {
                 let mean = xr.iter().copied().sum::<D::Acc>() / count;
                 let var = xr.iter().map(|&v| (v - mean) * (v - mean)).sum::<D::Acc>() / count;
                 let inv = D::Acc::from_f64(1.0) / (var + eps).sqrt();
-                let xhat: Vec<D::Acc> = xr.iter().map(|&v| (v - mean) * inv).collect();
-                let dy: Vec<D::Acc> = gr
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &g)| wv.as_ref().map_or(g, |w| g * w[i]))
-                    .collect();
+                for (h, &v) in xhat.iter_mut().zip(xr) {
+                    *h = (v - mean) * inv;
+                }
+                match &wv {
+                    Some(w) => dy
+                        .iter_mut()
+                        .zip(gr)
+                        .zip(w)
+                        .for_each(|((d, &g), &w)| *d = g * w),
+                    None => dy.copy_from_slice(gr),
+                }
                 let mean_dy = dy.iter().copied().sum::<D::Acc>() / count;
                 let mean_dy_xhat =
                     dy.iter().zip(&xhat).map(|(&a, &b)| a * b).sum::<D::Acc>() / count;

@@ -60,13 +60,9 @@ unary_rules! {
     sigmoid saves y => |y, g| g * y * (one::<D::Acc>() - y);
     /// `max(x, 0)`; the derivative at 0 is 0.
     relu saves x => |x, g| if x > D::Acc::from_f64(0.0) { g } else { D::Acc::from_f64(0.0) };
-    /// Exact GELU; `dx = g (Phi(x) + x phi(x))`, evaluated in f64 and rounded once.
-    gelu saves x => |x, g| {
-        let xf = x.to_f64();
-        let cdf = 0.5 * libm::erfc(-xf / std::f64::consts::SQRT_2);
-        let pdf = (-0.5 * xf * xf).exp() / (2.0 * std::f64::consts::PI).sqrt();
-        D::Acc::from_f64(g.to_f64() * (cdf + xf * pdf))
-    };
+    /// Exact GELU; `dx = g (Phi(x) + x phi(x))`, evaluated in f64 (the vectorisable
+    /// `fast_math` path for f32 compute) and rounded once.
+    gelu saves x => |x, g| mixprec_tensor::fast_math::gelu_grad(x, g);
     /// Tanh-approximation GELU, `x s(2u)` with `s` the sigmoid; its exact derivative.
     gelu_tanh saves x => |x, g| {
         let xf = x.to_f64();

@@ -5,7 +5,6 @@ use super::{grad, sum_to, unary_record};
 use crate::error::Result;
 use crate::var::Var;
 use mixprec_dtype::Dtype;
-use mixprec_tensor::Tensor;
 
 impl<D: Dtype> Var<D> {
     /// Reshape (same element count).
@@ -54,20 +53,8 @@ impl<D: Dtype> Var<D> {
             .record(y, unary_record("narrow", self, vec![]), move |g| {
                 let rank = shape.len() as isize;
                 let a = (if axis < 0 { axis + rank } else { axis }) as usize;
-                let mut pieces = Vec::new();
-                let mut before = shape.clone();
-                before[a] = start;
-                let mut after = shape.clone();
-                after[a] = shape[a] - start - len;
-                let (zb, za) = (Tensor::<D>::zeros(&before), Tensor::<D>::zeros(&after));
-                if start > 0 {
-                    pieces.push(&zb);
-                }
-                pieces.push(&g);
-                if after[a] > 0 {
-                    pieces.push(&za);
-                }
-                Ok(vec![grad(id, Tensor::concat(&pieces, a as isize)?)])
+                let after = shape[a] - start - len;
+                Ok(vec![grad(id, g.pad_axis(a as isize, start, after)?)])
             }))
     }
 

@@ -61,30 +61,33 @@ impl AdamW {
 
 impl Optimizer for AdamW {
     fn step(&mut self, master: &mut MasterWeights, grads: &UnscaledGrads, lr: f32) -> Result<()> {
+        // Every check happens here; after it nothing can fail, so the moments are updated
+        // in place and the parameters replaced together (the step is atomic).
         check_grads("AdamW", master, grads)?;
         let c = self.cfg;
+        if self.state.len() < master.len() {
+            self.state.resize(master.len(), None);
+        }
         let mut new_params = Vec::with_capacity(master.len());
-        let mut new_state = self.state.clone();
-        new_state.resize(master.len(), None);
         for (i, ((_, p), g)) in master.iter().zip(grads.iter()).enumerate() {
             let Some(g) = g else {
                 new_params.push(None);
                 continue;
             };
             let n = p.numel();
-            let Moments { m, v, t } = new_state[i].get_or_insert_with(|| Moments {
+            let s = self.state[i].get_or_insert_with(|| Moments {
                 m: vec![0.0; n],
                 v: vec![0.0; n],
                 t: 0,
             });
-            *t += 1;
-            let bc1 = 1.0 - f64::from(c.beta1).powi(*t as i32);
-            let bc2 = 1.0 - f64::from(c.beta2).powi(*t as i32);
+            s.t += 1;
+            let bc1 = 1.0 - f64::from(c.beta1).powi(s.t as i32);
+            let bc2 = 1.0 - f64::from(c.beta2).powi(s.t as i32);
             let step_size = (f64::from(lr) / bc1) as f32;
             let bc2_sqrt = bc2.sqrt() as f32;
             let decay = 1.0 - lr * c.weight_decay;
-            let mut w = p.to_f32_vec();
-            for (((wj, &gj), mj), vj) in w.iter_mut().zip(&g.to_f32_vec()).zip(m).zip(v) {
+            let (mut w, gv) = (p.to_f32_vec(), g.to_f32_vec());
+            for (((wj, &gj), mj), vj) in w.iter_mut().zip(&gv).zip(&mut s.m).zip(&mut s.v) {
                 *wj *= decay;
                 *mj = c.beta1 * *mj + (1.0 - c.beta1) * gj;
                 *vj = c.beta2 * *vj + (1.0 - c.beta2) * gj * gj;
@@ -95,9 +98,7 @@ impl Optimizer for AdamW {
         }
         master.apply(grads, |i, _, _| {
             Ok(new_params[i].take().expect("computed for every gradient"))
-        })?;
-        self.state = new_state;
-        Ok(())
+        })
     }
 
     fn state_bytes(&self) -> usize {

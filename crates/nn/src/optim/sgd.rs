@@ -41,11 +41,14 @@ impl Sgd {
 
 impl Optimizer for Sgd {
     fn step(&mut self, master: &mut MasterWeights, grads: &UnscaledGrads, lr: f32) -> Result<()> {
+        // Every check happens here; after it nothing can fail, so the buffers are updated
+        // in place and the parameters replaced together (the step is atomic).
         check_grads("Sgd", master, grads)?;
         let c = self.cfg;
+        if self.buffers.len() < master.len() {
+            self.buffers.resize(master.len(), None);
+        }
         let mut new_params = Vec::with_capacity(master.len());
-        let mut new_bufs = self.buffers.clone();
-        new_bufs.resize(master.len(), None);
         for (i, ((_, p), g)) in master.iter().zip(grads.iter()).enumerate() {
             let Some(g) = g else {
                 new_params.push(None);
@@ -53,37 +56,39 @@ impl Optimizer for Sgd {
             };
             let mut w = p.to_f32_vec();
             let gv = g.to_f32_vec();
-            let buf = &mut new_bufs[i];
-            for (j, (wj, &gj)) in w.iter_mut().zip(&gv).enumerate() {
-                let mut d = gj + c.weight_decay * *wj;
-                if c.momentum != 0.0 {
-                    let b = match buf {
-                        Some(b) => {
-                            b[j] = c.momentum * b[j] + (1.0 - c.dampening) * d;
-                            b[j]
+            // The (decayed) gradient; with momentum, the buffer update folds it in.
+            let mut d: Vec<f32> = gv
+                .iter()
+                .zip(&w)
+                .map(|(&gj, &wj)| gj + c.weight_decay * wj)
+                .collect();
+            if c.momentum != 0.0 {
+                let buf = match &mut self.buffers[i] {
+                    Some(b) => {
+                        for (bj, &dj) in b.iter_mut().zip(&d) {
+                            *bj = c.momentum * *bj + (1.0 - c.dampening) * dj;
                         }
-                        None => d,
+                        b
+                    }
+                    // First step: the buffer is the decayed gradient itself.
+                    none => none.insert(d.clone()),
+                };
+                for (dj, &bj) in d.iter_mut().zip(buf.iter()) {
+                    *dj = if c.nesterov {
+                        *dj + c.momentum * bj
+                    } else {
+                        bj
                     };
-                    d = if c.nesterov { d + c.momentum * b } else { b };
                 }
-                *wj -= lr * d;
             }
-            if c.momentum != 0.0 && buf.is_none() {
-                // First step: the buffer is the (decayed) gradient itself.
-                *buf = Some(
-                    gv.iter()
-                        .zip(p.to_f32_vec())
-                        .map(|(&gj, pj)| gj + c.weight_decay * pj)
-                        .collect(),
-                );
+            for (wj, dj) in w.iter_mut().zip(&d) {
+                *wj -= lr * dj;
             }
             new_params.push(Some(Tensor::<F32>::from_f32(&w, p.shape())?));
         }
         master.apply(grads, |i, _, _| {
             Ok(new_params[i].take().expect("computed for every gradient"))
-        })?;
-        self.buffers = new_bufs;
-        Ok(())
+        })
     }
 
     fn state_bytes(&self) -> usize {

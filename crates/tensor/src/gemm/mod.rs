@@ -18,9 +18,9 @@ pub(crate) use f64_kernel::gemm_f64;
 
 use crate::pool::Pool;
 pub(crate) use kernel::Kernel;
-pub(crate) use small::{SMALL_MACS, gemm_small};
 use mixprec_dtype::Dtype;
 use pack::{pack_a_panel, pack_b_panel};
+pub(crate) use small::{SMALL_MACS, gemm_small};
 use std::sync::Mutex;
 
 /// Columns per block of B (KC x 2048 f32 = 1-2 MiB: L2/L3).

@@ -7,6 +7,34 @@ use crate::tensor::Tensor;
 use mixprec_dtype::Dtype;
 
 impl<D: Dtype> Tensor<D> {
+    /// Pads `axis` with `before` zeros in front and `after` behind (keeping the scale):
+    /// the gradient of `narrow`. The zeros come from zero-initialised pages, so only the
+    /// copied slice costs memory traffic.
+    ///
+    /// ```
+    /// use mixprec_tensor::Tensor;
+    /// use mixprec_dtype::F32;
+    /// let t = Tensor::<F32>::from_f32(&[1.0, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+    /// let p = t.pad_axis(1, 1, 2).unwrap();
+    /// assert_eq!(p.shape(), &[2, 5]);
+    /// assert_eq!(p.to_f32_vec(), vec![0.0, 1.0, 2.0, 0.0, 0.0, 0.0, 3.0, 4.0, 0.0, 0.0]);
+    /// ```
+    pub fn pad_axis(&self, axis: isize, before: usize, after: usize) -> Result<Tensor<D>> {
+        let a = normalize_axis("pad_axis", axis, self.rank())?;
+        let mut shape = self.shape().to_vec();
+        let len = shape[a];
+        shape[a] = len + before + after;
+        let outer: usize = shape[..a].iter().product();
+        let inner: usize = shape[a + 1..].iter().product();
+        let src = self.elements();
+        let mut out: Vec<D> = crate::alloc::zeroed::<D>(shape.iter().product());
+        let (run, full) = (len * inner, shape[a] * inner);
+        for o in 0..outer {
+            out[o * full + before * inner..][..run].copy_from_slice(&src[o * run..][..run]);
+        }
+        Ok(Tensor::from_parts(out, &shape, self.scale))
+    }
+
     /// Joins `tensors` along existing `axis`. All must have the same rank and equal sizes
     /// off `axis`. Errors on an empty list or mismatched shapes.
     pub fn concat(tensors: &[&Tensor<D>], axis: isize) -> Result<Tensor<D>> {

@@ -5,8 +5,8 @@
 use crate::alloc::scratch_f32;
 use crate::error::{Error, Result};
 use crate::gemm::{MatRef, SMALL_MACS, gemm_f32, gemm_f64, gemm_small};
-use crate::pool::par_pieces;
 use crate::layout::{broadcast_shapes, numel};
+use crate::pool::par_pieces;
 use crate::tensor::Tensor;
 use mixprec_dtype::{Acc, DType, Dtype};
 

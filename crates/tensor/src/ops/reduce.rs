@@ -330,6 +330,12 @@ impl<D: Dtype> Tensor<D> {
         amax * sum_acc(&sq).sqrt()
     }
 
+    /// True when no element is infinite or NaN (one pass over the stored elements, no
+    /// copy for a contiguous tensor): the loss scaler's overflow check.
+    pub fn all_finite(&self) -> bool {
+        self.elements().iter().all(|v| v.to_f32().is_finite())
+    }
+
     /// Largest magnitude of any element (NaN if any element is NaN); 0 for an empty
     /// tensor. This is FP8 scaling's amax.
     pub fn abs_max(&self) -> D::Acc {
