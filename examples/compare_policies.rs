@@ -235,11 +235,12 @@ fn write_outputs(out: &std::path::Path, runs: &[RunSummary]) -> std::io::Result<
     }
     std::fs::write(out.join("metrics.csv"), csv)?;
     let mut summary = String::from(
-        "task,policy,final_loss,accuracy,steps_per_s,casts_per_step,worst_underflow,mean_grad_underflow,saved_activation_bytes,total_bytes,skipped,final_scale\n",
+        "task,policy,final_loss,accuracy,steps_per_s,casts_per_step,worst_underflow,mean_grad_underflow,master_bytes,compute_copy_bytes,gradient_bytes,optimizer_bytes,saved_activation_bytes,fp8_state_bytes,total_bytes,skipped,final_scale\n",
     );
     for r in runs {
+        let role = |x| r.memory.role(x);
         summary.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
             r.task,
             r.policy.name(),
             r.final_loss,
@@ -248,7 +249,12 @@ fn write_outputs(out: &std::path::Path, runs: &[RunSummary]) -> std::io::Result<
             r.casts_per_step,
             r.worst_underflow,
             r.mean_grad_underflow,
-            r.saved_activation_bytes(),
+            role(MemoryRole::MasterWeights),
+            role(MemoryRole::ComputeCopies),
+            role(MemoryRole::Gradients),
+            role(MemoryRole::OptimizerState),
+            role(MemoryRole::SavedActivations),
+            role(MemoryRole::Fp8Scaling),
             r.memory.total(),
             r.skipped,
             r.final_scale.map_or(String::new(), |v| v.to_string())

@@ -12,8 +12,16 @@ use std::sync::{Arc, Mutex};
 
 impl<D: Dtype> Var<D> {
     /// Casts to `T` with the default options (nearest even; FP8 targets get a current
-    /// power-of-two scale and saturate).
+    /// power-of-two scale and saturate). A cast to the same (non-FP8) precision is the
+    /// value itself: nothing is recorded, as no precision changes (use
+    /// [`Var::cast_with`] to record a cast point regardless).
     pub fn cast<T: Dtype>(&self) -> Var<T> {
+        if D::DTYPE == T::DTYPE && !T::DTYPE.is_fp8() {
+            let boxed: Box<dyn std::any::Any> = Box::new(self.clone());
+            if let Ok(same) = boxed.downcast::<Var<T>>() {
+                return *same;
+            }
+        }
         self.cast_with::<T>(CastOptions::default())
             .expect("default cast options are valid")
             .0
