@@ -25,6 +25,9 @@ pub enum MemoryRole {
     SavedActivations,
     /// FP8 scales and amax histories.
     Fp8Scaling,
+    /// Library buffers outside tensors: GEMM packing and reusable dropped buffers
+    /// (measured, not predicted: it depends on shapes, threads and history).
+    Workspace,
 }
 
 /// An optimizer's state per parameter, for the prediction.
@@ -96,7 +99,8 @@ impl fmt::Display for MemorySummary {
 /// Measures a step: master weights, the cast cache's compute copies, the unscaled
 /// gradients, `optimizer_state_bytes` (reported by the optimizer), the tape's peak bytes
 /// saved for backward (each storage once; the compute copies GEMMs save are counted as
-/// compute copies only), and the FP8 scaling state.
+/// compute copies only), the FP8 scaling state, and the workspace
+/// ([`mixprec_tensor::workspace_bytes`], process-wide).
 pub fn memory_summary<P: Policy>(
     master: &MasterWeights,
     autocast: &Autocast<P>,
@@ -125,6 +129,11 @@ pub fn memory_summary<P: Policy>(
     if let Some(fp8) = autocast.fp8() {
         s.add(MemoryRole::Fp8Scaling, DType::F32, fp8.nbytes());
     }
+    s.add(
+        MemoryRole::Workspace,
+        DType::F32,
+        mixprec_tensor::workspace_bytes(),
+    );
     s
 }
 

@@ -129,8 +129,8 @@ impl Step {
     }
 
     /// What the step holds, by role and precision: master weights, compute copies,
-    /// gradients, optimizer state (`optimizer_state_bytes`), peak saved activations and
-    /// FP8 state (`fp8_state_bytes`, from the model).
+    /// gradients, optimizer state (`optimizer_state_bytes`), peak saved activations, FP8
+    /// state (`fp8_state_bytes`, from the model) and the library's workspace.
     pub fn memory_summary(
         &self,
         master: &MasterWeights,
@@ -154,6 +154,11 @@ impl Step {
             s.add(MemoryRole::SavedActivations, d, b);
         }
         s.add(MemoryRole::Fp8Scaling, DType::F32, fp8_state_bytes);
+        s.add(
+            MemoryRole::Workspace,
+            DType::F32,
+            mixprec_tensor::workspace_bytes(),
+        );
         s
     }
 }

@@ -76,6 +76,21 @@ const RECYCLE_MIN_BYTES: usize = 16 << 10;
 
 static RECYCLER: std::sync::Mutex<Option<Recycler>> = std::sync::Mutex::new(None);
 
+/// Bytes of the GEMM packing buffers of all threads (updated when one grows or shrinks).
+pub(crate) static PACKING_BYTES: std::sync::atomic::AtomicUsize =
+    std::sync::atomic::AtomicUsize::new(0);
+
+/// Memory the library holds outside tensors: the GEMM packing buffers of every thread and
+/// the buffers of dropped tensors kept for reuse. This is the "workspace" of the memory
+/// accounting; it is bounded (packing by the block sizes, reuse by 256 MiB).
+pub fn workspace_bytes() -> usize {
+    let recycled = RECYCLER
+        .lock()
+        .map(|g| g.as_ref().map_or(0, |r| r.bytes))
+        .unwrap_or(0);
+    PACKING_BYTES.load(std::sync::atomic::Ordering::Relaxed) + recycled
+}
+
 /// Offers a dropped tensor's buffer for reuse (kept only if it fits the bounds).
 pub(crate) fn recycle<T: Send + 'static>(v: Vec<T>) {
     let bytes = v.capacity() * std::mem::size_of::<T>();
@@ -183,6 +198,19 @@ mod tests {
     use super::*;
 
     use mixprec_dtype::{Bf16, Dtype, E4M3, F32};
+
+    #[test]
+    fn workspace_counts_packing_buffers() {
+        use crate::Tensor;
+        let a = Tensor::<F32>::ones(&[256, 256]);
+        a.matmul(&a).unwrap(); // above the small-GEMM path: packs both operands
+        // At least this thread's packed A and B panels (256 x 256 f32 each, padded).
+        assert!(
+            workspace_bytes() >= 2 * 256 * 256 * 4,
+            "{}",
+            workspace_bytes()
+        );
+    }
 
     #[test]
     fn recycled_buffers_come_back_with_their_size() {

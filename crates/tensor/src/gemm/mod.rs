@@ -102,6 +102,7 @@ pub(crate) fn gemm_f32_with<TA: Dtype, TB: Dtype>(
     // Packing buffers are reused across calls on this thread (fresh multi-megabyte
     // allocations cost a page fault per 4 KiB on first touch).
     let (mut packed_a, mut packed_b) = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    let held = 4 * (packed_a.capacity() + packed_b.capacity());
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
         let n_panels = nc.div_ceil(nr);
@@ -165,6 +166,13 @@ pub(crate) fn gemm_f32_with<TA: Dtype, TB: Dtype>(
                 work(0);
             }
         }
+    }
+    // The buffers were counted at their size when taken; count the growth.
+    let after = 4 * (packed_a.capacity() + packed_b.capacity());
+    if after != held {
+        use std::sync::atomic::Ordering::Relaxed;
+        crate::alloc::PACKING_BYTES.fetch_add(after, Relaxed);
+        crate::alloc::PACKING_BYTES.fetch_sub(held, Relaxed);
     }
     SCRATCH.with(|s| *s.borrow_mut() = (packed_a, packed_b));
 }
