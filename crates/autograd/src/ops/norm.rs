@@ -5,9 +5,8 @@
 use super::{grad, saved};
 use crate::error::{Error, Result};
 use crate::var::{Record, Var};
-use mixprec_dtype::{Acc, Dtype};
+use mixprec_dtype::Dtype;
 use mixprec_tensor::Tensor;
-use num_traits::Float;
 
 impl<D: Dtype> Var<D> {
     /// Layer norm over the trailing `normalized_shape` with optional weight and bias.
@@ -52,40 +51,7 @@ impl<D: Dtype> Var<D> {
                     },
                 }));
             }
-            let (xv, gv) = (x.to_acc_vec(), g.to_acc_vec());
-            let wv = w.as_ref().map(|w| w.to_acc_vec());
-            let count = D::Acc::from_usize(n);
-            let eps = D::Acc::from_f64(eps);
-            let mut dx = vec![D::Acc::from_f64(0.0); xv.len()];
-            let mut dw = vec![D::Acc::from_f64(0.0); n];
-            let mut db = vec![D::Acc::from_f64(0.0); n];
-            // Row buffers reused across rows.
-            let mut xhat = vec![D::Acc::from_f64(0.0); n];
-            let mut dy = vec![D::Acc::from_f64(0.0); n];
-            for ((xr, gr), dxr) in xv.chunks(n).zip(gv.chunks(n)).zip(dx.chunks_mut(n)) {
-                let mean = xr.iter().copied().sum::<D::Acc>() / count;
-                let var = xr.iter().map(|&v| (v - mean) * (v - mean)).sum::<D::Acc>() / count;
-                let inv = D::Acc::from_f64(1.0) / (var + eps).sqrt();
-                for (h, &v) in xhat.iter_mut().zip(xr) {
-                    *h = (v - mean) * inv;
-                }
-                match &wv {
-                    Some(w) => dy
-                        .iter_mut()
-                        .zip(gr)
-                        .zip(w)
-                        .for_each(|((d, &g), &w)| *d = g * w),
-                    None => dy.copy_from_slice(gr),
-                }
-                let mean_dy = dy.iter().copied().sum::<D::Acc>() / count;
-                let mean_dy_xhat =
-                    dy.iter().zip(&xhat).map(|(&a, &b)| a * b).sum::<D::Acc>() / count;
-                for i in 0..n {
-                    dxr[i] = (dy[i] - mean_dy - xhat[i] * mean_dy_xhat) * inv;
-                    dw[i] += gr[i] * xhat[i];
-                    db[i] += gr[i];
-                }
-            }
+            let (dx, dw, db) = x.layer_norm_backward(&g, n, w.as_ref(), eps)?;
             let mut out = vec![grad(ix, Tensor::<D>::from_acc(&dx, x.shape())?)];
             if let Some(iw) = iw {
                 out.push(grad(iw, Tensor::<D>::from_acc(&dw, &pshape)?));

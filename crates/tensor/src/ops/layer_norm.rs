@@ -10,6 +10,13 @@ use crate::tensor::Tensor;
 use mixprec_dtype::{Acc, Dtype};
 use num_traits::{Float, One};
 
+/// `(dx, dw, db)` of [`Tensor::layer_norm_backward`], in the compute precision.
+pub type LayerNormGrads<D> = (
+    Vec<<D as Dtype>::Acc>,
+    Vec<<D as Dtype>::Acc>,
+    Vec<<D as Dtype>::Acc>,
+);
+
 impl<D: Dtype> Tensor<D> {
     /// `(x - mean) / sqrt(var + eps) * weight + bias` over the trailing dimensions
     /// `normalized_shape` (PyTorch's `layer_norm`): `var` is the population variance,
@@ -83,6 +90,92 @@ impl<D: Dtype> Tensor<D> {
             }
         })?;
         out.reshape(self.shape())
+    }
+
+    /// Gradients of [`Tensor::layer_norm`] over rows of `n` trailing elements: for the
+    /// output gradient `g`, returns `(dx, dw, db)` in `D::Acc` (`dw`, `db` of length `n`,
+    /// summed over rows) with `xhat = (x - mean) / sqrt(var + eps)`,
+    /// `dy = g * w`, `dx = (dy - mean(dy) - xhat * mean(dy * xhat)) / sqrt(var + eps)`.
+    /// Rows run in parallel; the per-part sums of `dw` and `db` are added in part order
+    /// (deterministic). Errors if `g`'s shape differs from `self`'s or `n` is 0.
+    pub fn layer_norm_backward(
+        &self,
+        g: &Tensor<D>,
+        n: usize,
+        weight: Option<&Tensor<D>>,
+        eps: f64,
+    ) -> Result<LayerNormGrads<D>> {
+        if g.shape() != self.shape() {
+            return Err(Error::shapes(
+                "layer_norm_backward",
+                self.shape(),
+                g.shape(),
+                "the gradient must have the input's shape",
+            ));
+        }
+        if n == 0 {
+            return Err(Error::empty("layer_norm_backward", self.shape()));
+        }
+        if !self.numel().is_multiple_of(n) {
+            return Err(Error::invalid(
+                "layer_norm_backward",
+                format!("rows of {n} do not divide shape {:?}", self.shape()),
+            ));
+        }
+        let (xv, gv) = (self.to_acc_vec(), g.to_acc_vec());
+        let wv = weight.map(|w| w.to_acc_vec());
+        let count = D::Acc::from_usize(n);
+        let eps = D::Acc::from_f64(eps);
+        let zero = D::Acc::from_f64(0.0);
+        let mut dx = vec![zero; xv.len()];
+        let partials = std::sync::Mutex::new(Vec::new());
+        crate::pool::par_pieces(&mut dx, n, 1 << 14, |off, piece| {
+            let (mut dw, mut db) = (vec![zero; n], vec![zero; n]);
+            let (mut xhat, mut dy) = (vec![zero; n], vec![zero; n]);
+            let rows = xv[off..off + piece.len()].chunks(n);
+            let grads = gv[off..off + piece.len()].chunks(n);
+            for ((xr, gr), dxr) in rows.zip(grads).zip(piece.chunks_mut(n)) {
+                let mean = sum_acc(xr) / count;
+                for (h, &v) in xhat.iter_mut().zip(xr) {
+                    *h = (v - mean) * (v - mean);
+                }
+                let inv = D::Acc::one() / (sum_acc(&xhat) / count + eps).sqrt();
+                for (h, &v) in xhat.iter_mut().zip(xr) {
+                    *h = (v - mean) * inv;
+                }
+                match &wv {
+                    Some(w) => dy
+                        .iter_mut()
+                        .zip(gr)
+                        .zip(w)
+                        .for_each(|((d, &g), &w)| *d = g * w),
+                    None => dy.copy_from_slice(gr),
+                }
+                let mean_dy = sum_acc(&dy) / count;
+                // dxr holds dy * xhat for a moment (summed with the 8-lane reduction).
+                for (d, (&h, &y)) in dxr.iter_mut().zip(xhat.iter().zip(&dy)) {
+                    *d = h * y;
+                }
+                let mean_dy_xhat = sum_acc(dxr) / count;
+                for i in 0..n {
+                    dxr[i] = (dy[i] - mean_dy - xhat[i] * mean_dy_xhat) * inv;
+                    dw[i] += gr[i] * xhat[i];
+                    db[i] += gr[i];
+                }
+            }
+            partials
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((off, dw, db));
+        });
+        let mut parts = partials.into_inner().unwrap_or_else(|e| e.into_inner());
+        parts.sort_by_key(|p| p.0);
+        let (mut dw, mut db) = (vec![zero; n], vec![zero; n]);
+        for (_, pw, pb) in parts {
+            dw.iter_mut().zip(&pw).for_each(|(a, &b)| *a += b);
+            db.iter_mut().zip(&pb).for_each(|(a, &b)| *a += b);
+        }
+        Ok((dx, dw, db))
     }
 }
 

@@ -2,6 +2,7 @@
 
 pub use cast::{CastOptions, CastOverflow, CastReport, CastRounding, CastScale};
 pub use conv2d::Conv2dParams;
+pub use layer_norm::LayerNormGrads;
 pub use pool::Pool2dParams;
 
 mod binary;
