@@ -219,3 +219,91 @@ fn the_transformer_learns_to_sort_under_fp8_with_fp32_edges() {
     assert!(r.accuracy > 0.6, "accuracy {}", r.accuracy);
     assert!(r.saved_activation_bytes() > 0);
 }
+
+/// A small CNN on the 8x8 digits (conv 3x3 -> max pool 2 -> conv 3x3 -> avg pool 2 ->
+/// linear) trains under BF16 mixed precision: the convolution and pooling layers learn.
+#[test]
+fn a_small_cnn_learns_digits_under_bf16() {
+    use mixprec_amp::Bf16Mixed;
+    use mixprec_autograd::{Result, Var};
+    use mixprec_nn::Step;
+    use mixprec_nn::layers::{AvgPool2d, Conv2d, Linear, MaxPool2d};
+    use mixprec_nn::models::Model;
+    use mixprec_nn::optim::{AdamW, AdamWConfig};
+    use mixprec_tensor::{Conv2dParams, Pool2dParams};
+
+    struct Cnn {
+        c1: Conv2d<Bf16Mixed>,
+        c2: Conv2d<Bf16Mixed>,
+        fc: Linear<Bf16Mixed>,
+    }
+    impl Cnn {
+        fn logits(&self, step: &Step, x: &Tensor<F32>) -> Result<Var<F32>> {
+            let b = x.shape()[0];
+            let img = step.input(x.reshape(&[b, 1, 8, 8])?);
+            let h = self.c1.forward(step, &img)?.relu();
+            let h = MaxPool2d(Pool2dParams::square(2)).forward(&h)?; // [b, 8, 4, 4]
+            let h = self.c2.forward(step, &h)?.relu();
+            let h = AvgPool2d(Pool2dParams::square(2)).forward(&h)?; // [b, 8, 2, 2]
+            let h = h.reshape(&[b, 32])?;
+            Ok(self.fc.forward(step, &h)?.cast::<F32>())
+        }
+    }
+    impl Model for Cnn {
+        type Batch = (Tensor<F32>, Indices);
+        fn loss(&self, step: &Step, (x, y): &Self::Batch) -> Result<Var<F32>> {
+            self.logits(step, x)?.cross_entropy(y)
+        }
+        fn correct(&self, step: &Step, (x, y): &Self::Batch) -> Result<(usize, usize)> {
+            let pred = self.logits(step, x)?.value().argmax(-1, false)?;
+            let right = pred
+                .as_slice()
+                .iter()
+                .zip(y.as_slice())
+                .filter(|(a, b)| a == b)
+                .count();
+            Ok((right, y.len()))
+        }
+        fn fp8_state_bytes(&self) -> usize {
+            0
+        }
+    }
+
+    let data = Digits::load().unwrap();
+    let mut master = MasterWeights::new();
+    let mut init = Init::new(&mut master, 3);
+    let same = Conv2dParams {
+        padding: (1, 1),
+        ..Conv2dParams::default()
+    };
+    let cnn = Cnn {
+        c1: Conv2d::new(&mut init, "c1", 1, 8, 3, same, true).unwrap(),
+        c2: Conv2d::new(&mut init, "c2", 8, 8, 3, same, true).unwrap(),
+        fc: Linear::new(&mut init, "fc", 32, 10, true).unwrap(),
+    };
+    let cfg = TrainConfig {
+        schedule: WarmupCosine {
+            base: 1e-2,
+            min: 1e-3,
+            warmup: 5,
+            total: 150,
+        },
+        clip_norm: Some(1.0),
+        seed: 0,
+        loss_weight: 1.0,
+    };
+    let mut t = Trainer::new(master, AdamW::new(AdamWConfig::default()), None, cfg);
+    let mut batches = data.train.batches(64, 2);
+    let mut first = None;
+    for s in 0..150 {
+        let b = data.train.batch(&batches.next_batch()).unwrap();
+        let r = t.step(&cnn, s, &[b]).unwrap();
+        first.get_or_insert(r.loss);
+    }
+    let test = data
+        .test
+        .batch(&(0..data.test.len()).collect::<Vec<_>>())
+        .unwrap();
+    let acc = t.accuracy(&cnn, &[test]).unwrap();
+    assert!(acc > 0.85, "CNN test accuracy {acc} (first loss {first:?})");
+}
