@@ -186,19 +186,29 @@ impl<P: Policy> Autocast<P> {
         self.gemm(a, b, false)
     }
 
-    /// `x @ w^T + bias` (PyTorch's `linear`: `w` is `[out, in]`), GEMM in `P::GemmFwd`,
-    /// bias added in `P::Activation`. The weight's cast is cached, then transposed as a
-    /// view.
+    /// `x @ w^T + bias` (PyTorch's `linear`: `w` is `[out, in]`). The weight's cast is
+    /// cached, then transposed as a view. With a non-FP8 `P::GemmFwd` the bias is cast to
+    /// it too (as PyTorch's autocast casts every input of `linear`) and added inside the
+    /// GEMM before its one rounding ([`Var::matmul_bias`]); FP8 GEMMs add it afterwards
+    /// in `P::Activation`.
     pub fn linear<A: Dtype>(
         &self,
         x: &Var<A>,
         w: &Var<P::Param>,
         bias: Option<&Var<P::Param>>,
     ) -> Result<Var<P::Activation>> {
-        let y = self.gemm(x, w, true)?;
         match bias {
-            Some(b) => y.add(&self.cast::<P::Param, P::Activation>(b)),
-            None => Ok(y),
+            Some(b) if !<P::GemmFwd as Dtype>::DTYPE.is_fp8() => {
+                let xc = self.cast::<A, P::GemmFwd>(x);
+                let wc = self.cast::<P::Param, P::GemmFwd>(w).transpose(-1, -2)?;
+                let bc = self.cast::<P::Param, P::GemmFwd>(b);
+                let y = xc.matmul_bias(&wc, &bc)?;
+                Ok(self.cast::<P::GemmFwd, P::Activation>(&y))
+            }
+            Some(b) => self
+                .gemm(x, w, true)?
+                .add(&self.cast::<P::Param, P::Activation>(b)),
+            None => self.gemm(x, w, true),
         }
     }
 

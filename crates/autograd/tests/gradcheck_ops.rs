@@ -80,6 +80,15 @@ case!(Matmul, [([2, 3, 5], -1.0, 1.0), ([5, 4], -1.0, 1.0)], |v| {
     weigh(v[0].matmul(&v[1])?)
 });
 case!(
+    MatmulBias,
+    [
+        ([2, 3, 5], -1.0, 1.0),
+        ([5, 4], -1.0, 1.0),
+        ([4], -1.0, 1.0)
+    ],
+    |v| weigh(v[0].matmul_bias(&v[1], &v[2])?)
+);
+case!(
     MatmulTransposed,
     [([4, 5], -1.0, 1.0), ([3, 5], -1.0, 1.0)],
     |v| weigh(v[0].matmul(&v[1].transpose(0, 1)?)?)
@@ -286,6 +295,7 @@ all_cases!(
     Minimum,
     Scalars,
     Matmul,
+    MatmulBias,
     MatmulTransposed,
     Sum,
     MeanKeep,

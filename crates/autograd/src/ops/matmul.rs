@@ -3,8 +3,10 @@
 
 use super::{grad, saved, sum_to};
 use crate::error::Result;
+use crate::tape::{AnyGrad, NodeId};
 use crate::var::{Record, Var};
 use mixprec_dtype::Dtype;
+use mixprec_tensor::Tensor;
 
 impl<D: Dtype> Var<D> {
     /// Matrix product over the last two axes with batch broadcasting.
@@ -21,28 +23,67 @@ impl<D: Dtype> Var<D> {
             cast: None,
         };
         Ok(self.tape.record(y, rec, move |g| {
-            let mut out = Vec::with_capacity(2);
-            if need_a {
-                out.push(grad(
-                    ia,
-                    sum_to(g.matmul(&b.transpose(-1, -2)?)?, a.shape())?,
-                ));
-            }
-            if need_b {
-                let db = if b.rank() == 2 && a.rank() > 2 {
-                    // A weight shared by every batch entry: the batch sum is one GEMM
-                    // over all rows, A^T [k, rows] x g [rows, n].
-                    let (k, n) = (b.shape()[0], b.shape()[1]);
-                    let rows = a.numel() / k.max(1);
-                    a.reshape(&[rows, k])?
-                        .transpose(0, 1)?
-                        .matmul(&g.reshape(&[rows, n])?)?
-                } else {
-                    sum_to(a.transpose(-1, -2)?.matmul(&g)?, b.shape())?
-                };
-                out.push(grad(ib, db));
+            matmul_grads(&a, &b, &g, (ia, need_a), (ib, need_b))
+        }))
+    }
+
+    /// `self @ other + bias` (`bias` of shape `[n]`), one rounding
+    /// ([`Tensor::matmul_bias`]): a linear layer's forward in one op. Gradients as
+    /// `matmul`, plus `dbias` = the output gradient summed over all leading axes.
+    pub fn matmul_bias(&self, other: &Var<D>, bias: &Var<D>) -> Result<Var<D>> {
+        self.same_tape("matmul_bias", other)?;
+        self.same_tape("matmul_bias", bias)?;
+        let y = self.value.matmul_bias(&other.value, &bias.value)?;
+        let (a, b) = (self.value.clone(), other.value.clone());
+        let (ia, ib, ic) = (self.id, other.id, bias.id);
+        let (need_a, need_b, need_c) =
+            (self.requires_grad, other.requires_grad, bias.requires_grad);
+        let bias_shape = bias.shape().to_vec();
+        let rec = Record {
+            op: "matmul_bias",
+            requires_grad: need_a || need_b || need_c,
+            saved: vec![saved(&a), saved(&b)],
+            cast: None,
+        };
+        Ok(self.tape.record(y, rec, move |g| {
+            let mut out = matmul_grads(&a, &b, &g, (ia, need_a), (ib, need_b))?;
+            if need_c {
+                out.push(grad(ic, g.sum_to_shape(&bias_shape)?));
             }
             Ok(out)
         }))
     }
+}
+
+/// `dA = g B^T` and `dB = A^T g` (summed back over broadcast batch axes; one GEMM over all
+/// rows for a shared 2-D `B`), for the inputs that need them.
+fn matmul_grads<D: Dtype>(
+    a: &Tensor<D>,
+    b: &Tensor<D>,
+    g: &Tensor<D>,
+    (ia, need_a): (NodeId, bool),
+    (ib, need_b): (NodeId, bool),
+) -> Result<Vec<(NodeId, AnyGrad)>> {
+    let mut out = Vec::with_capacity(3);
+    if need_a {
+        out.push(grad(
+            ia,
+            sum_to(g.matmul(&b.transpose(-1, -2)?)?, a.shape())?,
+        ));
+    }
+    if need_b {
+        let db = if b.rank() == 2 && a.rank() > 2 {
+            // A weight shared by every batch entry: the batch sum is one GEMM over all
+            // rows, A^T [k, rows] x g [rows, n].
+            let (k, n) = (b.shape()[0], b.shape()[1]);
+            let rows = a.numel() / k.max(1);
+            a.reshape(&[rows, k])?
+                .transpose(0, 1)?
+                .matmul(&g.reshape(&[rows, n])?)?
+        } else {
+            sum_to(a.transpose(-1, -2)?.matmul(g)?, b.shape())?
+        };
+        out.push(grad(ib, db));
+    }
+    Ok(out)
 }

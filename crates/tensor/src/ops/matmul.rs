@@ -26,7 +26,33 @@ impl<D: Dtype> Tensor<D> {
     /// assert_eq!(a.matmul(&b).unwrap().to_f64_vec(), vec![1.0, 2.0, 3.0, 4.0]);
     /// ```
     pub fn matmul(&self, other: &Tensor<D>) -> Result<Tensor<D>> {
-        matmul_impl("matmul", self, other)
+        matmul_impl("matmul", self, other, None)
+    }
+
+    /// `self @ other + bias` with `bias` of shape `[n]` added to every row in f32 before
+    /// the one rounding into `D` (a linear layer's forward with a single rounding, where
+    /// matmul-then-add rounds twice and makes a second pass). Shapes as
+    /// [`Tensor::matmul`]; errors when `bias` is not `[n]`.
+    ///
+    /// ```
+    /// use mixprec_tensor::Tensor;
+    /// use mixprec_dtype::F32;
+    /// let a = Tensor::<F32>::from_f32(&[1.0, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+    /// let b = Tensor::<F32>::eye(2);
+    /// let bias = Tensor::<F32>::from_f32(&[10.0, 20.0], &[2]).unwrap();
+    /// assert_eq!(a.matmul_bias(&b, &bias).unwrap().to_f32_vec(), vec![11.0, 22.0, 13.0, 24.0]);
+    /// ```
+    pub fn matmul_bias(&self, other: &Tensor<D>, bias: &Tensor<D>) -> Result<Tensor<D>> {
+        let n = other.shape().last().copied().unwrap_or(0);
+        if bias.shape() != [n] {
+            return Err(Error::shapes(
+                "matmul_bias",
+                other.shape(),
+                bias.shape(),
+                "bias must have shape [n], n the last axis of the right operand",
+            ));
+        }
+        matmul_impl("matmul_bias", self, other, Some(bias.to_f64_vec()))
     }
 
     /// Matrix product with operands of different precisions and the result rounded once
@@ -34,7 +60,7 @@ impl<D: Dtype> Tensor<D> {
     /// shapes and broadcasting as [`Tensor::matmul`]; accumulation in f32 (f64 when any of
     /// the three types is `F64`).
     pub fn matmul_as<B: Dtype, O: Dtype>(&self, other: &Tensor<B>) -> Result<Tensor<O>> {
-        matmul_impl("matmul_as", self, other)
+        matmul_impl("matmul_as", self, other, None)
     }
 }
 
@@ -42,6 +68,7 @@ fn matmul_impl<A: Dtype, B: Dtype, O: Dtype>(
     op: &'static str,
     this: &Tensor<A>,
     other: &Tensor<B>,
+    bias: Option<Vec<f64>>,
 ) -> Result<Tensor<O>> {
     let (ra, rb) = (this.rank(), other.rank());
     if ra < 2 || rb < 2 {
@@ -96,7 +123,11 @@ fn matmul_impl<A: Dtype, B: Dtype, O: Dtype>(
         let descale = f64::from(this.scale) * f64::from(other.scale);
         let acc: Vec<O::Acc> = c
             .into_iter()
-            .map(|v| O::Acc::from_f64(v / descale))
+            .enumerate()
+            .map(|(i, v)| {
+                let b = bias.as_ref().map_or(0.0, |b| b[i % n]);
+                O::Acc::from_f64(v / descale + b)
+            })
             .collect();
         return Ok(Tensor::from_acc_vec(&acc, &out_shape));
     }
@@ -137,6 +168,15 @@ fn matmul_impl<A: Dtype, B: Dtype, O: Dtype>(
     if descale != 1.0 {
         c.iter_mut()
             .for_each(|v| *v = (f64::from(*v) / descale) as f32);
+    }
+    if let Some(b) = &bias
+        && n > 0
+    {
+        // Exact in f32: the bias has a non-F64 precision on this path.
+        let b: Vec<f32> = b.iter().map(|&v| v as f32).collect();
+        for row in c.chunks_exact_mut(n) {
+            row.iter_mut().zip(&b).for_each(|(v, &bv)| *v += bv);
+        }
     }
     Ok(Tensor::from_f32_results(c, &out_shape))
 }
@@ -227,6 +267,39 @@ mod tests {
         }
     }
     for_each_dtype!(matmul_matches_f64);
+
+    fn matmul_bias_rounds_once<D: Dtype>() {
+        let mut rng = TestRng::new(78);
+        for &(m, k, n) in &[(3, 4, 5), (37, 70, 19)] {
+            let a = Tensor::<D>::from_f64(&rng.vec(2 * m * k, -1.0, 1.0), &[2, m, k]).unwrap();
+            let b = Tensor::<D>::from_f64(&rng.vec(k * n, -1.0, 1.0), &[k, n]).unwrap();
+            let bias = Tensor::<D>::from_f64(&rng.vec(n, -2.0, 2.0), &[n]).unwrap();
+            let got = a.matmul_bias(&b, &bias).unwrap();
+            let bb = b.broadcast_to(&[2, k, n]).unwrap();
+            let mut want = reference(&a.to_f64_vec(), &bb.to_f64_vec(), 2, m, k, n);
+            let bv = bias.to_f64_vec();
+            want.iter_mut()
+                .enumerate()
+                .for_each(|(i, v)| *v += bv[i % n]);
+            // As matmul: k products and the bias summed in f32, one rounding into D.
+            let tol = Tolerance::accumulated::<D>(k + 1);
+            let tol = Tolerance {
+                abs_of_max: tol.abs_of_max + tol.rel,
+                ..tol
+            };
+            assert_close(
+                &format!("matmul_bias<{}> {m}x{k}x{n}", D::NAME),
+                &got.to_f64_vec(),
+                &want,
+                tol,
+            );
+        }
+        let e = Tensor::<D>::zeros(&[2, 3])
+            .matmul_bias(&Tensor::<D>::zeros(&[3, 4]), &Tensor::<D>::zeros(&[3]))
+            .unwrap_err();
+        assert!(e.to_string().starts_with("matmul_bias:"), "{e}");
+    }
+    for_each_dtype!(matmul_bias_rounds_once);
 
     #[test]
     fn mixed_operands_and_output_round_once() {
