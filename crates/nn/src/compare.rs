@@ -191,6 +191,9 @@ fn train<B: TrainPolicy, M: Model>(
         seed: cfg.seed,
         loss_weight: cfg.loss_weight,
     };
+    // Each run's workspace starts empty (buffers kept for reuse by an earlier run would
+    // otherwise count in this one's memory).
+    mixprec_tensor::release_workspace();
     let mut trainer = Trainer::new(master, opt, scaler, tc);
     let mut records = Vec::with_capacity(cfg.steps as usize);
     for s in 0..cfg.steps {

@@ -80,6 +80,19 @@ static RECYCLER: std::sync::Mutex<Option<Recycler>> = std::sync::Mutex::new(None
 pub(crate) static PACKING_BYTES: std::sync::atomic::AtomicUsize =
     std::sync::atomic::AtomicUsize::new(0);
 
+/// Frees the buffers kept for reuse and this thread's GEMM packing buffers (other
+/// threads keep theirs, bounded by the GEMM block sizes): what `torch.cuda.empty_cache`
+/// is to PyTorch. Later ops allocate afresh until the reuse pool fills again.
+pub fn release_workspace() {
+    if let Ok(mut g) = RECYCLER.lock()
+        && let Some(r) = g.as_mut()
+    {
+        r.free.clear();
+        r.bytes = 0;
+    }
+    crate::gemm::release_packing();
+}
+
 /// Memory the library holds outside tensors: the GEMM packing buffers of every thread and
 /// the buffers of dropped tensors kept for reuse. This is the "workspace" of the memory
 /// accounting; it is bounded (packing by the block sizes, reuse by 256 MiB).
@@ -210,6 +223,10 @@ mod tests {
             "{}",
             workspace_bytes()
         );
+        // Freeing drops this thread's buffers (the total is not compared: tests on other
+        // threads run GEMMs and recycle buffers concurrently).
+        release_workspace();
+        assert!(crate::gemm::packing_is_empty());
     }
 
     #[test]

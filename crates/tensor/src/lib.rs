@@ -27,7 +27,7 @@ mod rng;
 mod storage;
 mod tensor;
 
-pub use alloc::workspace_bytes;
+pub use alloc::{release_workspace, workspace_bytes};
 pub use error::{Error, ErrorKind, Result};
 pub use mask::{Indices, Mask};
 pub use ops::{

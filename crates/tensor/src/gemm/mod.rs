@@ -201,6 +201,24 @@ fn split_panels(
     out
 }
 
+/// True when this thread holds no packing buffers.
+#[cfg(test)]
+pub(crate) fn packing_is_empty() -> bool {
+    SCRATCH.with(|s| {
+        let s = s.borrow();
+        s.0.capacity() == 0 && s.1.capacity() == 0
+    })
+}
+
+/// Drops this thread's packing buffers (see `release_workspace`).
+pub(crate) fn release_packing() {
+    let (a, b) = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    crate::alloc::PACKING_BYTES.fetch_sub(
+        4 * (a.capacity() + b.capacity()),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+}
+
 thread_local! {
     /// Packed A and B buffers of the last GEMM on this thread.
     static SCRATCH: std::cell::RefCell<(Vec<f32>, Vec<f32>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
