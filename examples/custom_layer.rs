@@ -11,6 +11,7 @@
 use mixprec::autograd::{InputGrad, Result, Saved, gradcheck};
 use mixprec::nn::compare::human_bytes;
 use mixprec::nn::data::Digits;
+use mixprec::nn::models::count_correct;
 use mixprec::prelude::*;
 use std::marker::PhantomData;
 
@@ -100,15 +101,7 @@ impl<P: TrainPolicy> mixprec::nn::models::Model for Net<P> {
     fn correct(&self, step: &Step, (x, y): &Self::Batch) -> Result<(usize, usize)> {
         let h = self.fc1.forward(step, &step.input(x.clone()))?;
         let h = self.norm.forward(step, &h)?.gelu();
-        let logits = self.fc2.forward(step, &h)?.cast::<F32>();
-        let pred = logits.value().argmax(-1, false)?;
-        let right = pred
-            .as_slice()
-            .iter()
-            .zip(y.as_slice())
-            .filter(|(a, b)| a == b)
-            .count();
-        Ok((right, y.len()))
+        count_correct(&self.fc2.forward(step, &h)?.cast::<F32>(), y)
     }
 
     fn fp8_state_bytes(&self) -> usize {

@@ -255,14 +255,7 @@ fn a_small_cnn_learns_digits_under_bf16() {
             self.logits(step, x)?.cross_entropy(y)
         }
         fn correct(&self, step: &Step, (x, y): &Self::Batch) -> Result<(usize, usize)> {
-            let pred = self.logits(step, x)?.value().argmax(-1, false)?;
-            let right = pred
-                .as_slice()
-                .iter()
-                .zip(y.as_slice())
-                .filter(|(a, b)| a == b)
-                .count();
-            Ok((right, y.len()))
+            mixprec_nn::models::count_correct(&self.logits(step, x)?, y)
         }
         fn fp8_state_bytes(&self) -> usize {
             0

@@ -46,7 +46,7 @@ impl<B: TrainPolicy, E: TrainPolicy> Model for DigitsMlp<B, E> {
     }
 
     fn correct(&self, step: &Step, (x, y): &Self::Batch) -> Result<(usize, usize)> {
-        count_correct(&self.logits(step, x)?, y.as_slice())
+        count_correct(&self.logits(step, x)?, y)
     }
 
     fn fp8_state_bytes(&self) -> usize {

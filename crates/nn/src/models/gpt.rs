@@ -105,7 +105,7 @@ impl<B: TrainPolicy, E: TrainPolicy> Model for Gpt<B, E> {
     }
 
     fn correct(&self, step: &Step, batch: &SortBatch) -> Result<(usize, usize)> {
-        count_correct(&self.scored(step, batch)?, batch.targets.as_slice())
+        count_correct(&self.scored(step, batch)?, &batch.targets)
     }
 
     fn fp8_state_bytes(&self) -> usize {

@@ -11,6 +11,7 @@ pub use gpt::{Gpt, GptConfig};
 use crate::step::Step;
 use mixprec_autograd::{Result, Var};
 use mixprec_dtype::F32;
+use mixprec_tensor::Indices;
 
 /// A model the [`crate::Trainer`] can train: a loss for a batch, and accuracy counts.
 pub trait Model {
@@ -20,31 +21,30 @@ pub trait Model {
     /// Mean loss over the batch, in F32.
     fn loss(&self, step: &Step, batch: &Self::Batch) -> Result<Var<F32>>;
 
-    /// (correct, total) predictions on a batch, in evaluation mode.
+    /// (correct, total) predictions on a batch, in evaluation mode ([`count_correct`] for a
+    /// classifier's logits).
     fn correct(&self, step: &Step, batch: &Self::Batch) -> Result<(usize, usize)>;
 
     /// Bytes of the model's FP8 scaling state.
     fn fp8_state_bytes(&self) -> usize;
 }
 
-/// Row-wise argmax of `[rows, classes]` logits compared with `labels`.
-pub(crate) fn count_correct(logits: &Var<F32>, labels: &[usize]) -> Result<(usize, usize)> {
-    let v = logits.value().to_f32_vec();
-    let classes = *logits.shape().last().unwrap_or(&1);
-    let correct = v
-        .chunks(classes.max(1))
-        .zip(labels)
-        .filter(|(row, l)| {
-            let arg = row
-                .iter()
-                .enumerate()
-                .fold(
-                    (0, f32::NEG_INFINITY),
-                    |b, (i, &x)| if x > b.1 { (i, x) } else { b },
-                )
-                .0;
-            arg == **l
-        })
+/// `(correct, total)`: the argmax over the last axis of `logits` (one row per label)
+/// against `labels` — the usual `Model::correct` of a classifier. Errors when the number
+/// of rows and of labels differ.
+pub fn count_correct(logits: &Var<F32>, labels: &Indices) -> Result<(usize, usize)> {
+    let pred = logits.value().argmax(-1, false)?;
+    if pred.len() != labels.len() {
+        return Err(crate::error::invalid(
+            "count_correct",
+            format!("{} rows of logits for {} labels", pred.len(), labels.len()),
+        ));
+    }
+    let right = pred
+        .as_slice()
+        .iter()
+        .zip(labels.as_slice())
+        .filter(|(p, l)| p == l)
         .count();
-    Ok((correct, labels.len()))
+    Ok((right, labels.len()))
 }
