@@ -20,14 +20,14 @@ use std::marker::PhantomData;
 fn rms_norm<D: FullPrecision>(x: &Var<D>, g: &Var<D>, eps: f64) -> Result<Var<D>> {
     let n = *x.shape().last().unwrap_or(&0);
     if g.shape() != [n] {
-        return Err(mixprec::autograd::Error::Tensor(mixprec::tensor::Error {
-            op: "rms_norm",
-            kind: mixprec::tensor::ErrorKind::InvalidArgument(format!(
+        return Err(mixprec::autograd::Error::invalid(
+            "rms_norm",
+            format!(
                 "gain {:?} does not match the last axis of {:?}",
                 g.shape(),
                 x.shape()
-            )),
-        }));
+            ),
+        ));
     }
     let xv = x.value().clone();
     // 1 / r per row, kept for backward.

@@ -11,7 +11,7 @@
 use crate::scaler::{GradScaler, ScaledGrads, UnscaledGrads};
 use mixprec_autograd::{Error, Gradients, Result, Var};
 use mixprec_dtype::F32;
-use mixprec_tensor::{ErrorKind, Tensor};
+use mixprec_tensor::Tensor;
 
 /// Sums of per-parameter gradients over micro-batches.
 #[derive(Clone, Debug, Default)]
@@ -20,13 +20,6 @@ pub struct GradAccumulator {
     micro_batches: usize,
     /// The loss scale of the scaled micro-batches (`None`: unscaled ones, or none yet).
     scale: Option<f32>,
-}
-
-fn invalid(msg: String) -> Error {
-    Error::Tensor(mixprec_tensor::Error {
-        op: "GradAccumulator",
-        kind: ErrorKind::InvalidArgument(msg),
-    })
 }
 
 impl GradAccumulator {
@@ -42,11 +35,14 @@ impl GradAccumulator {
 
     fn add_grads(&mut self, grads: &Gradients, params: &[&Var<F32>]) -> Result<()> {
         if self.micro_batches > 0 && params.len() != self.sums.len() {
-            return Err(invalid(format!(
-                "{} parameters this micro-batch, {} before",
-                params.len(),
-                self.sums.len()
-            )));
+            return Err(Error::invalid(
+                "GradAccumulator",
+                format!(
+                    "{} parameters this micro-batch, {} before",
+                    params.len(),
+                    self.sums.len()
+                ),
+            ));
         }
         // Compute every new sum first: a failure leaves the accumulator as it was.
         let mut new = Vec::with_capacity(params.len());
@@ -69,13 +65,19 @@ impl GradAccumulator {
     pub fn add_scaled(&mut self, grads: &ScaledGrads, params: &[&Var<F32>]) -> Result<()> {
         match self.scale {
             None if self.micro_batches > 0 => {
-                return Err(invalid("scaled gradients after unscaled ones".into()));
+                return Err(Error::invalid(
+                    "GradAccumulator",
+                    "scaled gradients after unscaled ones",
+                ));
             }
             Some(s) if s != grads.scale() => {
-                return Err(invalid(format!(
-                    "loss scale changed inside the effective batch: {s} then {}",
-                    grads.scale()
-                )));
+                return Err(Error::invalid(
+                    "GradAccumulator",
+                    format!(
+                        "loss scale changed inside the effective batch: {s} then {}",
+                        grads.scale()
+                    ),
+                ));
             }
             _ => {}
         }
@@ -88,7 +90,10 @@ impl GradAccumulator {
     /// nothing) when scaled gradients were added before.
     pub fn add(&mut self, grads: &Gradients, params: &[&Var<F32>]) -> Result<()> {
         if self.scale.is_some() {
-            return Err(invalid("unscaled gradients after scaled ones".into()));
+            return Err(Error::invalid(
+                "GradAccumulator",
+                "unscaled gradients after scaled ones",
+            ));
         }
         self.add_grads(grads, params)
     }
@@ -96,8 +101,9 @@ impl GradAccumulator {
     /// The mean of the added micro-batches, still scaled (for the scaler to unscale).
     pub(crate) fn finish_scaled(self) -> Result<(Vec<Option<Tensor<F32>>>, f32)> {
         let Some(scale) = self.scale else {
-            return Err(invalid(
-                "no scaled gradients: use into_unscaled for a policy without loss scaling".into(),
+            return Err(Error::invalid(
+                "GradAccumulator",
+                "no scaled gradients: use into_unscaled for a policy without loss scaling",
             ));
         };
         Ok((mean(self.sums, self.micro_batches), scale))
@@ -107,8 +113,9 @@ impl GradAccumulator {
     /// were added (they must go through [`GradScaler::unscale_accumulated`]) or nothing was.
     pub fn into_unscaled(self) -> Result<UnscaledGrads> {
         if self.scale.is_some() || self.micro_batches == 0 {
-            return Err(invalid(
-                "scaled gradients need GradScaler::unscale_accumulated (or none were added)".into(),
+            return Err(Error::invalid(
+                "GradAccumulator",
+                "scaled gradients need GradScaler::unscale_accumulated (or none were added)",
             ));
         }
         Ok(UnscaledGrads::new(mean(self.sums, self.micro_batches)))

@@ -11,7 +11,7 @@
 
 use mixprec_autograd::{Error, Gradients, Result, Var};
 use mixprec_dtype::F32;
-use mixprec_tensor::{ErrorKind, Tensor};
+use mixprec_tensor::Tensor;
 
 /// Settings of a [`GradScaler`]. `Default` is PyTorch's.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -142,46 +142,48 @@ pub struct GradScaler {
     skipped: u64,
 }
 
-fn invalid(msg: String) -> Error {
-    Error::Tensor(mixprec_tensor::Error {
-        op: "GradScaler",
-        kind: ErrorKind::InvalidArgument(msg),
-    })
-}
-
 impl GradScaler {
     /// A scaler with these settings. Errors on a non-positive or non-finite initial scale,
     /// `growth_factor <= 1`, `backoff_factor` outside (0, 1), a zero interval or
     /// hysteresis, or `min_scale > max_scale`.
     pub fn new(cfg: GradScalerConfig) -> Result<GradScaler> {
         if !(cfg.init_scale.is_finite() && cfg.init_scale > 0.0) {
-            return Err(invalid(format!(
-                "init_scale must be finite and > 0, got {}",
-                cfg.init_scale
-            )));
+            return Err(Error::invalid(
+                "GradScaler",
+                format!("init_scale must be finite and > 0, got {}", cfg.init_scale),
+            ));
         }
         if !(cfg.growth_factor > 1.0 && cfg.growth_factor.is_finite()) {
-            return Err(invalid(format!(
-                "growth_factor must be > 1, got {}",
-                cfg.growth_factor
-            )));
+            return Err(Error::invalid(
+                "GradScaler",
+                format!("growth_factor must be > 1, got {}", cfg.growth_factor),
+            ));
         }
         if !(cfg.backoff_factor > 0.0 && cfg.backoff_factor < 1.0) {
-            return Err(invalid(format!(
-                "backoff_factor must be in (0, 1), got {}",
-                cfg.backoff_factor
-            )));
+            return Err(Error::invalid(
+                "GradScaler",
+                format!(
+                    "backoff_factor must be in (0, 1), got {}",
+                    cfg.backoff_factor
+                ),
+            ));
         }
         if cfg.growth_interval == 0 || cfg.hysteresis == 0 {
-            return Err(invalid(format!(
-                "growth_interval ({}) and hysteresis ({}) must be at least 1",
-                cfg.growth_interval, cfg.hysteresis
-            )));
+            return Err(Error::invalid(
+                "GradScaler",
+                format!(
+                    "growth_interval ({}) and hysteresis ({}) must be at least 1",
+                    cfg.growth_interval, cfg.hysteresis
+                ),
+            ));
         }
         if let (Some(lo), Some(hi)) = (cfg.min_scale, cfg.max_scale)
             && lo > hi
         {
-            return Err(invalid(format!("min_scale {lo} is above max_scale {hi}")));
+            return Err(Error::invalid(
+                "GradScaler",
+                format!("min_scale {lo} is above max_scale {hi}"),
+            ));
         }
         let state = GradScalerState {
             scale: cfg.init_scale,
@@ -302,10 +304,13 @@ impl GradScaler {
             || state.growth_tracker >= self.cfg.growth_interval
             || state.hysteresis_tracker > self.cfg.hysteresis
         {
-            return Err(invalid(format!(
-                "state {state:?} does not fit the configuration {:?}",
-                self.cfg
-            )));
+            return Err(Error::invalid(
+                "GradScaler",
+                format!(
+                    "state {state:?} does not fit the configuration {:?}",
+                    self.cfg
+                ),
+            ));
         }
         self.state = state;
         self.found_inf = false;

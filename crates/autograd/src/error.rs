@@ -65,3 +65,14 @@ impl From<mixprec_tensor::Error> for Error {
         Error::Tensor(e)
     }
 }
+
+impl Error {
+    /// An invalid-argument error naming `op` (a layer, an optimizer, a scaler): the one
+    /// constructor the crates above the tape use for their own input checks.
+    pub fn invalid(op: &'static str, msg: impl Into<String>) -> Error {
+        Error::Tensor(mixprec_tensor::Error {
+            op,
+            kind: mixprec_tensor::ErrorKind::InvalidArgument(msg.into()),
+        })
+    }
+}

@@ -39,7 +39,6 @@
 
 pub mod compare;
 pub mod data;
-mod error;
 mod init;
 pub mod layers;
 pub mod models;

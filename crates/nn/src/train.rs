@@ -101,9 +101,9 @@ impl<O: Optimizer> Trainer<O> {
         micro_batches: &[M::Batch],
     ) -> Result<StepRecord> {
         if micro_batches.is_empty() {
-            return Err(crate::error::invalid(
+            return Err(mixprec_autograd::Error::invalid(
                 "Trainer",
-                "a step needs at least one micro-batch".into(),
+                "a step needs at least one micro-batch",
             ));
         }
         let start = Instant::now();

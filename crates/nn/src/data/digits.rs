@@ -89,8 +89,9 @@ impl Digits {
 
 /// Parses `label,p0..p63` rows after a header; errors name the line.
 fn parse(csv: &str) -> Result<(Vec<f32>, Vec<usize>)> {
-    let bad =
-        |line: usize, what: String| crate::error::invalid("Digits", format!("line {line}: {what}"));
+    let bad = |line: usize, what: String| {
+        mixprec_autograd::Error::invalid("Digits", format!("line {line}: {what}"))
+    };
     let mut pixels = Vec::with_capacity(Digits::LEN * 64);
     let mut labels = Vec::with_capacity(Digits::LEN);
     for (n, line) in csv.lines().enumerate().skip(1) {

@@ -34,7 +34,7 @@ impl<P: TrainPolicy> CausalSelfAttention<P> {
         heads: usize,
     ) -> mixprec_autograd::Result<Self> {
         if heads == 0 || !dim.is_multiple_of(heads) {
-            return Err(crate::error::invalid(
+            return Err(mixprec_autograd::Error::invalid(
                 "CausalSelfAttention",
                 format!("{name}: {heads} heads do not divide width {dim}"),
             ));
@@ -53,7 +53,7 @@ impl<P: TrainPolicy> CausalSelfAttention<P> {
     pub fn forward<A: Dtype>(&self, step: &Step, x: &Var<A>) -> Result<Var<P::Activation>> {
         check_last_dim("CausalSelfAttention", &self.name, x.shape(), self.dim)?;
         let &[b, t, d] = x.shape() else {
-            return Err(crate::error::invalid(
+            return Err(mixprec_autograd::Error::invalid(
                 "CausalSelfAttention",
                 format!(
                     "{}: expected [batch, time, {}], got {:?}",

@@ -35,7 +35,7 @@ impl<P: TrainPolicy> Conv2d<P> {
     ) -> Result<Self> {
         let g = params.groups.max(1);
         if !in_channels.is_multiple_of(g) || !out_channels.is_multiple_of(g) || k == 0 {
-            return Err(crate::error::invalid(
+            return Err(mixprec_autograd::Error::invalid(
                 "Conv2d",
                 format!(
                     "{name}: groups {g} must divide {in_channels} and {out_channels}, kernel {k} > 0"
@@ -67,7 +67,7 @@ impl<P: TrainPolicy> Conv2d<P> {
     /// `x`: `[batch, in_channels, h, w]`.
     pub fn forward<A: Dtype>(&self, step: &Step, x: &Var<A>) -> Result<Var<P::Activation>> {
         if x.shape().len() != 4 || x.shape()[1] != self.in_channels {
-            return Err(crate::error::invalid(
+            return Err(mixprec_autograd::Error::invalid(
                 "Conv2d",
                 format!(
                     "{}: expected [batch, {}, h, w], got {:?}",

@@ -16,7 +16,7 @@ impl Dropout {
     /// Errors unless `0 <= p < 1`.
     pub fn new(p: f64) -> Result<Dropout> {
         if !(0.0..1.0).contains(&p) {
-            return Err(crate::error::invalid(
+            return Err(mixprec_autograd::Error::invalid(
                 "Dropout",
                 format!("probability must be in [0, 1), got {p}"),
             ));

@@ -40,7 +40,7 @@ impl<P: TrainPolicy> Embedding<P> {
     /// Rows for `ids` (any shape): `[ids.., dim]`. Errors on an id `>= vocab`.
     pub fn forward(&self, step: &Step, ids: &Indices) -> Result<Var<P::Activation>> {
         if let Some(&bad) = ids.as_slice().iter().find(|&&i| i >= self.vocab) {
-            return Err(crate::error::invalid(
+            return Err(mixprec_autograd::Error::invalid(
                 "Embedding",
                 format!(
                     "{}: id {bad} out of range for vocab {}",

@@ -87,7 +87,7 @@ pub(crate) fn check_last_dim(
     if shape.last() == Some(&want) {
         return Ok(());
     }
-    Err(crate::error::invalid(
+    Err(mixprec_autograd::Error::invalid(
         layer,
         format!("{name}: expected input [.., {want}], got {shape:?}"),
     ))

@@ -61,13 +61,13 @@ impl<B: TrainPolicy, E: TrainPolicy> Gpt<B, E> {
     /// Logits `[batch, time, vocab]` for tokens `[batch, time]` (time <= context).
     pub fn logits(&self, step: &Step, tokens: &Indices) -> Result<Var<E::Activation>> {
         let &[_, t] = tokens.shape() else {
-            return Err(crate::error::invalid(
+            return Err(mixprec_autograd::Error::invalid(
                 "Gpt",
                 format!("tokens must be [batch, time], got {:?}", tokens.shape()),
             ));
         };
         if t > self.cfg.context {
-            return Err(crate::error::invalid(
+            return Err(mixprec_autograd::Error::invalid(
                 "Gpt",
                 format!("{t} tokens exceed the context of {}", self.cfg.context),
             ));

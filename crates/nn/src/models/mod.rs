@@ -35,7 +35,7 @@ pub trait Model {
 pub fn count_correct(logits: &Var<F32>, labels: &Indices) -> Result<(usize, usize)> {
     let pred = logits.value().argmax(-1, false)?;
     if pred.len() != labels.len() {
-        return Err(crate::error::invalid(
+        return Err(mixprec_autograd::Error::invalid(
             "count_correct",
             format!("{} rows of logits for {} labels", pred.len(), labels.len()),
         ));

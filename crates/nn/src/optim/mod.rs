@@ -37,7 +37,7 @@ pub(crate) fn check_grads(
 ) -> Result<()> {
     let n = grads.iter().count();
     if n != master.len() {
-        return Err(crate::error::invalid(
+        return Err(mixprec_autograd::Error::invalid(
             op,
             format!("{n} gradients for {} parameters", master.len()),
         ));
@@ -46,7 +46,7 @@ pub(crate) fn check_grads(
         if let Some(g) = g
             && g.shape() != p.shape()
         {
-            return Err(crate::error::invalid(
+            return Err(mixprec_autograd::Error::invalid(
                 op,
                 format!(
                     "gradient {i} ({name}) has shape {:?}, parameter {:?}",
