@@ -108,33 +108,53 @@ pub fn memory_summary<P: Policy>(
     optimizer_state_bytes: usize,
     tape: &Tape,
 ) -> MemorySummary {
-    let mut s = MemorySummary::default();
-    s.add(MemoryRole::MasterWeights, DType::F32, master.bytes());
-    for (d, b) in autocast.cached_bytes() {
-        s.add(MemoryRole::ComputeCopies, d, b);
-    }
-    s.add(
-        MemoryRole::Gradients,
-        DType::F32,
-        grads.iter().flatten().map(|g| g.nbytes()).sum(),
-    );
-    s.add(
-        MemoryRole::OptimizerState,
-        DType::F32,
+    let fp8_bytes = autocast.fp8().map_or(0, |f| f.nbytes());
+    MemorySummary::measure(
+        master,
+        &autocast.cached_bytes(),
+        grads,
         optimizer_state_bytes,
-    );
-    for (d, b) in tape.peak_saved_bytes() {
-        s.add(MemoryRole::SavedActivations, d, b);
+        tape,
+        fp8_bytes,
+    )
+}
+
+impl MemorySummary {
+    /// A step's bytes by role from its parts: master weights, the compute copies made
+    /// (by precision), the unscaled gradients, the optimizer's state, the tape's peak
+    /// saved bytes, the FP8 scaling state and the process's workspace. [`memory_summary`]
+    /// and the nn crate's `Step::memory_summary` both measure through this.
+    pub fn measure(
+        master: &MasterWeights,
+        compute_copies: &[(DType, usize)],
+        grads: &UnscaledGrads,
+        optimizer_state_bytes: usize,
+        tape: &Tape,
+        fp8_state_bytes: usize,
+    ) -> MemorySummary {
+        let mut s = MemorySummary::default();
+        s.add(MemoryRole::MasterWeights, DType::F32, master.bytes());
+        for &(d, b) in compute_copies {
+            s.add(MemoryRole::ComputeCopies, d, b);
+        }
+        let grad_bytes = grads.iter().flatten().map(|g| g.nbytes()).sum();
+        s.add(MemoryRole::Gradients, DType::F32, grad_bytes);
+        s.add(
+            MemoryRole::OptimizerState,
+            DType::F32,
+            optimizer_state_bytes,
+        );
+        for (d, b) in tape.peak_saved_bytes() {
+            s.add(MemoryRole::SavedActivations, d, b);
+        }
+        s.add(MemoryRole::Fp8Scaling, DType::F32, fp8_state_bytes);
+        s.add(
+            MemoryRole::Workspace,
+            DType::F32,
+            mixprec_tensor::workspace_bytes(),
+        );
+        s
     }
-    if let Some(fp8) = autocast.fp8() {
-        s.add(MemoryRole::Fp8Scaling, DType::F32, fp8.nbytes());
-    }
-    s.add(
-        MemoryRole::Workspace,
-        DType::F32,
-        mixprec_tensor::workspace_bytes(),
-    );
-    s
 }
 
 /// What the prediction needs to know about a model and its step.

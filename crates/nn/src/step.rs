@@ -3,8 +3,7 @@
 //! the compute copies the layers' autocasts made and the FP8 states they used.
 
 use mixprec_amp::{
-    Autocast, Fp8Scaling, Fp8TensorStats, MasterWeights, MemoryRole, MemorySummary, Policy,
-    UnscaledGrads,
+    Autocast, Fp8Scaling, Fp8TensorStats, MasterWeights, MemorySummary, Policy, UnscaledGrads,
 };
 use mixprec_autograd::{Tape, Var};
 use mixprec_dtype::{DType, F32};
@@ -138,27 +137,13 @@ impl Step {
         optimizer_state_bytes: usize,
         fp8_state_bytes: usize,
     ) -> MemorySummary {
-        let mut s = MemorySummary::default();
-        s.add(MemoryRole::MasterWeights, DType::F32, master.bytes());
-        for (d, b) in self.compute_copy_bytes() {
-            s.add(MemoryRole::ComputeCopies, d, b);
-        }
-        let grad_bytes = grads.iter().flatten().map(|g| g.nbytes()).sum();
-        s.add(MemoryRole::Gradients, DType::F32, grad_bytes);
-        s.add(
-            MemoryRole::OptimizerState,
-            DType::F32,
+        MemorySummary::measure(
+            master,
+            &self.compute_copy_bytes(),
+            grads,
             optimizer_state_bytes,
-        );
-        for (d, b) in self.tape.peak_saved_bytes() {
-            s.add(MemoryRole::SavedActivations, d, b);
-        }
-        s.add(MemoryRole::Fp8Scaling, DType::F32, fp8_state_bytes);
-        s.add(
-            MemoryRole::Workspace,
-            DType::F32,
-            mixprec_tensor::workspace_bytes(),
-        );
-        s
+            &self.tape,
+            fp8_state_bytes,
+        )
     }
 }
