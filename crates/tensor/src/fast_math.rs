@@ -43,19 +43,9 @@ pub fn exp_f64(x: f64) -> f64 {
         1.0 / 6_227_020_800.0,
     ];
     let mut p = C[13];
-    p = p * r + C[12];
-    p = p * r + C[11];
-    p = p * r + C[10];
-    p = p * r + C[9];
-    p = p * r + C[8];
-    p = p * r + C[7];
-    p = p * r + C[6];
-    p = p * r + C[5];
-    p = p * r + C[4];
-    p = p * r + C[3];
-    p = p * r + C[2];
-    p = p * r + C[1];
-    p = p * r + C[0];
+    for &c in C[..13].iter().rev() {
+        p = p * r + c;
+    }
     let scale = f64::from_bits(shifted.to_bits().wrapping_add(1023) << 52);
     p * scale
 }
