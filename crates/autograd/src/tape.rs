@@ -81,26 +81,74 @@ impl std::fmt::Debug for Tape {
     }
 }
 
+/// A gradient that is zero outside `start..start + len` of `axis` (what `narrow`'s rule
+/// returns): accumulating it adds `grad` into that range of the accumulated gradient,
+/// without building the zero-padded tensor unless it is the first contribution.
+pub(crate) struct NarrowGrad<D: Dtype> {
+    pub grad: Tensor<D>,
+    pub axis: usize,
+    pub start: usize,
+    /// Size of `axis` in the full gradient.
+    pub full: usize,
+}
+
+impl<D: Dtype> NarrowGrad<D> {
+    /// The zero-padded gradient.
+    fn padded(&self) -> Result<Tensor<D>> {
+        let len = self.grad.shape()[self.axis];
+        let after = self.full - self.start - len;
+        Ok(self.grad.pad_axis(self.axis as isize, self.start, after)?)
+    }
+}
+
+/// A gradient box as a tensor of `D` or a [`NarrowGrad`] of `D`.
+enum Incoming<D: Dtype> {
+    Full(Tensor<D>),
+    Narrow(NarrowGrad<D>),
+}
+
+fn incoming<D: Dtype>(g: AnyGrad) -> std::result::Result<Incoming<D>, AnyGrad> {
+    match g.downcast::<Tensor<D>>() {
+        Ok(t) => Ok(Incoming::Full(*t)),
+        Err(g) => g.downcast::<NarrowGrad<D>>().map(|n| Incoming::Narrow(*n)),
+    }
+}
+
+/// `acc + g`, in `acc`'s storage when nothing else holds it (one rounding per addition
+/// either way).
+fn add_grads<D: Dtype>(acc: Tensor<D>, g: &Tensor<D>) -> Result<Tensor<D>> {
+    if acc.rank() > 0 && acc.shape() == g.shape() {
+        Ok(acc.add_narrow(0, 0, g)?)
+    } else {
+        Ok(acc.add(g)?)
+    }
+}
+
 /// Typed accumulation: `acc + g` in `D` (one rounding per addition).
 pub(crate) fn accumulate_in<D: Dtype>(acc: Option<AnyGrad>, g: AnyGrad) -> Result<AnyGrad> {
-    let g = downcast::<D>(g);
-    Ok(Box::new(match acc {
-        None => g,
-        Some(a) => downcast::<D>(a).add(&g)?,
+    let g = incoming::<D>(g)
+        .unwrap_or_else(|_| panic!("internal: gradient is not a Tensor<{}>", D::NAME));
+    let acc = acc.map(downcast::<D>);
+    Ok(Box::new(match (acc, g) {
+        (None, Incoming::Full(g)) => g,
+        (None, Incoming::Narrow(n)) => n.padded()?,
+        (Some(a), Incoming::Full(g)) => add_grads(a, &g)?,
+        (Some(a), Incoming::Narrow(n)) => a.add_narrow(n.axis as isize, n.start, &n.grad)?,
     }))
 }
 
 /// Accumulation of `D` gradients in F32 (for leaves that ask for it).
 pub(crate) fn accumulate_in_f32<D: Dtype>(acc: Option<AnyGrad>, g: AnyGrad) -> Result<AnyGrad> {
-    let g: Tensor<mixprec_dtype::F32> = match g.downcast::<Tensor<D>>() {
-        Ok(t) => t.cast(),
+    let g: Tensor<mixprec_dtype::F32> = match incoming::<D>(g) {
+        Ok(Incoming::Full(t)) => t.cast(),
+        Ok(Incoming::Narrow(n)) => n.padded()?.cast(),
         Err(g) => *g
             .downcast::<Tensor<mixprec_dtype::F32>>()
             .expect("gradient of the leaf's type or F32"),
     };
     Ok(Box::new(match acc {
         None => g,
-        Some(a) => downcast::<mixprec_dtype::F32>(a).add(&g)?,
+        Some(a) => add_grads(downcast::<mixprec_dtype::F32>(a), &g)?,
     }))
 }
 

@@ -11,6 +11,13 @@ pub(crate) struct Layout {
     pub offset: usize,
 }
 
+/// `shape` without its leading size-1 axes: the part that repeats when a tensor of this
+/// shape broadcasts along leading axes.
+pub(crate) fn without_leading_ones(shape: &[usize]) -> &[usize] {
+    let ones = shape.iter().take_while(|&&d| d == 1).count();
+    &shape[ones..]
+}
+
 /// Row-major strides of a shape.
 pub(crate) fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
     let mut strides = vec![1; shape.len()];
@@ -124,6 +131,51 @@ impl Layout {
         for_each_row_n([self], |starts, strides, len| f(starts[0], strides[0], len));
     }
 
+    /// The same elements in logical order under `shape` without moving them, when strides
+    /// allow it (PyTorch's `view` rule): each run of dimensions that are laid out one
+    /// inside the other may be split or merged freely. `None` when a copy is needed (for
+    /// example merging the axes of a transposed matrix). `shape` has the same element
+    /// count (checked by the caller).
+    pub fn reshaped(&self, shape: &[usize]) -> Option<Layout> {
+        if self.numel() == 0 || self.shape.is_empty() {
+            return Some(Layout::contiguous(shape).with_offset(self.offset));
+        }
+        let (old, old_strides) = (&self.shape, &self.strides);
+        let mut strides = vec![0; shape.len()];
+        // Walk the old dimensions from the last, in chunks whose dimensions nest (stride
+        // of one = size times stride of the next); each chunk must be covered exactly by
+        // a run of new dimensions, which then get strides inside the chunk.
+        let mut view_d = shape.len();
+        let mut base = old_strides[old.len() - 1];
+        let (mut chunk_numel, mut view_numel) = (1usize, 1usize);
+        for d in (0..old.len()).rev() {
+            chunk_numel *= old[d];
+            let chunk_ends =
+                d == 0 || (old[d - 1] != 1 && old_strides[d - 1] != chunk_numel * base);
+            if !chunk_ends {
+                continue;
+            }
+            while view_d > 0 && (view_numel < chunk_numel || shape[view_d - 1] == 1) {
+                strides[view_d - 1] = view_numel * base;
+                view_numel *= shape[view_d - 1];
+                view_d -= 1;
+            }
+            if view_numel != chunk_numel {
+                return None;
+            }
+            if d > 0 {
+                base = old_strides[d - 1];
+                chunk_numel = 1;
+                view_numel = 1;
+            }
+        }
+        (view_d == 0).then(|| Layout {
+            shape: shape.to_vec(),
+            strides,
+            offset: self.offset,
+        })
+    }
+
     /// Storage offsets of every element in logical (row-major) order.
     #[cfg(test)]
     pub fn offsets(&self) -> Vec<usize> {
@@ -202,6 +254,33 @@ mod tests {
         assert_eq!(broadcast_shapes("t", &[], &[5]).unwrap(), vec![5]);
         let e = broadcast_shapes("add", &[2, 3], &[4]).unwrap_err();
         assert!(e.to_string().contains("add: shapes [2, 3] and [4]"));
+    }
+
+    #[test]
+    fn reshaped_views_split_and_merge_nested_axes_only() {
+        // [4, 6] transposed to [6, 4] (strides [1, 6]): splitting an axis keeps a view...
+        let t = Layout {
+            shape: vec![6, 4],
+            strides: vec![1, 6],
+            offset: 2,
+        };
+        let split = t.reshaped(&[2, 3, 4]).unwrap();
+        assert_eq!(split.offsets(), t.offsets());
+        assert_eq!(split.strides, vec![3, 1, 6]);
+        // ...merging the transposed axes cannot.
+        assert!(t.reshaped(&[24]).is_none());
+        // A narrowed last axis ([2, 5] of a [2, 8] row-major buffer) splits into views.
+        let n = Layout {
+            shape: vec![2, 4],
+            strides: vec![8, 1],
+            offset: 1,
+        };
+        assert_eq!(n.reshaped(&[2, 2, 2]).unwrap().offsets(), n.offsets());
+        assert!(n.reshaped(&[8]).is_none());
+        // Size-1 axes anywhere, and broadcast (stride 0) axes kept whole.
+        assert_eq!(n.reshaped(&[1, 2, 1, 4, 1]).unwrap().offsets(), n.offsets());
+        let b = Layout::contiguous(&[3]).broadcast_to(&[2, 3]);
+        assert_eq!(b.reshaped(&[2, 1, 3]).unwrap().offsets(), b.offsets());
     }
 
     #[test]

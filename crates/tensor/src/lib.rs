@@ -24,6 +24,7 @@ mod mask;
 pub mod ops;
 mod pool;
 mod rng;
+mod simd;
 mod storage;
 mod tensor;
 

@@ -81,6 +81,13 @@ impl<D: Dtype> Tensor<D> {
     }
 
     /// A view of the same storage with another layout.
+    /// The stored elements for writing, when no other tensor shares the storage.
+    pub(crate) fn storage_mut(&mut self) -> Option<&mut [D]> {
+        Arc::get_mut(&mut self.storage).map(|s| match s {
+            Storage::Cpu(v) => v.as_mut_slice(),
+        })
+    }
+
     pub(crate) fn view(&self, layout: Layout) -> Self {
         Tensor {
             storage: Arc::clone(&self.storage),

@@ -60,9 +60,6 @@ unary_rules! {
     sigmoid saves y => |y, g| g * y * (one::<D::Acc>() - y);
     /// `max(x, 0)`; the derivative at 0 is 0.
     relu saves x => |x, g| if x > D::Acc::from_f64(0.0) { g } else { D::Acc::from_f64(0.0) };
-    /// Exact GELU; `dx = g (Phi(x) + x phi(x))`, evaluated in f64 (the vectorisable
-    /// `fast_math` path for f32 compute) and rounded once.
-    gelu saves x => |x, g| mixprec_tensor::fast_math::gelu_grad(x, g);
     /// Tanh-approximation GELU, `x s(2u)` with `s` the sigmoid; its exact derivative.
     gelu_tanh saves x => |x, g| {
         let xf = x.to_f64();
@@ -80,6 +77,17 @@ unary_rules! {
 }
 
 impl<D: Dtype> Var<D> {
+    /// Exact GELU; `dx = g (Phi(x) + x phi(x))` by [`Tensor::gelu_backward`] (evaluated
+    /// in f64 for f32 compute, rounded once). Saves `x`.
+    pub fn gelu(&self) -> Var<D> {
+        let x = self.value.clone();
+        let id = self.id;
+        let rec = unary_record("gelu", self, vec![saved(&x)]);
+        self.tape.record(self.value.gelu(), rec, move |g| {
+            Ok(vec![grad(id, x.gelu_backward(&g)?)])
+        })
+    }
+
     /// `-x`; `dx = -g`.
     pub fn neg(&self) -> Var<D> {
         let id = self.id;

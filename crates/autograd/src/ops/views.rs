@@ -44,7 +44,9 @@ impl<D: Dtype> Var<D> {
             }))
     }
 
-    /// Elements `start..start + len` along `axis`; the gradient is zero elsewhere.
+    /// Elements `start..start + len` along `axis`; the gradient is zero elsewhere (and is
+    /// added into that range of the input's accumulated gradient, without padding, when
+    /// the input already has one: the q, k, v slices of a fused projection).
     pub fn narrow(&self, axis: isize, start: usize, len: usize) -> Result<Var<D>> {
         let y = self.value.narrow(axis, start, len)?;
         let (id, shape) = (self.id, self.shape().to_vec());
@@ -53,8 +55,13 @@ impl<D: Dtype> Var<D> {
             .record(y, unary_record("narrow", self, vec![]), move |g| {
                 let rank = shape.len() as isize;
                 let a = (if axis < 0 { axis + rank } else { axis }) as usize;
-                let after = shape[a] - start - len;
-                Ok(vec![grad(id, g.pad_axis(a as isize, start, after)?)])
+                let g = crate::tape::NarrowGrad {
+                    grad: g,
+                    axis: a,
+                    start,
+                    full: shape[a],
+                };
+                Ok(vec![(id, Box::new(g) as crate::tape::AnyGrad)])
             }))
     }
 

@@ -5,6 +5,16 @@ use crate::error::{Error, Result};
 use crate::layout::normalize_axis;
 use crate::tensor::Tensor;
 use mixprec_dtype::Dtype;
+use num_traits::Zero;
+
+/// True when two shapes have the same rank and sizes everywhere but along `axis`.
+fn same_off_axis(a: &[usize], b: &[usize], axis: usize) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .enumerate()
+            .all(|(d, (x, y))| d == axis || x == y)
+}
 
 impl<D: Dtype> Tensor<D> {
     /// Pads `axis` with `before` zeros in front and `after` behind (keeping the scale):
@@ -35,6 +45,50 @@ impl<D: Dtype> Tensor<D> {
         Ok(Tensor::from_parts(out, &shape, self.scale))
     }
 
+    /// `self + src.pad_axis(axis, start, ..)` without building the padded tensor: `src`
+    /// (shaped like `self` except along `axis`) is added into the range
+    /// `start..start + len` of `axis`, each sum rounded once into `D`; elements outside the
+    /// range are kept as they are (so a `-0` there stays `-0`, where adding a padded zero
+    /// would give `+0`). Consumes `self` and updates its storage in place when nothing
+    /// else shares it (the accumulation of `narrow` gradients). Errors when the ranks or
+    /// the other sizes differ or the range exceeds the axis.
+    pub fn add_narrow(mut self, axis: isize, start: usize, src: &Tensor<D>) -> Result<Tensor<D>> {
+        let a = normalize_axis("add_narrow", axis, self.rank())?;
+        let len = src.shape().get(a).copied().unwrap_or(0);
+        let fits = same_off_axis(self.shape(), src.shape(), a) && start + len <= self.shape()[a];
+        if !fits {
+            return Err(Error::shapes(
+                "add_narrow",
+                self.shape(),
+                src.shape(),
+                "src must match self off the axis and fit in the range start..start + len",
+            ));
+        }
+        let shape = self.shape().to_vec();
+        let outer: usize = shape[..a].iter().product();
+        let inner: usize = shape[a + 1..].iter().product();
+        let (run, full) = (len * inner, shape[a] * inner);
+        let plain = |t: &Tensor<D>| t.scale == 1.0 && !D::DTYPE.is_fp8();
+        let whole = self.layout.offset == 0 && self.is_contiguous() && plain(&self);
+        if whole
+            && plain(src)
+            && let Some(dst) = self.storage_mut()
+        {
+            let src = src.elements();
+            let mut bd = vec![D::Acc::zero(); run];
+            let mut bs = vec![D::Acc::zero(); run];
+            for o in 0..outer {
+                let d = &mut dst[o * full + start * inner..][..run];
+                D::to_acc_slice(d, &mut bd);
+                D::to_acc_slice(&src[o * run..][..run], &mut bs);
+                super::map::apply_binary(&mut bd, &bs, &|x, y| x + y);
+                D::from_acc_slice(&bd, d);
+            }
+            return Ok(self);
+        }
+        self.add(&src.pad_axis(a as isize, start, shape[a] - start - len)?)
+    }
+
     /// Joins `tensors` along existing `axis`. All must have the same rank and equal sizes
     /// off `axis`. Errors on an empty list or mismatched shapes.
     pub fn concat(tensors: &[&Tensor<D>], axis: isize) -> Result<Tensor<D>> {
@@ -43,13 +97,7 @@ impl<D: Dtype> Tensor<D> {
             .ok_or_else(|| Error::invalid("concat", "needs at least one tensor"))?;
         let a = normalize_axis("concat", axis, first.rank())?;
         for t in &tensors[1..] {
-            let same_off_axis = t.rank() == first.rank()
-                && t.shape()
-                    .iter()
-                    .zip(first.shape())
-                    .enumerate()
-                    .all(|(d, (x, y))| d == a || x == y);
-            if !same_off_axis {
+            if !same_off_axis(first.shape(), t.shape(), a) {
                 return Err(Error::shapes(
                     "concat",
                     first.shape(),
@@ -136,6 +184,39 @@ mod tests {
         assert_eq!(s1.to_f64_vec()[..4], [0.0, 0.0, 1.0, 1.0]);
     }
     for_each_dtype!(joins_copy_exactly);
+
+    /// `add_narrow` gives `self + pad(src)` (one rounding per sum, in every type) along
+    /// each axis, in place when the storage is unshared and by copy when it is shared;
+    /// the shared original is left untouched.
+    fn add_narrow_matches_add_of_padded<D: Dtype>() {
+        let mut rng = mixprec_testing::TestRng::new(77);
+        let shape = [3, 5, 4];
+        let base = Tensor::<D>::from_f64(&rng.vec(60, -4.0, 4.0), &shape).unwrap();
+        for axis in 0..3 {
+            let mut part = shape;
+            part[axis] = 2;
+            let src =
+                Tensor::<D>::from_f64(&rng.vec(part.iter().product(), -4.0, 4.0), &part).unwrap();
+            let start = shape[axis] - 2 - 1;
+            let padded = src.pad_axis(axis as isize, start, 1).unwrap();
+            let want = base.add(&padded).unwrap().to_f64_vec();
+            let kept = base.clone();
+            let shared = base.clone().add_narrow(axis as isize, start, &src).unwrap();
+            assert_eq!(shared.to_f64_vec(), want, "shared storage, axis {axis}");
+            assert_eq!(kept.to_f64_vec(), base.to_f64_vec());
+            let own = Tensor::<D>::from_f64(&base.to_f64_vec(), &shape).unwrap();
+            let own = own.add_narrow(axis as isize, start, &src).unwrap();
+            assert_eq!(own.to_f64_vec(), want, "in place, axis {axis}");
+        }
+        let err = base
+            .add_narrow(1, 4, &Tensor::<D>::zeros(&[3, 2, 4]))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("add_narrow: shapes [3, 5, 4] and [3, 2, 4]")
+        );
+    }
+    for_each_dtype!(add_narrow_matches_add_of_padded);
 
     #[test]
     fn join_errors_and_fp8_rescale() {

@@ -3,12 +3,11 @@
 //! Precision-sensitive: the amp layer runs it in F32.
 
 use super::reduce::sum_acc;
-use super::rows::map_rows;
+use super::rows::map_row_blocks;
 use crate::error::{Error, Result};
 use crate::layout::numel;
 use crate::tensor::Tensor;
 use mixprec_dtype::{Acc, Dtype};
-use num_traits::{Float, One};
 
 /// `(dx, dw, db)` of [`Tensor::layer_norm_backward`], in the compute precision.
 pub type LayerNormGrads<D> = (
@@ -16,6 +15,88 @@ pub type LayerNormGrads<D> = (
     Vec<<D as Dtype>::Acc>,
     Vec<<D as Dtype>::Acc>,
 );
+
+crate::simd::multiversioned! {
+    /// Layer norm of every row of `n` elements of `x` into `out`: mean, then the mean of
+    /// squared deviations (two passes), `(x - mean) / sqrt(var + eps) * w + b`.
+    fn normalize_rows<A: Acc>(
+        x: &[A],
+        out: &mut [A],
+        n: usize,
+        w: Option<&[A]>,
+        b: Option<&[A]>,
+        eps: A
+    ) {
+        let count = A::from_usize(n);
+        for (r, o) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
+            let mean = sum_acc(r) / count;
+            for (oi, &v) in o.iter_mut().zip(r) {
+                *oi = (v - mean) * (v - mean);
+            }
+            let inv = A::one() / (sum_acc(o) / count + eps).sqrt();
+            for (oi, &v) in o.iter_mut().zip(r) {
+                *oi = (v - mean) * inv;
+            }
+            if let Some(w) = w {
+                o.iter_mut().zip(w).for_each(|(oi, &w)| *oi *= w);
+            }
+            if let Some(b) = b {
+                o.iter_mut().zip(b).for_each(|(oi, &b)| *oi += b);
+            }
+        }
+    }
+}
+
+crate::simd::multiversioned! {
+    /// Layer-norm backward over rows of `n`: `dx` for every row of `x` and `g`, and the
+    /// rows' `g * xhat` and `g` added into `dw` and `db` (formulas at
+    /// [`Tensor::layer_norm_backward`]).
+    #[allow(clippy::too_many_arguments)]
+    fn layer_norm_backward_rows<A: Acc>(
+        x: &[A],
+        g: &[A],
+        dx: &mut [A],
+        n: usize,
+        w: Option<&[A]>,
+        eps: A,
+        dw: &mut [A],
+        db: &mut [A]
+    ) {
+        let count = A::from_usize(n);
+        let zero = A::from_f64(0.0);
+        let (mut xhat, mut dy) = (vec![zero; n], vec![zero; n]);
+        let rows = x.chunks_exact(n).zip(g.chunks_exact(n));
+        for ((xr, gr), dxr) in rows.zip(dx.chunks_exact_mut(n)) {
+            let mean = sum_acc(xr) / count;
+            for (h, &v) in xhat.iter_mut().zip(xr) {
+                *h = (v - mean) * (v - mean);
+            }
+            let inv = A::one() / (sum_acc(&xhat) / count + eps).sqrt();
+            for (h, &v) in xhat.iter_mut().zip(xr) {
+                *h = (v - mean) * inv;
+            }
+            match w {
+                Some(w) => dy
+                    .iter_mut()
+                    .zip(gr)
+                    .zip(w)
+                    .for_each(|((d, &g), &w)| *d = g * w),
+                None => dy.copy_from_slice(gr),
+            }
+            let mean_dy = sum_acc(&dy) / count;
+            // dxr holds dy * xhat for a moment (summed with the 8-lane reduction).
+            for (d, (&h, &y)) in dxr.iter_mut().zip(xhat.iter().zip(&dy)) {
+                *d = h * y;
+            }
+            let mean_dy_xhat = sum_acc(dxr) / count;
+            for i in 0..n {
+                dxr[i] = (dy[i] - mean_dy - xhat[i] * mean_dy_xhat) * inv;
+                dw[i] += gr[i] * xhat[i];
+                db[i] += gr[i];
+            }
+        }
+    }
+}
 
 impl<D: Dtype> Tensor<D> {
     /// `(x - mean) / sqrt(var + eps) * weight + bias` over the trailing dimensions
@@ -69,25 +150,10 @@ impl<D: Dtype> Tensor<D> {
         let w = weight.map(|w| w.to_acc_vec());
         let b = bias.map(|b| b.to_acc_vec());
         let eps = D::Acc::from_f64(eps);
-        let count = D::Acc::from_usize(n);
         // Normalise rows of n = prod(normalized_shape) values: view as [rows, n].
         let rows = self.reshape(&[self.numel() / n, n])?;
-        let out = map_rows("layer_norm", &rows, -1, |r, o| {
-            let mean = sum_acc(r) / count;
-            for (oi, &v) in o.iter_mut().zip(r) {
-                *oi = (v - mean) * (v - mean);
-            }
-            let inv = D::Acc::one() / (sum_acc(o) / count + eps).sqrt();
-            for (i, (oi, &v)) in o.iter_mut().zip(r).enumerate() {
-                let mut y = (v - mean) * inv;
-                if let Some(w) = &w {
-                    y *= w[i];
-                }
-                if let Some(b) = &b {
-                    y += b[i];
-                }
-                *oi = y;
-            }
+        let out = map_row_blocks("layer_norm", &rows, -1, |x, out, n| {
+            normalize_rows(x, out, n, w.as_deref(), b.as_deref(), eps)
         })?;
         out.reshape(self.shape())
     }
@@ -124,45 +190,15 @@ impl<D: Dtype> Tensor<D> {
         }
         let (xv, gv) = (self.to_acc_vec(), g.to_acc_vec());
         let wv = weight.map(|w| w.to_acc_vec());
-        let count = D::Acc::from_usize(n);
         let eps = D::Acc::from_f64(eps);
         let zero = D::Acc::from_f64(0.0);
         let mut dx = vec![zero; xv.len()];
         let partials = std::sync::Mutex::new(Vec::new());
         crate::pool::par_pieces(&mut dx, n, 1 << 14, |off, piece| {
             let (mut dw, mut db) = (vec![zero; n], vec![zero; n]);
-            let (mut xhat, mut dy) = (vec![zero; n], vec![zero; n]);
-            let rows = xv[off..off + piece.len()].chunks(n);
-            let grads = gv[off..off + piece.len()].chunks(n);
-            for ((xr, gr), dxr) in rows.zip(grads).zip(piece.chunks_mut(n)) {
-                let mean = sum_acc(xr) / count;
-                for (h, &v) in xhat.iter_mut().zip(xr) {
-                    *h = (v - mean) * (v - mean);
-                }
-                let inv = D::Acc::one() / (sum_acc(&xhat) / count + eps).sqrt();
-                for (h, &v) in xhat.iter_mut().zip(xr) {
-                    *h = (v - mean) * inv;
-                }
-                match &wv {
-                    Some(w) => dy
-                        .iter_mut()
-                        .zip(gr)
-                        .zip(w)
-                        .for_each(|((d, &g), &w)| *d = g * w),
-                    None => dy.copy_from_slice(gr),
-                }
-                let mean_dy = sum_acc(&dy) / count;
-                // dxr holds dy * xhat for a moment (summed with the 8-lane reduction).
-                for (d, (&h, &y)) in dxr.iter_mut().zip(xhat.iter().zip(&dy)) {
-                    *d = h * y;
-                }
-                let mean_dy_xhat = sum_acc(dxr) / count;
-                for i in 0..n {
-                    dxr[i] = (dy[i] - mean_dy - xhat[i] * mean_dy_xhat) * inv;
-                    dw[i] += gr[i] * xhat[i];
-                    db[i] += gr[i];
-                }
-            }
+            let rows = off..off + piece.len();
+            let (x, g) = (&xv[rows.clone()], &gv[rows]);
+            layer_norm_backward_rows(x, g, piece, n, wv.as_deref(), eps, &mut dw, &mut db);
             partials
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())

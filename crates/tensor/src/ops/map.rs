@@ -16,42 +16,16 @@ pub(crate) const CHUNK: usize = 4096;
 /// Below this many elements the work is too small to split over threads.
 pub(crate) const PARALLEL_MIN: usize = 1 << 16;
 
-/// `buf[i] = f(buf[i])`, compiled for AVX2 + FMA when the CPU has them (the closure is
-/// inlined into the multiversioned loop, so branch-free functions such as
-/// [`crate::fast_math`]'s vectorise four f64 / eight f32 lanes wide).
+/// `buf[i] = f(buf[i])`, multiversioned (see [`crate::simd::multiversion`]).
 #[inline(always)]
 pub(crate) fn apply_unary<A: Copy>(buf: &mut [A], f: &impl Fn(A) -> A) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU supports the features the function is compiled for.
-        unsafe { apply_unary_avx2(buf, f) };
-        return;
-    }
-    buf.iter_mut().for_each(|v| *v = f(*v));
+    crate::simd::multiversion(|| buf.iter_mut().for_each(|v| *v = f(*v)));
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn apply_unary_avx2<A: Copy>(buf: &mut [A], f: &impl Fn(A) -> A) {
-    buf.iter_mut().for_each(|v| *v = f(*v));
-}
-
-/// `a[i] = f(a[i], b[i])`, multiversioned like [`apply_unary`].
+/// `a[i] = f(a[i], b[i])`, multiversioned (see [`crate::simd::multiversion`]).
 #[inline(always)]
 pub(crate) fn apply_binary<A: Copy>(a: &mut [A], b: &[A], f: &impl Fn(A, A) -> A) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU supports the features the function is compiled for.
-        unsafe { apply_binary_avx2(a, b, f) };
-        return;
-    }
-    a.iter_mut().zip(b).for_each(|(u, &v)| *u = f(*u, v));
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-unsafe fn apply_binary_avx2<A: Copy>(a: &mut [A], b: &[A], f: &impl Fn(A, A) -> A) {
-    a.iter_mut().zip(b).for_each(|(u, &v)| *u = f(*u, v));
+    crate::simd::multiversion(|| a.iter_mut().zip(b).for_each(|(u, &v)| *u = f(*u, v)));
 }
 
 /// True when elements can be converted straight through `to_acc_slice` (no FP8 scale).
@@ -61,10 +35,19 @@ fn unscaled<D: Dtype>(t: &Tensor<D>) -> bool {
 
 /// `f` applied to every element, rounded once into `D`.
 pub(crate) fn map_unary<D: Dtype>(x: &Tensor<D>, f: impl Fn(D::Acc) -> D::Acc + Sync) -> Tensor<D> {
+    map_unary_chunks(x, |buf| apply_unary(buf, &f))
+}
+
+/// `f` applied to chunks of elements decoded into `D::Acc` (in place), each result
+/// rounded once into `D`: for functions that evaluate several elements together.
+pub(crate) fn map_unary_chunks<D: Dtype>(
+    x: &Tensor<D>,
+    f: impl Fn(&mut [D::Acc]) + Sync,
+) -> Tensor<D> {
     let shape = x.shape().to_vec();
     if !unscaled(x) {
         let mut v = x.to_acc_vec();
-        v.iter_mut().for_each(|a| *a = f(*a));
+        f(&mut v);
         return Tensor::from_acc_vec(&v, &shape);
     }
     let src = x.elements();
@@ -73,7 +56,7 @@ pub(crate) fn map_unary<D: Dtype>(x: &Tensor<D>, f: impl Fn(D::Acc) -> D::Acc + 
         let mut buf = [D::Acc::zero(); CHUNK];
         let buf = &mut buf[..s.len()];
         D::to_acc_slice(s, buf);
-        apply_unary(buf, &f);
+        f(buf);
         D::from_acc_slice(buf, o);
     };
     par_zip_chunks(&mut out, &src, CHUNK, PARALLEL_MIN, |o, s| body((o, s)));
@@ -88,32 +71,8 @@ pub(crate) fn zip_binary<D: Dtype>(
     f: impl Fn(D::Acc, D::Acc) -> D::Acc + Sync,
 ) -> Result<Tensor<D>> {
     let shape = broadcast_shapes(op, a.shape(), b.shape())?;
-    if a.shape() == b.shape()
-        && a.is_contiguous()
-        && b.is_contiguous()
-        && unscaled(a)
-        && unscaled(b)
-    {
-        let (sa, sb) = (a.elements(), b.elements());
-        let mut out = scratch::<D>(sa.len());
-        let body = |((o, x), y): ((&mut [D], &[D]), &[D])| {
-            let mut bx = [D::Acc::zero(); CHUNK];
-            let mut by = [D::Acc::zero(); CHUNK];
-            let (bx, by) = (&mut bx[..x.len()], &mut by[..x.len()]);
-            D::to_acc_slice(x, bx);
-            D::to_acc_slice(y, by);
-            apply_binary(bx, by, &f);
-            D::from_acc_slice(bx, o);
-        };
-        par_pieces(&mut out, CHUNK, PARALLEL_MIN, |off, piece| {
-            let end = off + piece.len();
-            piece
-                .chunks_mut(CHUNK)
-                .zip(sa[off..end].chunks(CHUNK))
-                .zip(sb[off..end].chunks(CHUNK))
-                .for_each(body)
-        });
-        return Ok(Tensor::from_parts(out, &shape, 1.0));
+    if let Some(out) = zip_same_shape_chunks(a, b, |x, y| apply_binary(x, y, &f)) {
+        return Ok(out);
     }
     if let Some(out) = trailing_broadcast(a, b, &shape, &f)
         .or_else(|| trailing_broadcast(b, a, &shape, &|y, x| f(x, y)))
@@ -122,6 +81,44 @@ pub(crate) fn zip_binary<D: Dtype>(
     }
     let values = broadcast_values(&shape, [a, b], |[x, y]| f(x, y));
     Ok(Tensor::from_acc_vec(&values, &shape))
+}
+
+/// `f(a, b)` over chunks decoded into `D::Acc` (`f` writes its results into the first
+/// chunk), each result rounded once into `D`, when both tensors have the same shape and
+/// are contiguous and unscaled; `None` otherwise (the caller takes a general path).
+pub(crate) fn zip_same_shape_chunks<D: Dtype>(
+    a: &Tensor<D>,
+    b: &Tensor<D>,
+    f: impl Fn(&mut [D::Acc], &[D::Acc]) + Sync,
+) -> Option<Tensor<D>> {
+    if a.shape() != b.shape()
+        || !a.is_contiguous()
+        || !b.is_contiguous()
+        || !unscaled(a)
+        || !unscaled(b)
+    {
+        return None;
+    }
+    let (sa, sb) = (a.elements(), b.elements());
+    let mut out = scratch::<D>(sa.len());
+    let body = |((o, x), y): ((&mut [D], &[D]), &[D])| {
+        let mut bx = [D::Acc::zero(); CHUNK];
+        let mut by = [D::Acc::zero(); CHUNK];
+        let (bx, by) = (&mut bx[..x.len()], &mut by[..x.len()]);
+        D::to_acc_slice(x, bx);
+        D::to_acc_slice(y, by);
+        f(bx, by);
+        D::from_acc_slice(bx, o);
+    };
+    par_pieces(&mut out, CHUNK, PARALLEL_MIN, |off, piece| {
+        let end = off + piece.len();
+        piece
+            .chunks_mut(CHUNK)
+            .zip(sa[off..end].chunks(CHUNK))
+            .zip(sb[off..end].chunks(CHUNK))
+            .for_each(body)
+    });
+    Some(Tensor::from_parts(out, a.shape(), 1.0))
 }
 
 /// Fast path for `big op small` where `small` repeats along leading axes (a bias added
@@ -133,20 +130,15 @@ fn trailing_broadcast<D: Dtype>(
     shape: &[usize],
     f: &(impl Fn(D::Acc, D::Acc) -> D::Acc + Sync),
 ) -> Option<Tensor<D>> {
-    let core: Vec<usize> = small
-        .shape()
-        .iter()
-        .copied()
-        .skip_while(|&d| d == 1)
-        .collect();
-    let row = crate::layout::numel(&core);
+    let core = crate::layout::without_leading_ones(small.shape());
+    let row = crate::layout::numel(core);
     if big.shape() != shape
         || !big.is_contiguous()
         || !small.is_contiguous()
         || !unscaled(big)
         || !unscaled(small)
         || row == 0
-        || !shape.ends_with(&core)
+        || !shape.ends_with(core)
     {
         return None;
     }

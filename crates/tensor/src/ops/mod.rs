@@ -13,6 +13,7 @@ mod conv2d;
 mod creation;
 mod cross_entropy;
 mod dropout;
+mod gelu;
 mod index;
 mod layer_norm;
 mod map;

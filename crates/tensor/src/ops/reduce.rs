@@ -14,6 +14,7 @@ use mixprec_dtype::{Acc, Dtype};
 use num_traits::{Float, Zero};
 
 /// Sum in eight interleaved lanes, then the lanes pairwise.
+#[inline(always)]
 pub(crate) fn sum_acc<A: Acc>(xs: &[A]) -> A {
     let mut lanes = [A::zero(); 8];
     let mut chunks = xs.chunks_exact(8);

@@ -1,8 +1,8 @@
 //! Row-wise engine for ops that normalise along one axis (softmax, log_softmax,
 //! layer_norm): the axis is moved last, each row is computed in `D::Acc`, and the
 //! result is laid back out in the input's axis order, rounded once into `D`. A
-//! contiguous last-axis input (the common case) streams: each row is decoded into a
-//! small buffer, computed and rounded straight into the output, so 16-bit storage moves
+//! contiguous last-axis input (the common case) streams: blocks of rows are decoded into
+//! small buffers, computed and rounded straight into the output, so 16-bit storage moves
 //! half the bytes of f32.
 
 use super::map::PARALLEL_MIN;
@@ -14,13 +14,15 @@ use crate::tensor::Tensor;
 use mixprec_dtype::Dtype;
 use num_traits::Zero;
 
-/// Applies `f(input_row, output_row)` to every row along `axis` (rows in parallel when
-/// the tensor is large). Returns the result with the input's shape.
-pub(crate) fn map_rows<D: Dtype>(
+/// Applies `f(input_rows, output_rows, row_len)` to the rows along `axis`, in blocks of
+/// whole rows (a multiple of `row_len` elements, so per-element work can run over many
+/// short rows together; blocks in parallel when the tensor is large). Returns the result
+/// with the input's shape.
+pub(crate) fn map_row_blocks<D: Dtype>(
     op: &'static str,
     t: &Tensor<D>,
     axis: isize,
-    f: impl Fn(&[D::Acc], &mut [D::Acc]) + Sync,
+    f: impl Fn(&[D::Acc], &mut [D::Acc], usize) + Sync,
 ) -> Result<Tensor<D>> {
     let rank = t.rank();
     let axis = normalize_axis(op, axis, rank)?;
@@ -33,8 +35,11 @@ pub(crate) fn map_rows<D: Dtype>(
     let moved = t.permute(&order)?;
     let values = moved.to_acc_vec();
     let mut out = zeroed_acc::<D>(values.len());
-    if row_len > 0 {
-        par_zip_chunks(&mut out, &values, row_len, PARALLEL_MIN, |o, i| f(i, o));
+    if let Some(rows) = super::map::CHUNK.checked_div(row_len) {
+        let rows_per_task = rows.max(1) * row_len;
+        par_zip_chunks(&mut out, &values, rows_per_task, PARALLEL_MIN, |o, i| {
+            f(i, o, row_len)
+        });
     }
     let result = Tensor::from_acc_vec(&out, moved.shape());
     if axis == rank - 1 {
@@ -47,23 +52,21 @@ pub(crate) fn map_rows<D: Dtype>(
     Ok(result.permute(&inverse)?.contiguous())
 }
 
-/// Rows of a contiguous, unscaled tensor: decode, compute, round, one row at a time.
+/// Rows of a contiguous, unscaled tensor: decode a block of rows, compute, round.
 fn stream_rows<D: Dtype>(
     t: &Tensor<D>,
     row_len: usize,
-    f: impl Fn(&[D::Acc], &mut [D::Acc]) + Sync,
+    f: impl Fn(&[D::Acc], &mut [D::Acc], usize) + Sync,
 ) -> Tensor<D> {
     let src = t.elements();
     let mut out = scratch::<D>(src.len());
     let rows_per_task = (super::map::CHUNK / row_len).max(1) * row_len;
     let job = |(o, s): (&mut [D], &[D])| {
-        let mut x = vec![D::Acc::zero(); row_len];
-        let mut y = vec![D::Acc::zero(); row_len];
-        for (orow, srow) in o.chunks_mut(row_len).zip(s.chunks(row_len)) {
-            D::to_acc_slice(srow, &mut x);
-            f(&x, &mut y);
-            D::from_acc_slice(&y, orow);
-        }
+        let mut x = vec![D::Acc::zero(); s.len()];
+        let mut y = vec![D::Acc::zero(); s.len()];
+        D::to_acc_slice(s, &mut x);
+        f(&x, &mut y, row_len);
+        D::from_acc_slice(&y, o);
     };
     par_zip_chunks(&mut out, &src, rows_per_task, PARALLEL_MIN, |o, s| {
         job((o, s))

@@ -36,8 +36,11 @@ impl<D: Dtype> Tensor<D> {
                 "the mask must broadcast to the tensor's shape",
             ));
         }
-        let m = mask_tensor::<D>(mask);
         let fill = D::Acc::from_f64(value);
+        if let Some(out) = fill_repeating(self, mask, fill) {
+            return Ok(out);
+        }
+        let m = mask_tensor::<D>(mask);
         let values = broadcast_values(
             &shape,
             [&m, self],
@@ -45,6 +48,32 @@ impl<D: Dtype> Tensor<D> {
         );
         Ok(Tensor::from_acc_vec(&values, &shape))
     }
+}
+
+/// Fast path of `masked_fill` for a contiguous, unscaled, non-FP8 tensor whose trailing
+/// dimensions are the mask's (the mask repeats along the leading axes, as a causal mask
+/// over `[batch, heads, t, t]` scores): elements are copied as stored, the fill rounded
+/// once into `D` — the values of the general path, without decoding.
+fn fill_repeating<D: Dtype>(t: &Tensor<D>, mask: &Mask, fill: D::Acc) -> Option<Tensor<D>> {
+    let core = crate::layout::without_leading_ones(mask.shape());
+    let period = crate::layout::numel(core);
+    if !t.is_contiguous()
+        || t.scale != 1.0
+        || D::DTYPE.is_fp8()
+        || period == 0
+        || !t.shape().ends_with(core)
+    {
+        return None;
+    }
+    let fill = D::from_acc(fill);
+    let src = t.elements();
+    let mut out = crate::alloc::scratch::<D>(src.len());
+    for (o, s) in out.chunks_exact_mut(period).zip(src.chunks_exact(period)) {
+        for ((o, &s), &m) in o.iter_mut().zip(s).zip(mask.as_slice()) {
+            *o = if m { fill } else { s };
+        }
+    }
+    Some(Tensor::from_parts(out, t.shape(), 1.0))
 }
 
 /// The mask as 0/1 in `D` (exact in every type), so it can walk the broadcast engine.

@@ -3,42 +3,59 @@
 //! ops: the amp layer runs them in F32.
 
 use super::reduce::sum_acc;
-use super::rows::map_rows;
+use super::rows::map_row_blocks;
 use crate::error::Result;
 use crate::tensor::Tensor;
 use mixprec_dtype::{Acc, Dtype};
 use num_traits::Float;
 
 /// Largest finite-or-infinite value of a row (NaN-free rows); `-inf` for an all `-inf` row.
+#[inline(always)]
 fn row_max<A: Acc>(row: &[A]) -> A {
     row.iter().fold(A::neg_infinity(), |m, &v| m.max(v))
+}
+
+crate::simd::multiversioned! {
+    /// `out = exp(x - max(row))` for every row of `n` elements in `x` (the exponentials of
+    /// a block of rows evaluated together, see [`crate::fast_math::exp_in_place`]).
+    fn shifted_exp<A: Acc>(x: &[A], out: &mut [A], n: usize) {
+        for (o, xr) in out.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
+            let m = row_max(xr);
+            o.iter_mut().zip(xr).for_each(|(o, &v)| *o = v - m);
+        }
+        crate::fast_math::exp_in_place(out);
+    }
+}
+
+crate::simd::multiversioned! {
+    /// Softmax of every row of `n` elements in `x` into `out`.
+    fn softmax_rows<A: Acc>(x: &[A], out: &mut [A], n: usize) {
+        shifted_exp(x, out, n);
+        for o in out.chunks_exact_mut(n) {
+            let s = sum_acc(o);
+            o.iter_mut().for_each(|o| *o /= s);
+        }
+    }
 }
 
 impl<D: Dtype> Tensor<D> {
     /// `exp(x - max) / sum(exp(x - max))` along `axis`. A row of all `-inf` (a fully
     /// masked attention row) gives NaN, as in PyTorch; NaN in a row gives NaN.
     pub fn softmax(&self, axis: isize) -> Result<Tensor<D>> {
-        map_rows("softmax", self, axis, |x, out| {
-            let m = row_max(x);
-            for (o, &v) in out.iter_mut().zip(x) {
-                *o = (v - m).exp();
-            }
-            let s = sum_acc(out);
-            out.iter_mut().for_each(|o| *o /= s);
-        })
+        map_row_blocks("softmax", self, axis, softmax_rows)
     }
 
     /// `x - max - log(sum(exp(x - max)))` along `axis`: the stable log-probabilities that
     /// cross-entropy uses.
     pub fn log_softmax(&self, axis: isize) -> Result<Tensor<D>> {
-        map_rows("log_softmax", self, axis, |x, out| {
-            let m = row_max(x);
-            for (o, &v) in out.iter_mut().zip(x) {
-                *o = (v - m).exp();
-            }
-            let log_sum = sum_acc(out).ln();
-            for (o, &v) in out.iter_mut().zip(x) {
-                *o = v - m - log_sum;
+        map_row_blocks("log_softmax", self, axis, |x, out, n| {
+            shifted_exp(x, out, n);
+            for (o, xr) in out.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
+                let m = row_max(xr);
+                let log_sum = sum_acc(o).ln();
+                for (o, &v) in o.iter_mut().zip(xr) {
+                    *o = v - m - log_sum;
+                }
             }
         })
     }

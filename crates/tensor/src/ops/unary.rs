@@ -26,8 +26,6 @@ unary_ops! {
     neg => |x| -x;
     /// `|x|` (exact).
     abs => |x| x.abs();
-    /// `e^x`.
-    exp => |x| x.exp();
     /// Natural logarithm; `log(0) = -inf`, negative inputs give NaN.
     log => |x| x.ln();
     /// Square root; negative inputs give NaN.
@@ -44,11 +42,6 @@ unary_ops! {
     sigmoid => |x| D::Acc::one() / (D::Acc::one() + (-x).exp());
     /// `max(x, 0)`; NaN stays NaN.
     relu => |x| if x > D::Acc::zero() || x.is_nan() { x } else { D::Acc::zero() };
-    /// GELU with the exact error function: `x/2 * (1 + erf(x / sqrt 2))`, evaluated as
-    /// `x/2 * erfc(-x / sqrt 2)`, which does not cancel for negative `x` (PyTorch's
-    /// `1 + erf` form loses all digits below about -5). For f32 compute it runs the
-    /// branch-free f64 path of [`crate::fast_math`] (error near 1e-12, then one rounding).
-    gelu => |x| crate::fast_math::gelu(x);
     /// GELU, tanh approximation: `x/2 * (1 + tanh(u))` with
     /// `u = sqrt(2/pi) (x + 0.044715 x^3)`, evaluated as `x / (1 + e^(-2u))` (the same
     /// function, without the cancellation of `1 + tanh(u)` for negative `x`).
@@ -63,6 +56,13 @@ unary_ops! {
 }
 
 impl<D: Dtype> Tensor<D> {
+    /// `e^x`: for f32 compute evaluated in f64 ([`crate::fast_math::exp_in_place`], a
+    /// block of elements at a time) and rounded once, so correctly rounded except within
+    /// 1e-15 of a rounding boundary; libm's `exp` for f64.
+    pub fn exp(&self) -> Tensor<D> {
+        super::map::map_unary_chunks(self, crate::fast_math::exp_in_place)
+    }
+
     /// `x^p` for every element. Errors if `p` is NaN or infinite.
     pub fn powf(&self, p: f64) -> Result<Tensor<D>> {
         if !p.is_finite() {

@@ -7,8 +7,10 @@ use crate::tensor::Tensor;
 use mixprec_dtype::Dtype;
 
 impl<D: Dtype> Tensor<D> {
-    /// The same elements with another shape of equal element count. Free for contiguous
-    /// tensors; copies otherwise.
+    /// The same elements with another shape of equal element count. A view (no copy)
+    /// whenever the strides allow it — always for contiguous tensors, and for splitting
+    /// or merging axes that are laid out one inside the other (PyTorch's `view` rule);
+    /// a contiguous copy otherwise.
     pub fn reshape(&self, shape: &[usize]) -> Result<Self> {
         if numel(shape) != self.numel() {
             return Err(Error::shapes(
@@ -18,14 +20,8 @@ impl<D: Dtype> Tensor<D> {
                 "element counts differ",
             ));
         }
-        if self.is_contiguous() {
-            return Ok(self.view(
-                Layout {
-                    shape: shape.to_vec(),
-                    ..Layout::contiguous(shape)
-                }
-                .with_offset(self.layout.offset),
-            ));
+        if let Some(layout) = self.layout.reshaped(shape) {
+            return Ok(self.view(layout));
         }
         Ok(self.contiguous().view(Layout::contiguous(shape)))
     }
@@ -262,6 +258,40 @@ mod tests {
             }
             prop_assert_eq!(y.to_f64_vec(), expected.clone());
             prop_assert_eq!(y.contiguous().to_f64_vec(), expected);
+        }
+
+        /// Reshaping a permuted, narrowed view (a view where strides allow, a copy
+        /// otherwise) gives the elements of reshaping its contiguous copy, and is a view
+        /// exactly when the new shape only splits or merges nested axes.
+        #[test]
+        fn reshape_of_views_matches_reshape_of_copies(
+            shape in prop::collection::vec(1usize..4, 2..5),
+            keys in prop::collection::vec(any::<u32>(), 5),
+            cut in 0usize..2,
+            split_at in 0usize..5,
+        ) {
+            let x = t(&shape);
+            let order = permutation(&keys[..shape.len()]);
+            let p = x.permute(&order).unwrap();
+            let last = p.rank() - 1;
+            let len = p.shape()[last];
+            let v = p.narrow(last as isize, cut.min(len - 1), len - cut.min(len - 1)).unwrap();
+            let dims = v.shape().to_vec();
+            // New shapes: everything flat, two halves merged, and a size-1 axis inserted.
+            let k = split_at.min(dims.len());
+            let mut shapes = vec![vec![v.numel()]];
+            shapes.push(vec![numel(&dims[..k]), numel(&dims[k..])]);
+            let mut with_one = dims.clone();
+            with_one.insert(k, 1);
+            shapes.push(with_one);
+            for new_shape in shapes {
+                let r = v.reshape(&new_shape).unwrap();
+                prop_assert_eq!(r.shape(), &new_shape[..]);
+                prop_assert_eq!(r.to_f64_vec(), v.contiguous().reshape(&new_shape).unwrap().to_f64_vec());
+                if r.shares_storage_with(&x) {
+                    prop_assert!(v.layout.reshaped(&new_shape).is_some());
+                }
+            }
         }
     }
 }

@@ -1,0 +1,99 @@
+//! Compiling hot loops for the CPU they run on: the element-wise engines and kernels are
+//! written as plain Rust (auto-vectorised) and compiled again with AVX2 + FMA and
+//! AVX-512 enabled; the widest variant the CPU supports runs (checked at run time, so
+//! one binary serves every x86-64 machine).
+
+/// True when the CPU has AVX2 and FMA (checked once, cached by the std macro).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn has_avx2_fma() -> bool {
+    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+}
+
+/// Runs `f` compiled for AVX2 + FMA when the CPU has them, as it is otherwise. For small
+/// closures (one element's function): the compiler inlines them into the multiversioned
+/// function by its own judgement; larger bodies go through [`multiversioned!`], which
+/// guarantees it.
+#[inline(always)]
+pub(crate) fn multiversion<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: the CPU supports the features the function is compiled for.
+        return unsafe { run_avx2(f) };
+    }
+    f()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn run_avx2<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+/// Defines a function whose body is compiled three times (plain, AVX2 + FMA, AVX-512)
+/// and runs the widest the CPU has (the body is inlined into each, so everything it
+/// calls with `#[inline(always)]` is compiled for the features too).
+macro_rules! multiversioned {
+    ($(#[$meta:meta])* fn $name:ident($($arg:ident: $ty:ty),*) $body:block) => {
+        $(#[$meta])*
+        fn $name($($arg: $ty),*) {
+            #[inline(always)]
+            fn body($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
+                unsafe fn avx512($($arg: $ty),*) {
+                    body($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512dq") {
+                    // SAFETY: the CPU supports the features `avx512` is compiled for.
+                    unsafe { avx512($($arg),*) };
+                    return;
+                }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2($($arg: $ty),*) {
+                    body($($arg),*)
+                }
+                if crate::simd::has_avx2_fma() {
+                    // SAFETY: the CPU supports the features `avx2` is compiled for.
+                    unsafe { avx2($($arg),*) };
+                    return;
+                }
+            }
+            body($($arg),*)
+        }
+    };
+    ($(#[$meta:meta])* fn $name:ident<$g:ident: $bound:path>($($arg:ident: $ty:ty),*) $body:block) => {
+        $(#[$meta])*
+        fn $name<$g: $bound>($($arg: $ty),*) {
+            #[inline(always)]
+            fn body<$g: $bound>($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
+                unsafe fn avx512<$g: $bound>($($arg: $ty),*) {
+                    body::<$g>($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512dq") {
+                    // SAFETY: the CPU supports the features `avx512` is compiled for.
+                    unsafe { avx512::<$g>($($arg),*) };
+                    return;
+                }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2<$g: $bound>($($arg: $ty),*) {
+                    body::<$g>($($arg),*)
+                }
+                if crate::simd::has_avx2_fma() {
+                    // SAFETY: the CPU supports the features `avx2` is compiled for.
+                    unsafe { avx2::<$g>($($arg),*) };
+                    return;
+                }
+            }
+            body::<$g>($($arg),*)
+        }
+    };
+}
+
+pub(crate) use multiversioned;
