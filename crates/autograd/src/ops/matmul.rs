@@ -72,14 +72,20 @@ fn matmul_grads<D: Dtype>(
         ));
     }
     if need_b {
-        let db = if b.rank() == 2 && a.rank() > 2 {
+        let db = if b.rank() == 2 {
             // A weight shared by every batch entry: the batch sum is one GEMM over all
-            // rows, A^T [k, rows] x g [rows, n].
+            // rows, A^T [k, rows] x g [rows, n]. For a transposed weight (`x @ w^T`,
+            // `w` contiguous) the same products and sums come out in `w`'s layout as
+            // (g^T [n, rows] x A [rows, k])^T, so the weight's gradient is contiguous
+            // (the unscale, norm and optimizer passes then stream it).
             let (k, n) = (b.shape()[0], b.shape()[1]);
             let rows = a.numel() / k.max(1);
-            a.reshape(&[rows, k])?
-                .transpose(0, 1)?
-                .matmul(&g.reshape(&[rows, n])?)?
+            let (a2, g2) = (a.reshape(&[rows, k])?, g.reshape(&[rows, n])?);
+            if b.transpose(0, 1)?.is_contiguous() {
+                g2.transpose(0, 1)?.matmul(&a2)?.transpose(0, 1)?
+            } else {
+                a2.transpose(0, 1)?.matmul(&g2)?
+            }
         } else {
             sum_to(a.transpose(-1, -2)?.matmul(g)?, b.shape())?
         };

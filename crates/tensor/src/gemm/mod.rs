@@ -80,9 +80,9 @@ pub(crate) fn gemm_f32_with<TA: Dtype, TB: Dtype>(
     }
     let pool = Pool::global();
     let threads = pool.parts();
-    // Below ~1M multiply-adds the second core does not pay for itself even with the
+    // Below ~0.5M multiply-adds the second core does not pay for itself even with the
     // spinning pool.
-    let parallel = threads > 1 && m * n * k >= 1 << 20;
+    let parallel = threads > 1 && m * n * k >= 1 << 19;
     let parts = if parallel { threads } else { 1 };
     // Split the work over the parts by row blocks (a multiple of the part count, each a
     // multiple of mr rows and at most mc_max) or, when that balances worse (few rows),

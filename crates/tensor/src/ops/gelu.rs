@@ -3,7 +3,7 @@
 //! Both compute in f64 for f32 compute precision (error near 1e-12 relative, far below
 //! half an f32 ulp) and round once into `D`; for f64 compute they use libm's `erfc`.
 
-use super::map::{map_unary_chunks, zip_binary, zip_same_shape_chunks};
+use super::map::{PARALLEL_MIN_EXPENSIVE, map_unary_chunks, zip_binary, zip_same_shape_chunks};
 use crate::error::Result;
 use crate::fast_math;
 use crate::tensor::Tensor;
@@ -15,14 +15,19 @@ impl<D: Dtype> Tensor<D> {
     /// `1 + erf` form loses all digits below about -5). For f32 compute it runs the
     /// branch-free f64 path of [`crate::fast_math`] (error near 1e-12, then one rounding).
     pub fn gelu(&self) -> Tensor<D> {
-        map_unary_chunks(self, fast_math::gelu_in_place)
+        map_unary_chunks(self, PARALLEL_MIN_EXPENSIVE, fast_math::gelu_in_place)
     }
 
     /// The gradient through [`Tensor::gelu`]: `grad * (Phi(x) + x phi(x))` for `self = x`,
     /// computed like `gelu` and rounded once into `D`. `grad` broadcasts to `x`'s shape.
     /// Errors when the shapes do not broadcast.
     pub fn gelu_backward(&self, grad: &Tensor<D>) -> Result<Tensor<D>> {
-        if let Some(dx) = zip_same_shape_chunks(self, grad, fast_math::gelu_grad_in_place) {
+        if let Some(dx) = zip_same_shape_chunks(
+            self,
+            grad,
+            PARALLEL_MIN_EXPENSIVE,
+            fast_math::gelu_grad_in_place,
+        ) {
             return Ok(dx);
         }
         zip_binary("gelu_backward", self, grad, fast_math::gelu_grad)

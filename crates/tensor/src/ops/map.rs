@@ -15,6 +15,8 @@ use num_traits::Zero;
 pub(crate) const CHUNK: usize = 4096;
 /// Below this many elements the work is too small to split over threads.
 pub(crate) const PARALLEL_MIN: usize = 1 << 16;
+/// The same for functions costing ~1-3 ns per element (GELU, `exp`): split sooner.
+pub(crate) const PARALLEL_MIN_EXPENSIVE: usize = 1 << 12;
 
 /// `buf[i] = f(buf[i])`, multiversioned (see [`crate::simd::multiversion`]).
 #[inline(always)]
@@ -35,13 +37,14 @@ fn unscaled<D: Dtype>(t: &Tensor<D>) -> bool {
 
 /// `f` applied to every element, rounded once into `D`.
 pub(crate) fn map_unary<D: Dtype>(x: &Tensor<D>, f: impl Fn(D::Acc) -> D::Acc + Sync) -> Tensor<D> {
-    map_unary_chunks(x, |buf| apply_unary(buf, &f))
+    map_unary_chunks(x, PARALLEL_MIN, |buf| apply_unary(buf, &f))
 }
 
 /// `f` applied to chunks of elements decoded into `D::Acc` (in place), each result
 /// rounded once into `D`: for functions that evaluate several elements together.
 pub(crate) fn map_unary_chunks<D: Dtype>(
     x: &Tensor<D>,
+    parallel_min: usize,
     f: impl Fn(&mut [D::Acc]) + Sync,
 ) -> Tensor<D> {
     let shape = x.shape().to_vec();
@@ -59,7 +62,7 @@ pub(crate) fn map_unary_chunks<D: Dtype>(
         f(buf);
         D::from_acc_slice(buf, o);
     };
-    par_zip_chunks(&mut out, &src, CHUNK, PARALLEL_MIN, |o, s| body((o, s)));
+    par_zip_chunks(&mut out, &src, CHUNK, parallel_min, |o, s| body((o, s)));
     Tensor::from_parts(out, &shape, 1.0)
 }
 
@@ -71,7 +74,7 @@ pub(crate) fn zip_binary<D: Dtype>(
     f: impl Fn(D::Acc, D::Acc) -> D::Acc + Sync,
 ) -> Result<Tensor<D>> {
     let shape = broadcast_shapes(op, a.shape(), b.shape())?;
-    if let Some(out) = zip_same_shape_chunks(a, b, |x, y| apply_binary(x, y, &f)) {
+    if let Some(out) = zip_same_shape_chunks(a, b, PARALLEL_MIN, |x, y| apply_binary(x, y, &f)) {
         return Ok(out);
     }
     if let Some(out) = trailing_broadcast(a, b, &shape, &f)
@@ -89,6 +92,7 @@ pub(crate) fn zip_binary<D: Dtype>(
 pub(crate) fn zip_same_shape_chunks<D: Dtype>(
     a: &Tensor<D>,
     b: &Tensor<D>,
+    parallel_min: usize,
     f: impl Fn(&mut [D::Acc], &[D::Acc]) + Sync,
 ) -> Option<Tensor<D>> {
     if a.shape() != b.shape()
@@ -110,7 +114,7 @@ pub(crate) fn zip_same_shape_chunks<D: Dtype>(
         f(bx, by);
         D::from_acc_slice(bx, o);
     };
-    par_pieces(&mut out, CHUNK, PARALLEL_MIN, |off, piece| {
+    par_pieces(&mut out, CHUNK, parallel_min, |off, piece| {
         let end = off + piece.len();
         piece
             .chunks_mut(CHUNK)

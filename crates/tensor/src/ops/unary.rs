@@ -60,7 +60,11 @@ impl<D: Dtype> Tensor<D> {
     /// block of elements at a time) and rounded once, so correctly rounded except within
     /// 1e-15 of a rounding boundary; libm's `exp` for f64.
     pub fn exp(&self) -> Tensor<D> {
-        super::map::map_unary_chunks(self, crate::fast_math::exp_in_place)
+        super::map::map_unary_chunks(
+            self,
+            super::map::PARALLEL_MIN_EXPENSIVE,
+            crate::fast_math::exp_in_place,
+        )
     }
 
     /// `x^p` for every element. Errors if `p` is NaN or infinite.
