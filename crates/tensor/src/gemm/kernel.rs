@@ -1,5 +1,6 @@
-//! Micro-kernels: `C[r][q] (+)= sum_p a[p*mr + r] * b[p*nr + q]` over one packed A panel
-//! (`mr` rows) and one packed B panel (`nr` columns), f32 accumulation in registers.
+//! Micro-kernels: `C[r][q] (+)= sum_p a[r*a_rs + p*a_cs] * b[p*nr + q]` over `mr` rows of A
+//! (a packed panel, `a_rs = 1, a_cs = mr`, or an f32 matrix read in place with its own
+//! strides) and one packed B panel (`nr` columns), f32 accumulation in registers.
 //!
 //! | kernel | tile | accumulators | per k |
 //! |---|---|---|---|
@@ -8,6 +9,18 @@
 //! | `portable` | 6 x 16 | arrays | plain loops, auto-vectorised |
 
 use std::sync::OnceLock;
+
+/// `(kc, a, a_rs, a_cs, b, c, ldc, accumulate)`: see [`Kernel::run`].
+type TileFn = unsafe fn(usize, *const f32, usize, usize, *const f32, *mut f32, usize, bool);
+
+/// Where the `mr` rows of A a tile reads come from: element `(r, p)` at
+/// `data[r * rs + p * cs]`. A packed panel is `(rs, cs) = (1, mr)`.
+#[derive(Clone, Copy)]
+pub(crate) struct ARows<'a> {
+    pub data: &'a [f32],
+    pub rs: usize,
+    pub cs: usize,
+}
 
 /// A micro-kernel and the blocking that suits it.
 #[derive(Clone, Copy, Debug)]
@@ -22,8 +35,9 @@ pub(crate) struct Kernel {
     pub kc: usize,
     /// Largest rows per A block (mc_max x kc f32 stays in L2).
     pub mc_max: usize,
-    /// The tile function (raw panels, C tile pointer, row stride, accumulate).
-    tile: unsafe fn(usize, *const f32, *const f32, *mut f32, usize, bool),
+    /// The tile function (depth, A and its strides, packed B, C tile, its row stride,
+    /// accumulate).
+    tile: TileFn,
 }
 
 impl Kernel {
@@ -91,29 +105,54 @@ impl Kernel {
     pub unsafe fn run(
         &self,
         kc: usize,
-        a: &[f32],
+        a: ARows<'_>,
         b: &[f32],
         c: *mut f32,
         ldc: usize,
         accumulate: bool,
     ) {
+        let a_last = (self.mr - 1) * a.rs + kc.saturating_sub(1) * a.cs;
         assert!(
-            a.len() >= kc * self.mr && b.len() >= kc * self.nr,
-            "micro-kernel panels too short"
+            kc == 0 || (a.data.len() > a_last && b.len() >= kc * self.nr),
+            "micro-kernel operands too short"
         );
-        // SAFETY: panel lengths checked above; the C tile is the caller's guarantee; the
-        // kernel was only listed if the CPU has its instructions.
-        unsafe { (self.tile)(kc, a.as_ptr(), b.as_ptr(), c, ldc, accumulate) }
+        // SAFETY: operand lengths checked above; the C tile is the caller's guarantee;
+        // the kernel was only listed if the CPU has its instructions.
+        unsafe {
+            (self.tile)(
+                kc,
+                a.data.as_ptr(),
+                a.rs,
+                a.cs,
+                b.as_ptr(),
+                c,
+                ldc,
+                accumulate,
+            )
+        }
+    }
+
+    /// A packed A panel of this kernel (`kc` groups of `mr` values).
+    pub fn packed<'a>(&self, panel: &'a [f32]) -> ARows<'a> {
+        ARows {
+            data: panel,
+            rs: 1,
+            cs: self.mr,
+        }
     }
 }
 
 /// Portable 6 x 16 tile.
 ///
 /// # Safety
-/// `a` holds `kc * 6` and `b` `kc * 16` floats; `c` is a valid 6 x 16 tile at stride `ldc`.
+/// `a` holds element `(r, p)` at `r * a_rs + p * a_cs` for `r < 6, p < kc`, `b` holds
+/// `kc * 16` floats; `c` is a valid 6 x 16 tile at stride `ldc`.
+#[allow(clippy::too_many_arguments)]
 unsafe fn tile_portable(
     kc: usize,
     a: *const f32,
+    a_rs: usize,
+    a_cs: usize,
     b: *const f32,
     c: *mut f32,
     ldc: usize,
@@ -122,17 +161,13 @@ unsafe fn tile_portable(
     const MR: usize = 6;
     const NR: usize = 16;
     // SAFETY: lengths as documented.
-    let (a, b) = unsafe {
-        (
-            std::slice::from_raw_parts(a, kc * MR),
-            std::slice::from_raw_parts(b, kc * NR),
-        )
-    };
+    let b = unsafe { std::slice::from_raw_parts(b, kc * NR) };
     let mut acc = [[0.0f32; NR]; MR];
     for p in 0..kc {
         let bp = &b[p * NR..p * NR + NR];
         for (r, row) in acc.iter_mut().enumerate() {
-            let av = a[p * MR + r];
+            // SAFETY: (r, p) inside A as documented.
+            let av = unsafe { *a.add(r * a_rs + p * a_cs) };
             for (x, &bv) in row.iter_mut().zip(bp) {
                 *x += av * bv;
             }
@@ -150,23 +185,37 @@ unsafe fn tile_portable(
 }
 
 #[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn tile_avx2_entry(
     kc: usize,
     a: *const f32,
+    a_rs: usize,
+    a_cs: usize,
     b: *const f32,
     c: *mut f32,
     ldc: usize,
     accumulate: bool,
 ) {
-    // SAFETY: listed only when the CPU has AVX2 and FMA; pointers per `Kernel::run`.
-    unsafe { tile_avx2(kc, a, b, c, ldc, accumulate) }
+    // SAFETY: listed only when the CPU has the instructions; pointers per `Kernel::run`.
+    // A packed panel takes the copy compiled for its constant strides.
+    unsafe {
+        if (a_rs, a_cs) == (1, 6) {
+            tile_avx2::<true>(kc, a, 1, 6, b, c, ldc, accumulate)
+        } else {
+            tile_avx2::<false>(kc, a, a_rs, a_cs, b, c, ldc, accumulate)
+        }
+    }
 }
 
+/// 6 x 16 tile; `PACKED` fixes A's strides to a packed panel's `(1, 6)`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn tile_avx2(
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_avx2<const PACKED: bool>(
     kc: usize,
     a: *const f32,
+    a_rs: usize,
+    a_cs: usize,
     b: *const f32,
     c: *mut f32,
     ldc: usize,
@@ -175,6 +224,7 @@ unsafe fn tile_avx2(
     use std::arch::x86_64::*;
     const MR: usize = 6;
     const NR: usize = 16;
+    let (a_rs, a_cs) = if PACKED { (1, MR) } else { (a_rs, a_cs) };
     // Start fetching the C tile now: it is usually not cached (C is touched once per
     // KC block), and the loads at the end would otherwise stall for DRAM latency.
     for r in 0..MR {
@@ -186,13 +236,13 @@ unsafe fn tile_avx2(
     }
     let mut acc = [[_mm256_setzero_ps(); 2]; MR];
     for p in 0..kc {
-        // SAFETY: p < kc and the panels hold kc*MR and kc*NR floats.
+        // SAFETY: p < kc; A holds (r, p) at r * a_rs + p * a_cs and B kc*NR floats.
         unsafe {
             let b0 = _mm256_loadu_ps(b.add(p * NR));
             let b1 = _mm256_loadu_ps(b.add(p * NR + 8));
-            let ap = a.add(p * MR);
+            let ap = a.add(p * a_cs);
             for (r, cr) in acc.iter_mut().enumerate() {
-                let av = _mm256_broadcast_ss(&*ap.add(r));
+                let av = _mm256_set1_ps(*ap.add(r * a_rs));
                 cr[0] = _mm256_fmadd_ps(av, b0, cr[0]);
                 cr[1] = _mm256_fmadd_ps(av, b1, cr[1]);
             }
@@ -214,23 +264,37 @@ unsafe fn tile_avx2(
 }
 
 #[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
 unsafe fn tile_avx512_entry(
     kc: usize,
     a: *const f32,
+    a_rs: usize,
+    a_cs: usize,
     b: *const f32,
     c: *mut f32,
     ldc: usize,
     accumulate: bool,
 ) {
-    // SAFETY: listed only when the CPU has AVX-512F; pointers per `Kernel::run`.
-    unsafe { tile_avx512(kc, a, b, c, ldc, accumulate) }
+    // SAFETY: listed only when the CPU has the instructions; pointers per `Kernel::run`.
+    // A packed panel takes the copy compiled for its constant strides.
+    unsafe {
+        if (a_rs, a_cs) == (1, 12) {
+            tile_avx512::<true>(kc, a, 1, 12, b, c, ldc, accumulate)
+        } else {
+            tile_avx512::<false>(kc, a, a_rs, a_cs, b, c, ldc, accumulate)
+        }
+    }
 }
 
+/// 12 x 32 tile; `PACKED` fixes A's strides to a packed panel's `(1, 12)`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn tile_avx512(
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile_avx512<const PACKED: bool>(
     kc: usize,
     a: *const f32,
+    a_rs: usize,
+    a_cs: usize,
     b: *const f32,
     c: *mut f32,
     ldc: usize,
@@ -239,6 +303,9 @@ unsafe fn tile_avx512(
     use std::arch::x86_64::*;
     const MR: usize = 12;
     const NR: usize = 32;
+    let (a_rs, a_cs) = if PACKED { (1, MR) } else { (a_rs, a_cs) };
+    // Start fetching the C tile now: it is usually not cached (C is touched once per
+    // KC block), and the loads at the end would otherwise stall for DRAM latency.
     for r in 0..MR {
         // SAFETY: prefetching is a hint; the addresses are inside the caller's tile.
         unsafe {
@@ -248,13 +315,13 @@ unsafe fn tile_avx512(
     }
     let mut acc = [[_mm512_setzero_ps(); 2]; MR];
     for p in 0..kc {
-        // SAFETY: p < kc and the panels hold kc*MR and kc*NR floats.
+        // SAFETY: p < kc; A holds (r, p) at r * a_rs + p * a_cs and B kc*NR floats.
         unsafe {
             let b0 = _mm512_loadu_ps(b.add(p * NR));
             let b1 = _mm512_loadu_ps(b.add(p * NR + 16));
-            let ap = a.add(p * MR);
+            let ap = a.add(p * a_cs);
             for (r, cr) in acc.iter_mut().enumerate() {
-                let av = _mm512_set1_ps(*ap.add(r));
+                let av = _mm512_set1_ps(*ap.add(r * a_rs));
                 cr[0] = _mm512_fmadd_ps(av, b0, cr[0]);
                 cr[1] = _mm512_fmadd_ps(av, b1, cr[1]);
             }
@@ -292,7 +359,7 @@ mod tests {
                 .collect();
             let mut got = vec![1.0f32; kern.mr * kern.nr];
             // SAFETY: the tile buffer is mr x nr with row stride nr.
-            unsafe { kern.run(kc, &a, &b, got.as_mut_ptr(), kern.nr, true) };
+            unsafe { kern.run(kc, kern.packed(&a), &b, got.as_mut_ptr(), kern.nr, true) };
             // The same tile from 6 x 16 portable pieces (exact: small dyadic values).
             let mut want = vec![1.0f32; kern.mr * kern.nr];
             for r0 in (0..kern.mr).step_by(6) {
@@ -309,7 +376,7 @@ mod tests {
                     unsafe {
                         reference.run(
                             kc,
-                            &ap,
+                            reference.packed(&ap),
                             &bp,
                             want.as_mut_ptr().add(r0 * kern.nr + q0),
                             kern.nr,

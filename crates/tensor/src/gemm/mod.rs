@@ -17,7 +17,7 @@ mod small;
 pub(crate) use f64_kernel::gemm_f64;
 
 use crate::pool::Pool;
-pub(crate) use kernel::Kernel;
+pub(crate) use kernel::{ARows, Kernel};
 use mixprec_dtype::Dtype;
 use pack::{pack_a_panel, pack_b_panel};
 pub(crate) use small::{SMALL_MACS, gemm_small};
@@ -99,6 +99,7 @@ pub(crate) fn gemm_f32_with<TA: Dtype, TB: Dtype>(
     let mc_block = m.div_ceil(n_blocks).div_ceil(mr) * mr;
     let n_blocks = m.div_ceil(mc_block);
     let c_ptr = SendPtr(c.as_mut_ptr());
+    let direct_a = as_f32_matrix(a).filter(|d| d.cs == 1);
     // Packing buffers are reused across calls on this thread (fresh multi-megabyte
     // allocations cost a page fault per 4 KiB on first touch).
     let (mut packed_a, mut packed_b) = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
@@ -127,7 +128,13 @@ pub(crate) fn gemm_f32_with<TA: Dtype, TB: Dtype>(
                 ldc: n,
                 accumulate: pc > 0,
             };
-            let a_panels = m.div_ceil(mr);
+            // A row-major f32 A is read in place by the tiles (no packing pass); others
+            // are packed (and converted) panel by panel.
+            let a_panels = if direct_a.is_some() {
+                0
+            } else {
+                m.div_ceil(mr)
+            };
             let pa = split_panels(&mut packed_a, a_panels, mr * kc, parts);
             let pb = split_panels(&mut packed_b, n_panels, nr * kc, parts);
             // One section packs A and B, the next computes: two synchronisations per block.
@@ -148,16 +155,22 @@ pub(crate) fn gemm_f32_with<TA: Dtype, TB: Dtype>(
             }
             drop(pa);
             drop(pb);
-            let (pa, pb) = (
-                &packed_a[..a_panels * mr * kc],
-                &packed_b[..n_panels * nr * kc],
-            );
+            let pb = &packed_b[..n_panels * nr * kc];
+            let source = match direct_a {
+                Some(d) => ASource::Direct {
+                    data: d.data,
+                    offset: d.offset + pc * d.cs,
+                    rs: d.rs,
+                    cs: d.cs,
+                },
+                None => ASource::Packed(&packed_a[..a_panels * mr * kc]),
+            };
             let work = |part: usize| {
                 for &(ib, g) in tasks.iter().skip(part).step_by(parts) {
                     let i0 = ib * mc_block;
                     let rows = i0..i0 + mc_block.min(m - i0);
                     let panels = (g * per_group).min(n_panels)..((g + 1) * per_group).min(n_panels);
-                    macro_kernel(kern, pa, pb, rows, panels, &block, c_ptr);
+                    macro_kernel(kern, source, pb, rows, panels, &block, c_ptr);
                 }
             };
             if parallel {
@@ -233,11 +246,38 @@ struct Block {
     accumulate: bool,
 }
 
+/// The A operand of one block for the tiles.
+#[derive(Clone, Copy)]
+enum ASource<'a> {
+    /// Packed panels, `mr x kc` each.
+    Packed(&'a [f32]),
+    /// An f32 matrix read in place: row `i`, column `p` of the block at
+    /// `data[offset + i * rs + p * cs]`.
+    Direct {
+        data: &'a [f32],
+        offset: usize,
+        rs: usize,
+        cs: usize,
+    },
+}
+
+/// `a` as an f32 matrix, when its element type is `F32`.
+fn as_f32_matrix<T: Dtype>(a: MatRef<'_, T>) -> Option<MatRef<'_, f32>> {
+    (T::DTYPE == mixprec_dtype::DType::F32).then(|| MatRef {
+        // SAFETY: `F32` is a `repr(transparent)` wrapper of `f32` (the only Dtype with
+        // that DTYPE), so the slice is an `f32` slice of the same length.
+        data: unsafe { std::slice::from_raw_parts(a.data.as_ptr().cast::<f32>(), a.data.len()) },
+        offset: a.offset,
+        rs: a.rs,
+        cs: a.cs,
+    })
+}
+
 /// Runs the micro-kernel over `rows` (a row block starting on a panel boundary) and the
 /// given column panels of one packed block, writing (or adding to) C.
 fn macro_kernel(
     kern: Kernel,
-    packed_a: &[f32],
+    a: ASource<'_>,
     packed_b: &[f32],
     rows: std::ops::Range<usize>,
     panels: std::ops::Range<usize>,
@@ -246,30 +286,69 @@ fn macro_kernel(
 ) {
     let (mr_full, nr_full, kc) = (kern.mr, kern.nr, blk.kc);
     let mut tile = vec![0.0f32; mr_full * nr_full];
-    for jp in panels {
+    // A short last row panel of an in-place A is packed (zero rows past the end).
+    let mut edge = Vec::new();
+    let mut run_tile = |row: usize, jp: usize, a_rows: ARows<'_>| {
         let j = jp * nr_full;
-        let nr = nr_full.min(blk.nc - j);
+        let (mr, nr) = (mr_full.min(rows.end - row), nr_full.min(blk.nc - j));
         let b_panel = &packed_b[jp * nr_full * kc..(jp + 1) * nr_full * kc];
-        for row in rows.clone().step_by(mr_full) {
-            let mr = mr_full.min(rows.end - row);
-            let a_panel =
-                &packed_a[(row / mr_full) * mr_full * kc..(row / mr_full + 1) * mr_full * kc];
-            // SAFETY (both branches): rows row..row+mr and columns jc+j..jc+j+nr of C lie
-            // inside the m x n buffer, no other task writes this tile (see SendPtr), and the
-            // panels hold kc groups of mr_full / nr_full values (checked by `run`).
-            unsafe {
-                let dst = c.0.add(row * blk.ldc + blk.jc + j);
-                if mr == mr_full && nr == nr_full {
-                    kern.run(kc, a_panel, b_panel, dst, blk.ldc, blk.accumulate);
-                    continue;
+        // SAFETY (both branches): rows row..row+mr and columns jc+j..jc+j+nr of C lie
+        // inside the m x n buffer, no other task writes this tile (see SendPtr), and the
+        // operands hold kc groups of mr_full / nr_full values (checked by `run`).
+        unsafe {
+            let dst = c.0.add(row * blk.ldc + blk.jc + j);
+            if mr == mr_full && nr == nr_full {
+                kern.run(kc, a_rows, b_panel, dst, blk.ldc, blk.accumulate);
+                return;
+            }
+            kern.run(kc, a_rows, b_panel, tile.as_mut_ptr(), nr_full, false);
+            for r in 0..mr {
+                for q in 0..nr {
+                    let p = dst.add(r * blk.ldc + q);
+                    let v = tile[r * nr_full + q];
+                    *p = if blk.accumulate { *p + v } else { v };
                 }
-                kern.run(kc, a_panel, b_panel, tile.as_mut_ptr(), nr_full, false);
-                for r in 0..mr {
-                    for q in 0..nr {
-                        let p = dst.add(r * blk.ldc + q);
-                        let v = tile[r * nr_full + q];
-                        *p = if blk.accumulate { *p + v } else { v };
+            }
+        }
+    };
+    match a {
+        // Packed A streams from L2 panel after panel while one B panel stays in L1.
+        ASource::Packed(p) => {
+            for jp in panels {
+                for row in rows.clone().step_by(mr_full) {
+                    let panel = &p[(row / mr_full) * mr_full * kc..][..mr_full * kc];
+                    run_tile(row, jp, kern.packed(panel));
+                }
+            }
+        }
+        // In-place A rows are strided: keep `mr` of them in L1 and stream the
+        // (contiguous) packed B panels instead.
+        ASource::Direct {
+            data,
+            offset,
+            rs,
+            cs,
+        } => {
+            for row in rows.clone().step_by(mr_full) {
+                let mr = mr_full.min(rows.end - row);
+                let a_rows = if mr == mr_full {
+                    ARows {
+                        data: &data[offset + row * rs..],
+                        rs,
+                        cs,
                     }
+                } else {
+                    edge.clear();
+                    edge.extend((0..kc).flat_map(|p| {
+                        (0..mr_full).map(move |r| match r < mr {
+                            true => data[offset + (row + r) * rs + p * cs],
+                            false => 0.0,
+                        })
+                    }));
+                    kern.packed(&edge)
+                };
+                for jp in panels.clone() {
+                    run_tile(row, jp, a_rows);
                 }
             }
         }

@@ -10,13 +10,45 @@ use mixprec_dtype::{Dtype, convert_slice_to_f32};
 #[inline]
 fn read_run<T: Dtype>(data: &[T], start: usize, stride: usize, out: &mut [f32]) {
     if stride == 1 {
-        convert_slice_to_f32(&data[start..start + out.len()], out).expect("equal lengths");
+        let src = &data[start..start + out.len()];
+        match as_f32(src) {
+            Some(src) => copy_short(src, out),
+            None => convert_slice_to_f32(src, out).expect("equal lengths"),
+        }
     } else {
         for (q, o) in out.iter_mut().enumerate() {
             *o = data[start + q * stride].to_f32();
         }
     }
 }
+
+/// The values of an `F32` slice as `f32`.
+fn as_f32<T: Dtype>(src: &[T]) -> Option<&[f32]> {
+    (T::DTYPE == mixprec_dtype::DType::F32).then(|| {
+        // SAFETY: `F32` is a `repr(transparent)` wrapper of `f32` (the only Dtype with
+        // that DTYPE), so the slice is an `f32` slice of the same length.
+        unsafe { std::slice::from_raw_parts(src.as_ptr().cast::<f32>(), src.len()) }
+    })
+}
+
+/// `dst = src` for the short runs of packing (one k-group of a panel, 6 to 32 values):
+/// fixed eight-value copies in registers instead of a `memcpy` call per run, which
+/// costs more than the copy at these lengths.
+#[inline(always)]
+fn copy_short(src: &[f32], dst: &mut [f32]) {
+    let mut d = dst.chunks_exact_mut(8);
+    let mut s = src.chunks_exact(8);
+    for (d, s) in (&mut d).zip(&mut s) {
+        let v: [f32; 8] = s.try_into().expect("eight values");
+        d.copy_from_slice(&v);
+    }
+    for (d, &s) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *d = s;
+    }
+}
+
+/// Values per piece when a row (or column) is converted before being scattered.
+const RUN: usize = 64;
 
 /// Packs panel `panel` of rows `i0..i0 + mc`, columns `p0..p0 + kc` of A into `dst`
 /// (`mr * kc` floats): rows `i0 + panel*mr ..` as `kc` groups of `mr` values, missing rows
@@ -47,20 +79,20 @@ pub(super) fn pack_a_panel<T: Dtype>(
             group[rows..].fill(0.0);
         }
     } else {
-        let mut run = vec![0.0f32; kc];
+        // Row-major A: each row's run of k values scatters to stride mr.
+        let mut run = [0.0f32; RUN];
         for r in 0..mr {
-            if r < rows {
-                read_run(
-                    a.data,
-                    a.offset + (base_row + r) * a.rs + p0 * a.cs,
-                    a.cs,
-                    &mut run,
-                );
-            } else {
-                run.fill(0.0);
-            }
-            for (p, &v) in run.iter().enumerate() {
-                dst[p * mr + r] = v;
+            for q0 in (0..kc).step_by(RUN) {
+                let run = &mut run[..RUN.min(kc - q0)];
+                if r < rows {
+                    let start = a.offset + (base_row + r) * a.rs + (p0 + q0) * a.cs;
+                    read_run(a.data, start, a.cs, run);
+                } else {
+                    run.fill(0.0);
+                }
+                for (p, &v) in run.iter().enumerate() {
+                    dst[(q0 + p) * mr + r] = v;
+                }
             }
         }
     }
@@ -95,20 +127,20 @@ pub(super) fn pack_b_panel<T: Dtype>(
             group[cols..].fill(0.0);
         }
     } else {
-        let mut run = vec![0.0f32; kc];
+        // Column-major B (a transposed weight): each column's run scatters to stride nr.
+        let mut run = [0.0f32; RUN];
         for q in 0..nr {
-            if q < cols {
-                read_run(
-                    b.data,
-                    b.offset + p0 * b.rs + (base_col + q) * b.cs,
-                    b.rs,
-                    &mut run,
-                );
-            } else {
-                run.fill(0.0);
-            }
-            for (p, &v) in run.iter().enumerate() {
-                dst[p * nr + q] = v;
+            for q0 in (0..kc).step_by(RUN) {
+                let run = &mut run[..RUN.min(kc - q0)];
+                if q < cols {
+                    let start = b.offset + (p0 + q0) * b.rs + (base_col + q) * b.cs;
+                    read_run(b.data, start, b.rs, run);
+                } else {
+                    run.fill(0.0);
+                }
+                for (p, &v) in run.iter().enumerate() {
+                    dst[(q0 + p) * nr + q] = v;
+                }
             }
         }
     }
