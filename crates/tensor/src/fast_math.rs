@@ -206,27 +206,12 @@ pub fn gelu_grad<A: mixprec_dtype::Acc>(x: A, g: A) -> A {
     }
 }
 
-/// The `f32` view of a compute-precision slice, when the compute precision is `f32`.
-fn as_f32_mut<A: mixprec_dtype::Acc>(buf: &mut [A]) -> Option<&mut [f32]> {
-    (std::any::TypeId::of::<A>() == std::any::TypeId::of::<f32>()).then(|| {
-        // SAFETY: `A` is `f32` (same type id), so the slice is an `f32` slice.
-        unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr().cast::<f32>(), buf.len()) }
-    })
-}
-
-/// Read-only counterpart of [`as_f32_mut`].
-fn as_f32<A: mixprec_dtype::Acc>(buf: &[A]) -> Option<&[f32]> {
-    (std::any::TypeId::of::<A>() == std::any::TypeId::of::<f32>()).then(|| {
-        // SAFETY: `A` is `f32` (same type id), so the slice is an `f32` slice.
-        unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<f32>(), buf.len()) }
-    })
-}
-
 /// `buf[i] = gelu(buf[i])` in compute precision `A`, each result rounded once: for f32,
-/// [`LANES`] elements at a time through the f64 lane functions (AVX2 + FMA when the CPU
-/// has them); for f64, libm per element. Same values as [`gelu`] element by element.
+/// [`LANES`] elements at a time through the f64 lane functions (AVX2 + FMA or AVX-512
+/// when the CPU has them); for f64, libm per element. Same values as [`gelu`] element by
+/// element.
 pub fn gelu_in_place<A: mixprec_dtype::Acc>(buf: &mut [A]) {
-    match as_f32_mut(buf) {
+    match crate::simd::f32_view_mut(buf) {
         Some(v) => gelu_blocks(v),
         None => buf.iter_mut().for_each(|v| *v = gelu(*v)),
     }
@@ -237,7 +222,7 @@ pub fn gelu_in_place<A: mixprec_dtype::Acc>(buf: &mut [A]) {
 /// correctly rounded `e^x` unless it lies within 1e-15 of a rounding boundary; libm's
 /// `expf` allows one ulp), for f64 libm's `exp`.
 pub fn exp_in_place<A: mixprec_dtype::Acc>(buf: &mut [A]) {
-    match as_f32_mut(buf) {
+    match crate::simd::f32_view_mut(buf) {
         Some(v) => exp_blocks(v),
         None => buf.iter_mut().for_each(|v| *v = v.exp()),
     }
@@ -247,7 +232,7 @@ pub fn exp_in_place<A: mixprec_dtype::Acc>(buf: &mut [A]) {
 /// [`gelu_in_place`]; same values as [`gelu_grad`]). `x` and `g` have equal lengths.
 pub fn gelu_grad_in_place<A: mixprec_dtype::Acc>(x: &mut [A], g: &[A]) {
     debug_assert_eq!(x.len(), g.len());
-    match (as_f32_mut(x), as_f32(g)) {
+    match (crate::simd::f32_view_mut(x), crate::simd::f32_view(g)) {
         (Some(v), Some(g)) => gelu_grad_blocks(v, g),
         _ => x
             .iter_mut()

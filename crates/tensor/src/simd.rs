@@ -3,6 +3,28 @@
 //! AVX-512 enabled; the widest variant the CPU supports runs (checked at run time, so
 //! one binary serves every x86-64 machine).
 
+/// True when `T` is stored as one `f32`: `f32` itself (the compute precision of F32 and
+/// the 16-bit types) or the `F32` precision type (`repr(transparent)` over `f32`).
+fn is_f32<T: 'static>() -> bool {
+    use std::any::TypeId;
+    TypeId::of::<T>() == TypeId::of::<f32>()
+        || TypeId::of::<T>() == TypeId::of::<mixprec_dtype::F32>()
+}
+
+/// `s` as `f32` values, when its elements are stored as `f32` (see [`is_f32`]).
+pub(crate) fn f32_view<T: 'static>(s: &[T]) -> Option<&[f32]> {
+    // SAFETY: `T` is `f32` or a `repr(transparent)` wrapper of it: same size, alignment
+    // and valid bit patterns, so the slice is an `f32` slice of the same length.
+    is_f32::<T>().then(|| unsafe { std::slice::from_raw_parts(s.as_ptr().cast::<f32>(), s.len()) })
+}
+
+/// Mutable counterpart of [`f32_view`].
+pub(crate) fn f32_view_mut<T: 'static>(s: &mut [T]) -> Option<&mut [f32]> {
+    // SAFETY: as in `f32_view`.
+    is_f32::<T>()
+        .then(|| unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<f32>(), s.len()) })
+}
+
 /// True when the CPU has AVX2 and FMA (checked once, cached by the std macro).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]

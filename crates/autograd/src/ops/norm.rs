@@ -52,7 +52,7 @@ impl<D: Dtype> Var<D> {
                 }));
             }
             let (dx, dw, db) = x.layer_norm_backward(&g, n, w.as_ref(), eps)?;
-            let mut out = vec![grad(ix, Tensor::<D>::from_acc(&dx, x.shape())?)];
+            let mut out = vec![grad(ix, dx)];
             if let Some(iw) = iw {
                 out.push(grad(iw, Tensor::<D>::from_acc(&dw, &pshape)?));
             }

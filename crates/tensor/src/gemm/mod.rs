@@ -263,10 +263,8 @@ enum ASource<'a> {
 
 /// `a` as an f32 matrix, when its element type is `F32`.
 fn as_f32_matrix<T: Dtype>(a: MatRef<'_, T>) -> Option<MatRef<'_, f32>> {
-    (T::DTYPE == mixprec_dtype::DType::F32).then(|| MatRef {
-        // SAFETY: `F32` is a `repr(transparent)` wrapper of `f32` (the only Dtype with
-        // that DTYPE), so the slice is an `f32` slice of the same length.
-        data: unsafe { std::slice::from_raw_parts(a.data.as_ptr().cast::<f32>(), a.data.len()) },
+    crate::simd::f32_view(a.data).map(|data| MatRef {
+        data,
         offset: a.offset,
         rs: a.rs,
         cs: a.cs,

@@ -11,7 +11,7 @@ use mixprec_dtype::{Dtype, convert_slice_to_f32};
 fn read_run<T: Dtype>(data: &[T], start: usize, stride: usize, out: &mut [f32]) {
     if stride == 1 {
         let src = &data[start..start + out.len()];
-        match as_f32(src) {
+        match crate::simd::f32_view(src) {
             Some(src) => copy_short(src, out),
             None => convert_slice_to_f32(src, out).expect("equal lengths"),
         }
@@ -20,15 +20,6 @@ fn read_run<T: Dtype>(data: &[T], start: usize, stride: usize, out: &mut [f32]) 
             *o = data[start + q * stride].to_f32();
         }
     }
-}
-
-/// The values of an `F32` slice as `f32`.
-fn as_f32<T: Dtype>(src: &[T]) -> Option<&[f32]> {
-    (T::DTYPE == mixprec_dtype::DType::F32).then(|| {
-        // SAFETY: `F32` is a `repr(transparent)` wrapper of `f32` (the only Dtype with
-        // that DTYPE), so the slice is an `f32` slice of the same length.
-        unsafe { std::slice::from_raw_parts(src.as_ptr().cast::<f32>(), src.len()) }
-    })
 }
 
 /// `dst = src` for the short runs of packing (one k-group of a panel, 6 to 32 values):

@@ -18,8 +18,7 @@ fn same_off_axis(a: &[usize], b: &[usize], axis: usize) -> bool {
 
 impl<D: Dtype> Tensor<D> {
     /// Pads `axis` with `before` zeros in front and `after` behind (keeping the scale):
-    /// the gradient of `narrow`. The zeros come from zero-initialised pages, so only the
-    /// copied slice costs memory traffic.
+    /// the gradient of `narrow`. Written in one pass into a reused buffer.
     ///
     /// ```
     /// use mixprec_tensor::Tensor;
@@ -34,13 +33,20 @@ impl<D: Dtype> Tensor<D> {
         let mut shape = self.shape().to_vec();
         let len = shape[a];
         shape[a] = len + before + after;
-        let outer: usize = shape[..a].iter().product();
         let inner: usize = shape[a + 1..].iter().product();
         let src = self.elements();
-        let mut out: Vec<D> = crate::alloc::zeroed::<D>(shape.iter().product());
+        // A reused buffer (no page faults) written in one pass: zeros, the run, zeros.
+        let mut out: Vec<D> = crate::alloc::scratch::<D>(shape.iter().product());
         let (run, full) = (len * inner, shape[a] * inner);
-        for o in 0..outer {
-            out[o * full + before * inner..][..run].copy_from_slice(&src[o * run..][..run]);
+        let zero = D::from_acc(D::Acc::zero());
+        if full > 0 {
+            for (o, dst) in out.chunks_exact_mut(full).enumerate() {
+                let (head, rest) = dst.split_at_mut(before * inner);
+                let (mid, tail) = rest.split_at_mut(run);
+                head.fill(zero);
+                mid.copy_from_slice(&src[o * run..][..run]);
+                tail.fill(zero);
+            }
         }
         Ok(Tensor::from_parts(out, &shape, self.scale))
     }
@@ -75,14 +81,31 @@ impl<D: Dtype> Tensor<D> {
             && let Some(dst) = self.storage_mut()
         {
             let src = src.elements();
-            let mut bd = vec![D::Acc::zero(); run];
-            let mut bs = vec![D::Acc::zero(); run];
+            if let (Some(dst), Some(src)) =
+                (crate::simd::f32_view_mut(dst), crate::simd::f32_view(&src))
+            {
+                // F32: add the stored values directly (the same f32 sums).
+                crate::simd::multiversion(|| {
+                    for o in 0..outer {
+                        let d = &mut dst[o * full + start * inner..][..run];
+                        d.iter_mut()
+                            .zip(&src[o * run..][..run])
+                            .for_each(|(x, &y)| *x += y);
+                    }
+                });
+                return Ok(self);
+            }
+            const CHUNK: usize = super::map::CHUNK;
+            let (mut bd, mut bs) = ([D::Acc::zero(); CHUNK], [D::Acc::zero(); CHUNK]);
             for o in 0..outer {
                 let d = &mut dst[o * full + start * inner..][..run];
-                D::to_acc_slice(d, &mut bd);
-                D::to_acc_slice(&src[o * run..][..run], &mut bs);
-                super::map::apply_binary(&mut bd, &bs, &|x, y| x + y);
-                D::from_acc_slice(&bd, d);
+                for (d, s) in d.chunks_mut(CHUNK).zip(src[o * run..][..run].chunks(CHUNK)) {
+                    let (bd, bs) = (&mut bd[..d.len()], &mut bs[..d.len()]);
+                    D::to_acc_slice(d, bd);
+                    D::to_acc_slice(s, bs);
+                    super::map::apply_binary(bd, bs, &|x, y| x + y);
+                    D::from_acc_slice(bd, d);
+                }
             }
             return Ok(self);
         }

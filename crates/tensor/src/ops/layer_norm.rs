@@ -9,12 +9,9 @@ use crate::layout::numel;
 use crate::tensor::Tensor;
 use mixprec_dtype::{Acc, Dtype};
 
-/// `(dx, dw, db)` of [`Tensor::layer_norm_backward`], in the compute precision.
-pub type LayerNormGrads<D> = (
-    Vec<<D as Dtype>::Acc>,
-    Vec<<D as Dtype>::Acc>,
-    Vec<<D as Dtype>::Acc>,
-);
+/// `(dx, dw, db)` of [`Tensor::layer_norm_backward`]: `dx` rounded once into `D`, `dw`
+/// and `db` in the compute precision.
+pub type LayerNormGrads<D> = (Tensor<D>, Vec<<D as Dtype>::Acc>, Vec<<D as Dtype>::Acc>);
 
 crate::simd::multiversioned! {
     /// Layer norm of every row of `n` elements of `x` into `out`: mean, then the mean of
@@ -188,22 +185,61 @@ impl<D: Dtype> Tensor<D> {
                 format!("rows of {n} do not divide shape {:?}", self.shape()),
             ));
         }
-        let (xv, gv) = (self.to_acc_vec(), g.to_acc_vec());
         let wv = weight.map(|w| w.to_acc_vec());
         let eps = D::Acc::from_f64(eps);
         let zero = D::Acc::from_f64(0.0);
-        let mut dx = vec![zero; xv.len()];
+        let (xs, gs) = (self.elements(), g.elements());
+        // Values of `t`'s elements `range` (FP8: divided by the scale) into `out`.
+        let decode = |t: &Tensor<D>, src: &[D], out: &mut [D::Acc]| {
+            D::to_acc_slice(src, out);
+            if t.scale != 1.0 {
+                let s = D::Acc::from_f32(t.scale);
+                out.iter_mut().for_each(|v| *v /= s);
+            }
+        };
+        // FP8 results need one scale for the whole tensor: computed in full, then rounded.
+        let fp8 = D::DTYPE.is_fp8();
+        let mut dx_acc = if fp8 {
+            vec![zero; xs.len()]
+        } else {
+            Vec::new()
+        };
+        let mut dx = crate::alloc::scratch::<D>(if fp8 { 0 } else { xs.len() });
         let partials = std::sync::Mutex::new(Vec::new());
-        crate::pool::par_pieces(&mut dx, n, 1 << 14, |off, piece| {
+        // Rows go in blocks of about 4096 values through small decode buffers.
+        let block = (4096 / n).max(1) * n;
+        let piece_job = |off: usize, len: usize, out: &mut dyn FnMut(usize, &[D::Acc])| {
             let (mut dw, mut db) = (vec![zero; n], vec![zero; n]);
-            let rows = off..off + piece.len();
-            let (x, g) = (&xv[rows.clone()], &gv[rows]);
-            layer_norm_backward_rows(x, g, piece, n, wv.as_deref(), eps, &mut dw, &mut db);
+            let (mut xb, mut gb, mut db_out) =
+                (vec![zero; block], vec![zero; block], vec![zero; block]);
+            for b0 in (off..off + len).step_by(block) {
+                let m = block.min(off + len - b0);
+                let (xb, gb, ob) = (&mut xb[..m], &mut gb[..m], &mut db_out[..m]);
+                decode(self, &xs[b0..b0 + m], xb);
+                decode(g, &gs[b0..b0 + m], gb);
+                layer_norm_backward_rows(xb, gb, ob, n, wv.as_deref(), eps, &mut dw, &mut db);
+                out(b0, ob);
+            }
             partials
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .push((off, dw, db));
-        });
+        };
+        if fp8 {
+            crate::pool::par_pieces(&mut dx_acc, n, 1 << 14, |off, piece| {
+                let len = piece.len();
+                piece_job(off, len, &mut |at, v| {
+                    piece[at - off..at - off + v.len()].copy_from_slice(v)
+                });
+            });
+        } else {
+            crate::pool::par_pieces(&mut dx, n, 1 << 14, |off, piece| {
+                let len = piece.len();
+                piece_job(off, len, &mut |at, v| {
+                    D::from_acc_slice(v, &mut piece[at - off..at - off + v.len()])
+                });
+            });
+        }
         let mut parts = partials.into_inner().unwrap_or_else(|e| e.into_inner());
         parts.sort_by_key(|p| p.0);
         let (mut dw, mut db) = (vec![zero; n], vec![zero; n]);
@@ -211,6 +247,11 @@ impl<D: Dtype> Tensor<D> {
             dw.iter_mut().zip(&pw).for_each(|(a, &b)| *a += b);
             db.iter_mut().zip(&pb).for_each(|(a, &b)| *a += b);
         }
+        let dx = if fp8 {
+            Tensor::from_acc_vec(&dx_acc, self.shape())
+        } else {
+            Tensor::from_parts(dx, self.shape(), 1.0)
+        };
         Ok((dx, dw, db))
     }
 }
@@ -257,6 +298,49 @@ mod tests {
         assert_eq!(plain.shape(), x.shape());
     }
     for_each_dtype!(layer_norm_matches_f64);
+
+    /// The backward formulas written out in f64 on the rounded inputs, over enough rows
+    /// for several decode blocks and both cores' pieces (24000 values): `dx` (one rounding into `D` after
+    /// f32 work: the accumulated-sum tolerance of the row length) and `dw`, `db` (sums
+    /// over 600 rows, relative to their scale).
+    fn layer_norm_backward_matches_f64<D: Dtype>() {
+        let mut rng = TestRng::new(32);
+        let (rows, n) = (600, 40);
+        let x = Tensor::<D>::from_f64(&rng.vec(rows * n, -3.0, 5.0), &[6, 100, n]).unwrap();
+        let g = Tensor::<D>::from_f64(&rng.vec(rows * n, -1.0, 1.0), &[6, 100, n]).unwrap();
+        let w = Tensor::<D>::from_f64(&rng.vec(n, 0.5, 1.5), &[n]).unwrap();
+        let eps = 1e-5;
+        let (dx, dw, db) = x.layer_norm_backward(&g, n, Some(&w), eps).unwrap();
+        let (xv, gv, wv) = (x.to_f64_vec(), g.to_f64_vec(), w.to_f64_vec());
+        let (mut want_dx, mut want_dw, mut want_db) = (vec![], vec![0.0; n], vec![0.0; n]);
+        for (xr, gr) in xv.chunks(n).zip(gv.chunks(n)) {
+            let mean = xr.iter().sum::<f64>() / n as f64;
+            let var = xr.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;
+            let inv = 1.0 / (var + eps).sqrt();
+            let xhat: Vec<f64> = xr.iter().map(|v| (v - mean) * inv).collect();
+            let dy: Vec<f64> = gr.iter().zip(&wv).map(|(g, w)| g * w).collect();
+            let mean_dy = dy.iter().sum::<f64>() / n as f64;
+            let mean_dy_xhat = dy.iter().zip(&xhat).map(|(d, h)| d * h).sum::<f64>() / n as f64;
+            for i in 0..n {
+                want_dx.push((dy[i] - mean_dy - xhat[i] * mean_dy_xhat) * inv);
+                want_dw[i] += gr[i] * xhat[i];
+                want_db[i] += gr[i];
+            }
+        }
+        let tol = Tolerance::accumulated::<D>(n);
+        let tol = Tolerance {
+            abs_of_max: tol.abs_of_max + 2.0 * tol.rel,
+            ..tol
+        };
+        assert_close(&format!("dx<{}>", D::NAME), &dx.to_f64_vec(), &want_dx, tol);
+        assert_eq!(dx.shape(), x.shape());
+        let acc = |v: &[D::Acc]| v.iter().map(|a| a.to_f64()).collect::<Vec<_>>();
+        // dw and db are sums over the rows in the compute precision (f32 here).
+        let sums = Tolerance::accumulated::<F32>(rows).times(4.0);
+        assert_close("dw", &acc(&dw), &want_dw, sums);
+        assert_close("db", &acc(&db), &want_db, sums);
+    }
+    for_each_dtype!(layer_norm_backward_matches_f64);
 
     #[test]
     fn layer_norm_errors() {

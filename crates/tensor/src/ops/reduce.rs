@@ -160,10 +160,17 @@ impl<D: Dtype> Tensor<D> {
             return None;
         }
         let inner: usize = self.shape()[k..].iter().product();
-        let values = self.to_acc_vec();
         let mut acc = vec![D::Acc::zero(); inner];
-        if inner > 0 {
-            for r in values.chunks(inner) {
+        if inner > 0 && self.scale == 1.0 && !D::DTYPE.is_fp8() {
+            // Stream the rows (decoded one at a time) instead of decoding a full copy.
+            let src = self.elements();
+            let mut row = vec![D::Acc::zero(); inner];
+            for r in src.chunks(inner) {
+                D::to_acc_slice(r, &mut row);
+                super::map::apply_binary(&mut acc, &row, &|a, v| a + v);
+            }
+        } else if inner > 0 {
+            for r in self.to_acc_vec().chunks(inner) {
                 acc.iter_mut().zip(r).for_each(|(a, &v)| *a += v);
             }
         }
