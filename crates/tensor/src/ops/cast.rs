@@ -2,14 +2,10 @@
 //! stochastic), overflows as the format does or saturates, and counts what happened —
 //! the report the autograd tape records at every cast point.
 
-use crate::alloc::{scratch, scratch_f32};
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use crate::tensor::{Tensor, fp8_current_scale};
-use mixprec_dtype::{
-    DType, Dtype, convert_slice, convert_slice_saturating, convert_slice_scaled,
-    convert_slice_scaled_saturating, convert_slice_to_f32,
-};
+use mixprec_dtype::{DType, Dtype};
 use std::fmt;
 
 /// How a cast rounds.
@@ -167,31 +163,16 @@ impl<D: Dtype> Tensor<D> {
         let fast = opts.rounding == CastRounding::NearestEven
             && D::DTYPE != DType::F64
             && T::DTYPE != DType::F64;
-        let (out, scale, sources): (Vec<T>, f32, Sources) = if fast {
-            // f32 values (exact for every non-F64 source), SIMD rounding into T.
-            let f = if self.scale == 1.0 {
-                let mut f = scratch_f32(self.numel());
-                convert_slice_to_f32(&self.elements(), &mut f).expect("equal lengths");
-                f
-            } else {
-                self.to_f32_vec()
-            };
-            let scale = pick_scale::<T>(opts.scale, || {
-                f.iter()
-                    .filter(|v| v.is_finite())
-                    .fold(0.0f32, |m, v| m.max(v.abs()))
-            });
-            let mut out = scratch::<T>(f.len());
-            let result = match (saturate, scale == 1.0) {
-                (false, true) => convert_slice(&f, &mut out),
-                (true, true) => convert_slice_saturating(&f, &mut out),
-                (false, false) => convert_slice_scaled(&f, &mut out, scale),
-                (true, false) => convert_slice_scaled_saturating(&f, &mut out, scale),
-            };
-            result.expect("equal lengths and a valid scale");
-            (out, scale, Sources::F32(f))
-        } else {
-            let values = self.to_f64_vec();
+        if fast {
+            // f32 values (exact for every non-F64 source), SIMD rounding into T, counted
+            // chunk by chunk.
+            let scale = pick_scale::<T>(opts.scale, || super::cast_chunks::finite_amax(self));
+            let (out, report) = super::cast_chunks::cast_chunks::<D, T>(self, scale, saturate);
+            return Ok((Tensor::from_parts(out, self.shape(), scale), report));
+        }
+        // F64 on either side, or stochastic rounding: element by element from f64 values.
+        let values = self.to_f64_vec();
+        let (out, scale): (Vec<T>, f32) = {
             let scale = pick_scale::<T>(opts.scale, || {
                 values
                     .iter()
@@ -218,7 +199,7 @@ impl<D: Dtype> Tensor<D> {
                     }
                 })
                 .collect();
-            (out, scale, Sources::F64(values))
+            (out, scale)
         };
         let mut report = CastReport {
             from: D::DTYPE,
@@ -243,21 +224,9 @@ impl<D: Dtype> Tensor<D> {
                 report.underflowed += 1;
             }
         };
-        match &sources {
-            Sources::F32(f) => f
-                .iter()
-                .zip(&out)
-                .for_each(|(&v, o)| count(f64::from(v), o)),
-            Sources::F64(f) => f.iter().zip(&out).for_each(|(&v, o)| count(v, o)),
-        }
+        values.iter().zip(&out).for_each(|(&v, o)| count(v, o));
         Ok((Tensor::from_parts(out, self.shape(), scale), report))
     }
-}
-
-/// The source values a cast counted from.
-enum Sources {
-    F32(Vec<f32>),
-    F64(Vec<f64>),
 }
 
 /// The target scale: fixed, current scaling from `amax` for FP8 targets, or 1.

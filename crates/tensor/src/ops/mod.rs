@@ -7,6 +7,7 @@ pub use pool::Pool2dParams;
 
 mod binary;
 mod cast;
+mod cast_chunks;
 mod compare;
 mod concat;
 mod conv2d;
