@@ -355,3 +355,32 @@ fn report_counts_ops_by_dtype() {
     assert_eq!(r.casts.len(), 2);
     assert_eq!(F16::NAME, "f16");
 }
+
+/// F32 GELU keeps its derivative (computed in the forward pass) instead of its input:
+/// the same saved bytes, and a gradient within one extra f32 rounding of the exactly
+/// rounded `g * gelu'(x)` (checked against the derivative written out in f64 with libm's
+/// `erfc`), over values that reach both tails.
+#[test]
+fn f32_gelu_saves_its_derivative_and_stays_within_two_roundings() {
+    let tape = Tape::new();
+    let n = 5000;
+    let xs: Vec<f32> = (0..n).map(|i| -9.0 + 15.0 * i as f32 / n as f32).collect();
+    let gs: Vec<f32> = (0..n)
+        .map(|i| ((i * 37 % 101) as f32 - 50.0) / 25.0)
+        .collect();
+    let x = tape.leaf(t32(&xs, &[n]));
+    let y = x.gelu();
+    assert_eq!(tape.saved_bytes(), vec![(DType::F32, 4 * n)]);
+    let loss = y.mul(&tape.constant(t32(&gs, &[n]))).unwrap().sum_all();
+    let grads = loss.backward().unwrap();
+    let dx = grads.get(&x).unwrap().to_f64_vec();
+    for i in 0..n {
+        let v = f64::from(xs[i]);
+        let d = 0.5 * libm::erfc(-v * std::f64::consts::FRAC_1_SQRT_2)
+            + v * (-0.5 * v * v).exp() / (2.0 * std::f64::consts::PI).sqrt();
+        let want = f64::from(gs[i]) * d;
+        // Two roundings to f32: 2 * 2^-24 relative (plus the smallest subnormal).
+        let tol = 2.0 * f64::from(f32::EPSILON) / 2.0 * want.abs() + 1e-45;
+        assert!((dx[i] - want).abs() <= tol, "x = {v}: {} vs {want}", dx[i]);
+    }
+}

@@ -154,8 +154,16 @@ fn gelu_lanes<const N: usize>(x: &[f64; N]) -> [f64; N] {
 /// `|x| = 19.8` (where it is below 1e-83).
 #[inline(always)]
 fn gelu_grad_lanes<const N: usize>(x: &[f64; N], g: &[f64; N]) -> [f64; N] {
-    const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
     let (mut d, e) = phi_and_gauss_lanes(x);
+    grad_from_parts(x, g, &mut d, &e);
+    d
+}
+
+/// `d = g * (d + x phi(x))` where `d` holds `Phi(x)` and `e` the density's
+/// `exp(-x^2 / 2)`; the density term is dropped beyond `|x| = 19.8`.
+#[inline(always)]
+fn grad_from_parts<const N: usize>(x: &[f64; N], g: &[f64; N], d: &mut [f64; N], e: &[f64; N]) {
+    const INV_SQRT_2PI: f64 = 0.398_942_280_401_432_7;
     for i in 0..N {
         let density = if x[i].abs() > 19.8 {
             0.0
@@ -164,7 +172,21 @@ fn gelu_grad_lanes<const N: usize>(x: &[f64; N], g: &[f64; N]) -> [f64; N] {
         };
         d[i] = g[i] * (d[i] + density);
     }
-    d
+}
+
+/// GELU and its derivative lane by lane from one evaluation of `Phi` and the density:
+/// the values of [`gelu_lanes`] and of [`gelu_grad_lanes`] with `g = 1`, bit for bit.
+#[inline(always)]
+fn gelu_and_derivative_lanes<const N: usize>(x: &[f64; N]) -> ([f64; N], [f64; N]) {
+    let ones = [1.0; N];
+    let (cdf, e) = phi_and_gauss_lanes(x);
+    let (mut y, mut d) = (cdf, cdf);
+    for i in 0..N {
+        let v = x[i] * cdf[i];
+        y[i] = if x[i] == f64::NEG_INFINITY { -0.0 } else { v };
+    }
+    grad_from_parts(x, &ones, &mut d, &e);
+    (y, d)
 }
 
 /// Exact GELU `x Phi(x)`; `gelu(-inf) = -0`, `gelu(inf) = inf`.
@@ -217,6 +239,14 @@ pub fn gelu_in_place<A: mixprec_dtype::Acc>(buf: &mut [A]) {
     }
 }
 
+/// `buf[i] = gelu(buf[i])` and `deriv[i] = gelu'(buf[i])` from one evaluation, each
+/// rounded once to f32 (the values of [`gelu_in_place`] and of [`gelu_grad_in_place`]
+/// with a gradient of ones). f32 only: `buf` and `deriv` have equal lengths.
+pub fn gelu_and_derivative_f32(buf: &mut [f32], deriv: &mut [f32]) {
+    debug_assert_eq!(buf.len(), deriv.len());
+    gelu_derivative_blocks(buf, deriv);
+}
+
 /// `buf[i] = e^buf[i]` in compute precision `A`, rounded once: for f32 through the f64
 /// lane function (relative error below 1e-15 before the rounding, so the result is the
 /// correctly rounded `e^x` unless it lies within 1e-15 of a rounding boundary; libm's
@@ -247,6 +277,17 @@ crate::simd::multiversioned! {
     fn gelu_blocks(v: &mut [f32]) {
         for block in v.chunks_mut(LANES) {
             narrow_into(block, &gelu_lanes(&widen(block)));
+        }
+    }
+}
+
+crate::simd::multiversioned! {
+    /// `v = gelu(v)`, `d = gelu'(v)` blockwise, as [`gelu_blocks`].
+    fn gelu_derivative_blocks(v: &mut [f32], d: &mut [f32]) {
+        for (block, db) in v.chunks_mut(LANES).zip(d.chunks_mut(LANES)) {
+            let (y, dy) = gelu_and_derivative_lanes(&widen(block));
+            narrow_into(block, &y);
+            narrow_into(db, &dy);
         }
     }
 }

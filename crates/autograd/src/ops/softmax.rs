@@ -1,5 +1,6 @@
-//! `softmax` and `log_softmax`: `dx = y (g - sum(g y))` and `dx = g - e^y sum(g)` along
-//! the axis, computed in `D::Acc` row by row and rounded once.
+//! `softmax` and `log_softmax`: `dx = y (g - sum(g y))` ([`Tensor::softmax_backward`])
+//! and `dx = g - e^y sum(g)` along the axis, computed in `D::Acc` row by row and rounded
+//! once.
 
 use super::{grad, saved, unary_record};
 use crate::error::Result;
@@ -42,13 +43,7 @@ impl<D: Dtype> Var<D> {
         let id = self.id;
         let rec = unary_record("softmax", self, vec![saved(&yk)]);
         Ok(self.tape.record(y, rec, move |g| {
-            let dx = rows_backward(&yk, &g, axis, |y, g, o| {
-                let dot: D::Acc = y.iter().zip(g).map(|(&a, &b)| a * b).sum();
-                for ((o, &y), &g) in o.iter_mut().zip(y).zip(g) {
-                    *o = y * (g - dot);
-                }
-            })?;
-            Ok(vec![grad(id, dx)])
+            Ok(vec![grad(id, yk.softmax_backward(&g, axis)?)])
         }))
     }
 

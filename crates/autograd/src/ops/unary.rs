@@ -4,7 +4,7 @@
 use super::{grad, saved, unary_record};
 use crate::error::Result;
 use crate::var::Var;
-use mixprec_dtype::{Acc, Dtype};
+use mixprec_dtype::{Acc, Dtype, F32};
 use mixprec_tensor::Tensor;
 use num_traits::Float;
 
@@ -79,9 +79,27 @@ unary_rules! {
 impl<D: Dtype> Var<D> {
     /// Exact GELU; `dx = g (Phi(x) + x phi(x))` by [`Tensor::gelu_backward`] (evaluated
     /// in f64 for f32 compute, rounded once). Saves `x`.
+    ///
+    /// For `F32` the derivative is computed in the forward pass from the same evaluation
+    /// ([`Tensor::gelu_with_derivative`], rounded once to f32) and saved instead of `x`
+    /// (same bytes); backward is then `g * d` rounded once more: within one f32 rounding
+    /// of the exactly rounded gradient, for half the work of evaluating `Phi` twice.
     pub fn gelu(&self) -> Var<D> {
-        let x = self.value.clone();
         let id = self.id;
+        let as_d = |t: Tensor<F32>| -> Tensor<D> {
+            *(Box::new(t) as Box<dyn std::any::Any>)
+                .downcast::<Tensor<D>>()
+                .expect("D is F32")
+        };
+        if let Some(x) = (&self.value as &dyn std::any::Any).downcast_ref::<Tensor<F32>>() {
+            let (y, d) = x.gelu_with_derivative();
+            let (y, d) = (as_d(y), as_d(d));
+            let rec = unary_record("gelu", self, vec![saved(&d)]);
+            return self
+                .tape
+                .record(y, rec, move |g| Ok(vec![grad(id, g.mul(&d)?)]));
+        }
+        let x = self.value.clone();
         let rec = unary_record("gelu", self, vec![saved(&x)]);
         self.tape.record(self.value.gelu(), rec, move |g| {
             Ok(vec![grad(id, x.gelu_backward(&g)?)])

@@ -3,11 +3,18 @@
 //! Both compute in f64 for f32 compute precision (error near 1e-12 relative, far below
 //! half an f32 ulp) and round once into `D`; for f64 compute they use libm's `erfc`.
 
-use super::map::{PARALLEL_MIN_EXPENSIVE, map_unary_chunks, zip_binary, zip_same_shape_chunks};
+use super::map::{
+    CHUNK, PARALLEL_MIN_EXPENSIVE, map_unary_chunks, zip_binary, zip_same_shape_chunks,
+};
+use crate::alloc::scratch;
 use crate::error::Result;
 use crate::fast_math;
+use crate::pool::par_pieces;
+use crate::simd::f32_view_mut;
 use crate::tensor::Tensor;
 use mixprec_dtype::Dtype;
+use mixprec_dtype::F32;
+use std::sync::Mutex;
 
 impl<D: Dtype> Tensor<D> {
     /// GELU with the exact error function: `x/2 * (1 + erf(x / sqrt 2))`, evaluated as
@@ -34,10 +41,42 @@ impl<D: Dtype> Tensor<D> {
     }
 }
 
+impl Tensor<F32> {
+    /// [`Tensor::gelu`] and the derivative `gelu'(x) = Phi(x) + x phi(x)` from one
+    /// evaluation (the costly `exp` and `erfc` parts are shared), each rounded once to
+    /// f32: the values of `gelu()` and of `gelu_backward(ones)`. A training step keeps
+    /// the derivative instead of the input, so the backward pass is one multiply.
+    pub fn gelu_with_derivative(&self) -> (Tensor<F32>, Tensor<F32>) {
+        let src = self.elements();
+        let n = src.len();
+        let (mut y, mut d) = (scratch::<F32>(n), scratch::<F32>(n));
+        let d_chunks: Vec<Mutex<&mut [F32]>> = d.chunks_mut(CHUNK).map(Mutex::new).collect();
+        par_pieces(&mut y, CHUNK, PARALLEL_MIN_EXPENSIVE, |off, piece| {
+            for (k, yc) in piece.chunks_mut(CHUNK).enumerate() {
+                let at = off + k * CHUNK;
+                yc.copy_from_slice(&src[at..at + yc.len()]);
+                let mut dc = d_chunks[at / CHUNK]
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                let (yv, dv) = (f32_view_mut(yc), f32_view_mut(&mut dc));
+                fast_math::gelu_and_derivative_f32(
+                    yv.expect("F32 is stored as f32"),
+                    dv.expect("F32 is stored as f32"),
+                );
+            }
+        });
+        drop(d_chunks);
+        (
+            Tensor::from_parts(y, self.shape(), 1.0),
+            Tensor::from_parts(d, self.shape(), 1.0),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mixprec_dtype::{Acc, F32};
+    use mixprec_dtype::Acc;
     use mixprec_testing::{TestRng, Tolerance, assert_close, for_each_dtype};
 
     /// `d/dx (x Phi(x))` in f64 with libm's `erfc` (an oracle apart from the fast path).
@@ -111,6 +150,41 @@ mod tests {
         // gives 0 there); -19.9 underflows f32.
         assert!(y[5] < 0.0 && f64::from(y[5]) > -1e-6);
         assert_eq!(f32::to_f64(y[7]), -0.0);
+    }
+
+    /// One evaluation gives both results bit for bit: on several chunks split over both
+    /// cores, a transposed (strided) input, and the hard values.
+    #[test]
+    fn gelu_with_derivative_matches_the_separate_ops_bitwise() {
+        let mut rng = TestRng::new(9);
+        let mut v = rng.vec(3 * CHUNK + 77, -10.0, 8.0);
+        v.extend([
+            0.0,
+            -0.0,
+            1e-40,
+            -1e-40,
+            40.0,
+            -40.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+        ]);
+        let n = v.len();
+        let x = Tensor::<F32>::from_f64(&v, &[n]).unwrap();
+        let strided = Tensor::<F32>::from_f64(&v[..6000], &[100, 60])
+            .unwrap()
+            .transpose(0, 1)
+            .unwrap();
+        for x in [x, strided] {
+            let (y, d) = x.gelu_with_derivative();
+            let ones = Tensor::<F32>::ones(x.shape());
+            let bits = |t: &Tensor<F32>| -> Vec<u32> {
+                t.to_f32_vec().iter().map(|v| v.to_bits()).collect()
+            };
+            assert_eq!(bits(&y), bits(&x.gelu()));
+            assert_eq!(bits(&d), bits(&x.gelu_backward(&ones).unwrap()));
+            assert_eq!(y.shape(), x.shape());
+        }
     }
 
     #[test]

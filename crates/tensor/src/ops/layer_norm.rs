@@ -149,7 +149,7 @@ impl<D: Dtype> Tensor<D> {
         let eps = D::Acc::from_f64(eps);
         // Normalise rows of n = prod(normalized_shape) values: view as [rows, n].
         let rows = self.reshape(&[self.numel() / n, n])?;
-        let out = map_row_blocks("layer_norm", &rows, -1, |x, out, n| {
+        let out = map_row_blocks("layer_norm", &rows, -1, 1 << 14, |x, out, n| {
             normalize_rows(x, out, n, w.as_deref(), b.as_deref(), eps)
         })?;
         out.reshape(self.shape())

@@ -5,7 +5,6 @@
 //! small buffers, computed and rounded straight into the output, so 16-bit storage moves
 //! half the bytes of f32.
 
-use super::map::PARALLEL_MIN;
 use crate::alloc::{scratch, zeroed_acc};
 use crate::error::Result;
 use crate::layout::normalize_axis;
@@ -17,18 +16,19 @@ use num_traits::Zero;
 /// Applies `f(input_rows, output_rows, row_len)` to the rows along `axis`, in blocks of
 /// whole rows (a multiple of `row_len` elements, so per-element work can run over many
 /// short rows together; blocks in parallel when the tensor is large). Returns the result
-/// with the input's shape.
+/// with the input's shape. Blocks split over the cores from `parallel_min` elements.
 pub(crate) fn map_row_blocks<D: Dtype>(
     op: &'static str,
     t: &Tensor<D>,
     axis: isize,
+    parallel_min: usize,
     f: impl Fn(&[D::Acc], &mut [D::Acc], usize) + Sync,
 ) -> Result<Tensor<D>> {
     let rank = t.rank();
     let axis = normalize_axis(op, axis, rank)?;
     let row_len = t.shape()[axis];
     if axis == rank - 1 && t.is_contiguous() && !D::DTYPE.is_fp8() && row_len > 0 {
-        return Ok(stream_rows(t, row_len, f));
+        return Ok(stream_rows(t, row_len, parallel_min, f));
     }
     // Order that moves `axis` last, and its inverse.
     let order: Vec<usize> = (0..rank).filter(|&a| a != axis).chain([axis]).collect();
@@ -37,7 +37,7 @@ pub(crate) fn map_row_blocks<D: Dtype>(
     let mut out = zeroed_acc::<D>(values.len());
     if let Some(rows) = super::map::CHUNK.checked_div(row_len) {
         let rows_per_task = rows.max(1) * row_len;
-        par_zip_chunks(&mut out, &values, rows_per_task, PARALLEL_MIN, |o, i| {
+        par_zip_chunks(&mut out, &values, rows_per_task, parallel_min, |o, i| {
             f(i, o, row_len)
         });
     }
@@ -56,6 +56,7 @@ pub(crate) fn map_row_blocks<D: Dtype>(
 fn stream_rows<D: Dtype>(
     t: &Tensor<D>,
     row_len: usize,
+    parallel_min: usize,
     f: impl Fn(&[D::Acc], &mut [D::Acc], usize) + Sync,
 ) -> Tensor<D> {
     let src = t.elements();
@@ -68,7 +69,7 @@ fn stream_rows<D: Dtype>(
         f(&x, &mut y, row_len);
         D::from_acc_slice(&y, o);
     };
-    par_zip_chunks(&mut out, &src, rows_per_task, PARALLEL_MIN, |o, s| {
+    par_zip_chunks(&mut out, &src, rows_per_task, parallel_min, |o, s| {
         job((o, s))
     });
     Tensor::from_parts(out, t.shape(), 1.0)

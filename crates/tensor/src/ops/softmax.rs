@@ -2,6 +2,7 @@
 //! in `D::Acc` (f32; f64 for `F64`), one rounding into `D`. These are precision-sensitive
 //! ops: the amp layer runs them in F32.
 
+use super::map::PARALLEL_MIN_EXPENSIVE;
 use super::reduce::sum_acc;
 use super::rows::map_row_blocks;
 use crate::error::Result;
@@ -38,26 +39,98 @@ crate::simd::multiversioned! {
     }
 }
 
+/// `o = y (g - sum(g y))` for every row of `n` (the sum in order, in `A`).
+fn softmax_grad_rows<A: Acc>(y: &[A], g: &[A], o: &mut [A], n: usize) {
+    for ((o, y), g) in o
+        .chunks_exact_mut(n)
+        .zip(y.chunks_exact(n))
+        .zip(g.chunks_exact(n))
+    {
+        let dot: A = y.iter().zip(g).map(|(&a, &b)| a * b).sum();
+        for ((o, &y), &g) in o.iter_mut().zip(y).zip(g) {
+            *o = y * (g - dot);
+        }
+    }
+}
+
 impl<D: Dtype> Tensor<D> {
     /// `exp(x - max) / sum(exp(x - max))` along `axis`. A row of all `-inf` (a fully
     /// masked attention row) gives NaN, as in PyTorch; NaN in a row gives NaN.
     pub fn softmax(&self, axis: isize) -> Result<Tensor<D>> {
-        map_row_blocks("softmax", self, axis, softmax_rows)
+        map_row_blocks("softmax", self, axis, PARALLEL_MIN_EXPENSIVE, softmax_rows)
+    }
+
+    /// The gradient through [`Tensor::softmax`] along `axis` for its output `self = y`
+    /// and the output gradient `g`: `dx = y (g - sum(g y))` per row, computed in
+    /// `D::Acc` and rounded once. Contiguous rows along the last axis stream through small
+    /// buffers (both cores for large tensors); other layouts are moved. Errors when the
+    /// shapes differ or `axis` is out of range.
+    pub fn softmax_backward(&self, g: &Tensor<D>, axis: isize) -> Result<Tensor<D>> {
+        if g.shape() != self.shape() {
+            return Err(crate::error::Error::shapes(
+                "softmax_backward",
+                self.shape(),
+                g.shape(),
+                "the gradient must have the output's shape",
+            ));
+        }
+        let rank = self.rank();
+        let a = crate::layout::normalize_axis("softmax_backward", axis, rank)?;
+        let n = self.shape()[a];
+        let plain = |t: &Tensor<D>| t.is_contiguous() && t.scale == 1.0 && !D::DTYPE.is_fp8();
+        if a + 1 == rank && plain(self) && plain(g) && n > 0 {
+            let (ys, gs) = (self.elements(), g.elements());
+            let mut out = crate::alloc::scratch::<D>(ys.len());
+            let rows = (super::map::CHUNK / n).max(1) * n;
+            crate::pool::par_pieces(&mut out, rows, super::map::PARALLEL_MIN, |off, piece| {
+                let zero = D::Acc::from_f64(0.0);
+                let (mut yb, mut gb, mut ob) =
+                    (vec![zero; rows], vec![zero; rows], vec![zero; rows]);
+                for (k, o) in piece.chunks_mut(rows).enumerate() {
+                    let at = off + k * rows;
+                    let m = o.len();
+                    D::to_acc_slice(&ys[at..at + m], &mut yb[..m]);
+                    D::to_acc_slice(&gs[at..at + m], &mut gb[..m]);
+                    softmax_grad_rows(&yb[..m], &gb[..m], &mut ob[..m], n);
+                    D::from_acc_slice(&ob[..m], o);
+                }
+            });
+            return Ok(Tensor::from_parts(out, self.shape(), 1.0));
+        }
+        // Move the axis last, compute, move it back.
+        let last = rank as isize - 1;
+        let (yt, gt) = (
+            self.transpose(a as isize, last)?,
+            g.transpose(a as isize, last)?,
+        );
+        let (yv, gv) = (yt.to_acc_vec(), gt.to_acc_vec());
+        let mut out = yv.clone();
+        if n > 0 {
+            softmax_grad_rows(&yv, &gv, &mut out, n);
+        }
+        let t = Tensor::<D>::from_acc(&out, yt.shape())?;
+        Ok(t.transpose(a as isize, last)?.contiguous())
     }
 
     /// `x - max - log(sum(exp(x - max)))` along `axis`: the stable log-probabilities that
     /// cross-entropy uses.
     pub fn log_softmax(&self, axis: isize) -> Result<Tensor<D>> {
-        map_row_blocks("log_softmax", self, axis, |x, out, n| {
-            shifted_exp(x, out, n);
-            for (o, xr) in out.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
-                let m = row_max(xr);
-                let log_sum = sum_acc(o).ln();
-                for (o, &v) in o.iter_mut().zip(xr) {
-                    *o = v - m - log_sum;
+        map_row_blocks(
+            "log_softmax",
+            self,
+            axis,
+            PARALLEL_MIN_EXPENSIVE,
+            |x, out, n| {
+                shifted_exp(x, out, n);
+                for (o, xr) in out.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
+                    let m = row_max(xr);
+                    let log_sum = sum_acc(o).ln();
+                    for (o, &v) in o.iter_mut().zip(xr) {
+                        *o = v - m - log_sum;
+                    }
                 }
-            }
-        })
+            },
+        )
     }
 }
 
@@ -119,6 +192,48 @@ mod tests {
         }
     }
     for_each_dtype!(softmax_matches_f64);
+
+    /// `y (g - sum(g y))` written out in f64 on the rounded inputs, along the last axis
+    /// (the streaming path, over several blocks and both cores) and a middle axis (the
+    /// moved path). Tolerance: the row sum's accumulation in the compute precision.
+    fn softmax_backward_matches_f64<D: Dtype>() {
+        let mut rng = TestRng::new(13);
+        let (rows, n) = (3000, 12);
+        let x = Tensor::<D>::from_f64(&rng.vec(rows * n, -4.0, 4.0), &[30, 100, n]).unwrap();
+        let g = Tensor::<D>::from_f64(&rng.vec(rows * n, -1.0, 1.0), &[30, 100, n]).unwrap();
+        for axis in [-1isize, 1] {
+            let a = if axis < 0 { 2 } else { axis as usize };
+            let y = x.softmax(axis).unwrap();
+            let dx = y.softmax_backward(&g, axis).unwrap();
+            let order: Vec<usize> = (0..3).filter(|&d| d != a).chain([a]).collect();
+            let len = x.shape()[a];
+            let moved = |t: &Tensor<D>| t.permute(&order).unwrap().to_f64_vec();
+            let (yv, gv) = (moved(&y), moved(&g));
+            let want: Vec<f64> = yv
+                .chunks(len)
+                .zip(gv.chunks(len))
+                .flat_map(|(y, g)| {
+                    let dot: f64 = y.iter().zip(g).map(|(a, b)| a * b).sum();
+                    y.iter()
+                        .zip(g)
+                        .map(move |(y, g)| y * (g - dot))
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            let tol = Tolerance::accumulated::<D>(len).times(2.0);
+            assert_close(
+                &format!("softmax_backward<{}> axis {axis}", D::NAME),
+                &moved(&dx),
+                &want,
+                tol,
+            );
+        }
+        let err = x
+            .softmax_backward(&Tensor::<D>::zeros(&[2]), -1)
+            .unwrap_err();
+        assert!(err.to_string().starts_with("softmax_backward: shapes"));
+    }
+    for_each_dtype!(softmax_backward_matches_f64);
 
     #[test]
     fn large_logits_and_masked_rows() {
