@@ -23,7 +23,7 @@ use crate::fp8::{Fp8Role, Fp8Scaling};
 use crate::policy::Policy;
 use mixprec_autograd::{InputGrad, NodeId, Result, Saved, Tape, Var};
 use mixprec_dtype::{Acc, DType, Dtype, Promote};
-use mixprec_tensor::{CastOptions, Conv2dParams, Indices};
+use mixprec_tensor::{CastOptions, Conv2dParams, Indices, Tensor};
 use std::any::Any;
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -312,7 +312,13 @@ impl<P: Policy> Autocast<P> {
                     ));
                 }
                 if hb.requires_grad() {
-                    // dB_op = A^T G; dB = (A^T G)^T = G^T A when B_op = B^T.
+                    // dB_op = A^T G; dB = (A^T G)^T = G^T A when B_op = B^T. A 2-D B shared
+                    // by every batch entry: one GEMM over all rows (the batch sum in it).
+                    let (qa, g8) = if shapes.1.len() == 2 {
+                        (fold_rows(&qa)?, fold_rows(&g8)?)
+                    } else {
+                        (qa.clone(), g8)
+                    };
                     let db = if transpose_b {
                         g8.transpose(-1, -2)?.matmul_as::<P::GemmFwd, B>(&qa)?
                     } else {
@@ -415,4 +421,11 @@ impl<P: Policy> Autocast<P> {
     pub fn silu<A: Dtype>(&self, x: &Var<A>) -> Var<P::Activation> {
         self.cast::<A, P::Activation>(x).silu()
     }
+}
+
+/// `t` as a matrix of its rows: `[.., n]` viewed as `[numel / n, n]` (a view when the
+/// strides allow it).
+fn fold_rows<D: Dtype>(t: &Tensor<D>) -> Result<Tensor<D>> {
+    let n = t.shape().last().copied().unwrap_or(1).max(1);
+    Ok(t.reshape(&[t.numel() / n, n])?)
 }

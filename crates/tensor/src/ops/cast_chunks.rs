@@ -78,12 +78,12 @@ pub(super) fn cast_chunks<D: Dtype, T: Dtype>(
             (true, false) => convert_slice_scaled_saturating(f, o, scale),
         };
         result.expect("equal lengths and a valid scale");
+        let mut g = [0.0f32; CHUNK];
+        let g = &mut g[..o.len()];
+        convert_slice_to_f32(o, g).expect("equal lengths");
         let c = if saturate {
-            count_saturating(f, o, s, max)
+            count_saturating(f, g, s, max)
         } else {
-            let mut g = [0.0f32; CHUNK];
-            let g = &mut g[..o.len()];
-            convert_slice_to_f32(o, g).expect("equal lengths");
             count_plain(f, g)
         };
         total.lock().unwrap_or_else(|e| e.into_inner()).add(&c);
@@ -101,24 +101,30 @@ pub(super) fn cast_chunks<D: Dtype, T: Dtype>(
     (out, report)
 }
 
-/// Counts of a saturating cast of `f` (times `s`) into `o`: NaN, clamped to `±max`,
-/// overflowed (cannot happen when saturating, kept for the definition), underflowed.
-fn count_saturating<T: Dtype>(f: &[f32], o: &[T], s: f64, max: f64) -> Counts {
-    let mut c = Counts::default();
-    for (&v, o) in f.iter().zip(o) {
-        // Every non-F64 target value is exact in f32.
-        let got = o.to_f32();
-        if v.is_nan() {
-            c.nan += 1;
-        } else if (f64::from(v) * s).abs() > max && f64::from(got.abs()) == max {
-            c.saturated += 1;
-        } else if v.is_finite() && !got.is_finite() {
-            c.overflowed += 1;
-        } else if v != 0.0 && v.is_finite() && got == 0.0 {
-            c.underflowed += 1;
+crate::simd::multiversioned! {
+    /// Counts of a saturating cast of `f` (times `s`) with results `got` (widened back,
+    /// exact): NaN, clamped to `±max`, overflowed (cannot happen when saturating, kept for
+    /// the definition), underflowed — exclusive in that order, as flag sums (vectorised;
+    /// the clamp test on the exact f64 product).
+    fn count_saturating(f: &[f32], got: &[f32], s: f64, max: f64) -> Counts {
+        let (mut nan, mut sat, mut over, mut under) = (0u32, 0u32, 0u32, 0u32);
+        for (&v, &g) in f.iter().zip(got) {
+            let is_nan = v.is_nan();
+            let is_sat = !is_nan & ((f64::from(v) * s).abs() > max) & (f64::from(g.abs()) == max);
+            let is_over = !is_nan & !is_sat & v.is_finite() & !g.is_finite();
+            let is_under = !is_nan & !is_sat & !is_over & (v != 0.0) & v.is_finite() & (g == 0.0);
+            nan += u32::from(is_nan);
+            sat += u32::from(is_sat);
+            over += u32::from(is_over);
+            under += u32::from(is_under);
+        }
+        Counts {
+            underflowed: under as usize,
+            overflowed: over as usize,
+            saturated: sat as usize,
+            nan: nan as usize,
         }
     }
-    c
 }
 
 crate::simd::multiversioned! {
