@@ -41,6 +41,34 @@ fn copy_short(src: &[f32], dst: &mut [f32]) {
 /// Values per piece when a row (or column) is converted before being scattered.
 const RUN: usize = 64;
 
+/// Packs `lines` lines (rows of A or columns of B; the first `valid` exist, the rest are
+/// zero) of `kc` values each, line `l`'s value `q` at `data[start(l, q) + ...]` with
+/// element step `step`, into `dst` as `kc` groups of `lines` values (the transposing
+/// scatter; each line is converted in pieces of [`RUN`] first).
+fn scatter_lines<T: Dtype>(
+    data: &[T],
+    (lines, valid): (usize, usize),
+    kc: usize,
+    step: usize,
+    start: impl Fn(usize, usize) -> usize,
+    dst: &mut [f32],
+) {
+    let mut run = [0.0f32; RUN];
+    for l in 0..lines {
+        for q0 in (0..kc).step_by(RUN) {
+            let run = &mut run[..RUN.min(kc - q0)];
+            if l < valid {
+                read_run(data, start(l, q0), step, run);
+            } else {
+                run.fill(0.0);
+            }
+            for (p, &v) in run.iter().enumerate() {
+                dst[(q0 + p) * lines + l] = v;
+            }
+        }
+    }
+}
+
 /// Packs panel `panel` of rows `i0..i0 + mc`, columns `p0..p0 + kc` of A into `dst`
 /// (`mr * kc` floats): rows `i0 + panel*mr ..` as `kc` groups of `mr` values, missing rows
 /// zero.
@@ -71,21 +99,8 @@ pub(super) fn pack_a_panel<T: Dtype>(
         }
     } else {
         // Row-major A: each row's run of k values scatters to stride mr.
-        let mut run = [0.0f32; RUN];
-        for r in 0..mr {
-            for q0 in (0..kc).step_by(RUN) {
-                let run = &mut run[..RUN.min(kc - q0)];
-                if r < rows {
-                    let start = a.offset + (base_row + r) * a.rs + (p0 + q0) * a.cs;
-                    read_run(a.data, start, a.cs, run);
-                } else {
-                    run.fill(0.0);
-                }
-                for (p, &v) in run.iter().enumerate() {
-                    dst[(q0 + p) * mr + r] = v;
-                }
-            }
-        }
+        let start = |r: usize, q: usize| a.offset + (base_row + r) * a.rs + (p0 + q) * a.cs;
+        scatter_lines(a.data, (mr, rows), kc, a.cs, start, dst);
     }
 }
 
@@ -119,20 +134,7 @@ pub(super) fn pack_b_panel<T: Dtype>(
         }
     } else {
         // Column-major B (a transposed weight): each column's run scatters to stride nr.
-        let mut run = [0.0f32; RUN];
-        for q in 0..nr {
-            for q0 in (0..kc).step_by(RUN) {
-                let run = &mut run[..RUN.min(kc - q0)];
-                if q < cols {
-                    let start = b.offset + (p0 + q0) * b.rs + (base_col + q) * b.cs;
-                    read_run(b.data, start, b.rs, run);
-                } else {
-                    run.fill(0.0);
-                }
-                for (p, &v) in run.iter().enumerate() {
-                    dst[(q0 + p) * nr + q] = v;
-                }
-            }
-        }
+        let start = |c: usize, q: usize| b.offset + (p0 + q) * b.rs + (base_col + c) * b.cs;
+        scatter_lines(b.data, (nr, cols), kc, b.rs, start, dst);
     }
 }
