@@ -56,60 +56,36 @@ unsafe fn run_avx2<R>(f: impl FnOnce() -> R) -> R {
 /// and runs the widest the CPU has (the body is inlined into each, so everything it
 /// calls with `#[inline(always)]` is compiled for the features too).
 macro_rules! multiversioned {
-    ($(#[$meta:meta])* fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)? $body:block) => {
+    (
+        $(#[$meta:meta])*
+        fn $name:ident $(<$g:ident: $bound:path>)? ($($arg:ident: $ty:ty),*) $(-> $ret:ty)?
+        $body:block
+    ) => {
         $(#[$meta])*
-        fn $name($($arg: $ty),*) $(-> $ret)? {
+        fn $name $(<$g: $bound>)? ($($arg: $ty),*) $(-> $ret)? {
             #[inline(always)]
-            fn body($($arg: $ty),*) $(-> $ret)? $body
+            fn body $(<$g: $bound>)? ($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
-                unsafe fn avx512($($arg: $ty),*) $(-> $ret)? {
-                    body($($arg),*)
+                unsafe fn avx512 $(<$g: $bound>)? ($($arg: $ty),*) $(-> $ret)? {
+                    body $(::<$g>)? ($($arg),*)
                 }
                 if std::arch::is_x86_feature_detected!("avx512f")
                     && std::arch::is_x86_feature_detected!("avx512dq") {
                     // SAFETY: the CPU supports the features `avx512` is compiled for.
-                    return unsafe { avx512($($arg),*) };
+                    return unsafe { avx512 $(::<$g>)? ($($arg),*) };
                 }
                 #[target_feature(enable = "avx2,fma")]
-                unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
-                    body($($arg),*)
+                unsafe fn avx2 $(<$g: $bound>)? ($($arg: $ty),*) $(-> $ret)? {
+                    body $(::<$g>)? ($($arg),*)
                 }
                 if crate::simd::has_avx2_fma() {
                     // SAFETY: the CPU supports the features `avx2` is compiled for.
-                    return unsafe { avx2($($arg),*) };
+                    return unsafe { avx2 $(::<$g>)? ($($arg),*) };
                 }
             }
-            body($($arg),*)
-        }
-    };
-    ($(#[$meta:meta])* fn $name:ident<$g:ident: $bound:path>($($arg:ident: $ty:ty),*) $(-> $ret:ty)? $body:block) => {
-        $(#[$meta])*
-        fn $name<$g: $bound>($($arg: $ty),*) $(-> $ret)? {
-            #[inline(always)]
-            fn body<$g: $bound>($($arg: $ty),*) $(-> $ret)? $body
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,avx512dq,avx2,fma")]
-                unsafe fn avx512<$g: $bound>($($arg: $ty),*) $(-> $ret)? {
-                    body::<$g>($($arg),*)
-                }
-                if std::arch::is_x86_feature_detected!("avx512f")
-                    && std::arch::is_x86_feature_detected!("avx512dq") {
-                    // SAFETY: the CPU supports the features `avx512` is compiled for.
-                    return unsafe { avx512::<$g>($($arg),*) };
-                }
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn avx2<$g: $bound>($($arg: $ty),*) $(-> $ret)? {
-                    body::<$g>($($arg),*)
-                }
-                if crate::simd::has_avx2_fma() {
-                    // SAFETY: the CPU supports the features `avx2` is compiled for.
-                    return unsafe { avx2::<$g>($($arg),*) };
-                }
-            }
-            body::<$g>($($arg),*)
+            body $(::<$g>)? ($($arg),*)
         }
     };
 }
