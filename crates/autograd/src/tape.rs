@@ -124,6 +124,16 @@ fn add_grads<D: Dtype>(acc: Tensor<D>, g: &Tensor<D>) -> Result<Tensor<D>> {
     }
 }
 
+/// The non-zero entries of per-dtype byte counts (indexed like `DType::ALL`).
+fn by_dtype(bytes: [usize; 6]) -> Vec<(DType, usize)> {
+    DType::ALL
+        .iter()
+        .zip(bytes)
+        .filter(|(_, b)| *b > 0)
+        .map(|(&d, b)| (d, b))
+        .collect()
+}
+
 /// Typed accumulation: `acc + g` in `D` (one rounding per addition).
 pub(crate) fn accumulate_in<D: Dtype>(acc: Option<AnyGrad>, g: AnyGrad) -> Result<AnyGrad> {
     let g = incoming::<D>(g)
@@ -209,13 +219,7 @@ impl Tape {
 
     /// Bytes currently saved for backward, by dtype (only dtypes with saved bytes).
     pub fn saved_bytes(&self) -> Vec<(DType, usize)> {
-        let inner = self.lock();
-        DType::ALL
-            .iter()
-            .zip(inner.saved_bytes)
-            .filter(|(_, b)| *b > 0)
-            .map(|(&d, b)| (d, b))
-            .collect()
+        by_dtype(self.lock().saved_bytes)
     }
 
     /// Runs `f` with nodes recorded under `name` (nested scopes join with `/`), so that
@@ -261,13 +265,7 @@ impl Tape {
 
     /// The most bytes saved for backward at once so far, by precision (cheap: no report).
     pub fn peak_saved_bytes(&self) -> Vec<(DType, usize)> {
-        let inner = self.lock();
-        DType::ALL
-            .iter()
-            .zip(inner.peak_saved_bytes)
-            .filter(|(_, b)| *b > 0)
-            .map(|(&d, b)| (d, b))
-            .collect()
+        by_dtype(self.lock().peak_saved_bytes)
     }
 
     /// Appends a node; returns its id.
