@@ -30,7 +30,13 @@ fn trainer<B: TrainPolicy>(master: MasterWeights) -> Trainer<AdamW> {
         seed: 1,
         loss_weight: 1.0,
     };
-    Trainer::new(master, AdamW::new(AdamWConfig::default()), scaler, cfg)
+    Trainer::new(
+        master,
+        AdamW::new(AdamWConfig::default()).expect("defaults"),
+        scaler,
+        cfg,
+    )
+    .expect("valid config")
 }
 
 fn bench_model<M: Model, B: TrainPolicy>(

@@ -153,7 +153,7 @@ fn main() -> Result<()> {
         seed: 1,
         loss_weight: 1.0,
     };
-    let mut trainer = Trainer::new(master, AdamW::new(AdamWConfig::default()), None, cfg);
+    let mut trainer = Trainer::new(master, AdamW::new(AdamWConfig::default())?, None, cfg)?;
     let mut batches = digits.train.batches(64, 1);
     for s in 0..300 {
         let b = digits.train.batch(&batches.next_batch())?;

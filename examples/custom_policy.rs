@@ -47,10 +47,10 @@ fn main() -> Result<()> {
     let scaler = GradScaler::new(GradScalerConfig::default())?;
     let mut trainer = Trainer::new(
         master,
-        AdamW::new(AdamWConfig::default()),
+        AdamW::new(AdamWConfig::default())?,
         Some(scaler),
         cfg,
-    );
+    )?;
     let mut batches = digits.train.batches(64, 1);
     for s in 0..300 {
         let b = digits.train.batch(&batches.next_batch())?;

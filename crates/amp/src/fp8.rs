@@ -77,6 +77,16 @@ pub struct Fp8TensorStats {
     pub underflowed: usize,
     /// Elements quantised.
     pub elements: usize,
+    /// Infinite or NaN values among them (an infinity is clamped to ±MAX by the
+    /// saturating cast, so it is counted here and the step is treated as non-finite).
+    pub non_finite: usize,
+}
+
+impl Fp8TensorStats {
+    /// True when the tensor held an inf or NaN this step (or its amax is not finite).
+    pub fn is_non_finite(&self) -> bool {
+        self.non_finite > 0 || !self.amax.is_finite()
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -99,6 +109,7 @@ impl TensorState {
                 saturated: 0,
                 underflowed: 0,
                 elements: 0,
+                non_finite: 0,
             },
             delayed,
         }
@@ -111,6 +122,10 @@ struct Inner {
     /// Per GEMM, per role (made on first use, in the role's FP8 format).
     gemms: Vec<[Option<TensorState>; 3]>,
 }
+
+/// A saved copy of an [`Fp8Scaling`]'s state (see [`Fp8Scaling::snapshot`]).
+#[derive(Debug)]
+pub struct Fp8Snapshot(Inner);
 
 /// FP8 scaling state shared by the steps of one model (cheap to clone: a handle).
 #[derive(Clone, Debug)]
@@ -133,6 +148,23 @@ impl Fp8Scaling {
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A copy of the whole state (not shared with this handle), for undoing a failed step.
+    pub fn snapshot(&self) -> Fp8Snapshot {
+        let inner = self.lock();
+        Fp8Snapshot(Inner {
+            recipe: inner.recipe,
+            gemms: inner.gemms.clone(),
+        })
+    }
+
+    /// Puts back a state taken by [`Fp8Scaling::snapshot`]: amaxes recorded since are
+    /// forgotten and the histories and scales are as they were.
+    pub fn restore(&self, snapshot: &Fp8Snapshot) {
+        let mut inner = self.lock();
+        inner.recipe = snapshot.0.recipe;
+        inner.gemms = snapshot.0.gemms.clone();
     }
 
     /// True when both handles are the same state.
@@ -203,6 +235,7 @@ impl Fp8Scaling {
         last.saturated += report.saturated;
         last.underflowed += report.underflowed;
         last.elements += report.elements;
+        last.non_finite += report.overflowed + report.nan;
         Ok(q)
     }
 
@@ -220,6 +253,7 @@ impl Fp8Scaling {
                 t.last.saturated = 0;
                 t.last.underflowed = 0;
                 t.last.elements = 0;
+                t.last.non_finite = 0;
                 t.last.scale = t.delayed.scale();
             }
         }

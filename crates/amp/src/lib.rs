@@ -45,7 +45,7 @@
 //!     } else {
 //!         UnscaledGrads::from_gradients(&loss.backward()?, &[&wv])
 //!     };
-//!     clip_grad_norm(&mut grads, 1.0);                  // only unscaled grads compile here
+//!     clip_grad_norm(&mut grads, 1.0)?;                 // only unscaled grads compile here
 //!     scaler.step(&grads, |g| *w = w.sub(&g.get(0).unwrap().mul_scalar(0.5)).unwrap());
 //!     scaler.update();
 //!     Ok(loss.value().to_f32_vec()[0])
@@ -95,7 +95,7 @@
 //!     let logits = tape.scope("head", || ac.linear(&tape.constant(x.clone()), &wv, None)).unwrap();
 //!     let loss = ac.cross_entropy(&logits, &y).unwrap();
 //!     let mut g = UnscaledGrads::from_gradients(&loss.backward().unwrap(), &[&wv]);
-//!     let norm = clip_grad_norm(&mut g, 1.0);
+//!     let norm = clip_grad_norm(&mut g, 1.0).unwrap();
 //!     w = w.sub(&g.get(0).unwrap().mul_scalar(0.5)).unwrap();
 //!     let l = f64::from(loss.value().to_f32_vec()[0]);
 //!     let stats = StepStats::from_tape(step, l, f64::from(norm), None, false, &tape);
@@ -119,9 +119,9 @@ mod scaler;
 
 pub use accumulate::GradAccumulator;
 pub use autocast::Autocast;
-pub use clip::{clip_grad_norm, clip_grad_value};
+pub use clip::{clip_grad_norm, clip_grad_value, grad_norm};
 pub use delayed::{AmaxCompute, DelayedScaling, DelayedScalingConfig};
-pub use fp8::{Fp8Recipe, Fp8Role, Fp8Scaling, Fp8TensorStats};
+pub use fp8::{Fp8Recipe, Fp8Role, Fp8Scaling, Fp8Snapshot, Fp8TensorStats};
 pub use master::MasterWeights;
 pub use memory::{
     MemoryRole, MemorySummary, ModelShape, OptimizerKind, memory_summary, predict_memory,

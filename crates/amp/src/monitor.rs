@@ -165,6 +165,18 @@ pub enum Alert {
         /// Step.
         step: u64,
     },
+    /// An FP8 GEMM operand held an inf or NaN: its quantisation would have clamped an
+    /// infinity to a finite value, so the step is treated as non-finite.
+    Fp8NonFinite {
+        /// Step.
+        step: u64,
+        /// Position of the GEMM in the step.
+        gemm: usize,
+        /// Which operand.
+        role: crate::Fp8Role,
+        /// Infinite or NaN elements.
+        count: usize,
+    },
     /// Loss above the rolling mean by more than `spike_sigmas` standard deviations.
     LossSpike {
         /// Step.
@@ -203,6 +215,7 @@ pub struct NumericsMonitor {
     norms: VecDeque<f64>,
     last: Option<StepStats>,
     skipped: u64,
+    alerts: Vec<Alert>,
 }
 
 impl NumericsMonitor {
@@ -219,6 +232,7 @@ impl NumericsMonitor {
             norms: VecDeque::new(),
             last: None,
             skipped: 0,
+            alerts: Vec::new(),
         }
     }
 
@@ -228,6 +242,14 @@ impl NumericsMonitor {
         let mut alerts = Vec::new();
         if s.skipped {
             self.skipped += 1;
+        }
+        for t in s.fp8.iter().filter(|t| t.is_non_finite()) {
+            alerts.push(Alert::Fp8NonFinite {
+                step: s.step,
+                gemm: t.gemm,
+                role: t.role,
+                count: t.non_finite,
+            });
         }
         if !s.loss.is_finite() || !s.grad_norm.is_finite() {
             alerts.push(Alert::NonFinite { step: s.step });
@@ -286,7 +308,13 @@ impl NumericsMonitor {
             }
         }
         self.last = Some(s);
+        self.alerts.extend(alerts.iter().cloned());
         alerts
+    }
+
+    /// Every alert raised so far, oldest first.
+    pub fn alerts(&self) -> &[Alert] {
+        &self.alerts
     }
 
     /// The least-squares slope of the last `divergence_window` losses when it is positive

@@ -145,7 +145,9 @@ pub struct GradScaler {
 impl GradScaler {
     /// A scaler with these settings. Errors on a non-positive or non-finite initial scale,
     /// `growth_factor <= 1`, `backoff_factor` outside (0, 1), a zero interval or
-    /// hysteresis, or `min_scale > max_scale`.
+    /// hysteresis, a bound that is not finite and positive, `min_scale > max_scale`, or an
+    /// initial scale outside `[min_scale, max_scale]` (the floor is at least the smallest
+    /// normal f32).
     pub fn new(cfg: GradScalerConfig) -> Result<GradScaler> {
         if !(cfg.init_scale.is_finite() && cfg.init_scale > 0.0) {
             return Err(Error::invalid(
@@ -177,12 +179,33 @@ impl GradScaler {
                 ),
             ));
         }
+        for (name, bound) in [("min_scale", cfg.min_scale), ("max_scale", cfg.max_scale)] {
+            if let Some(b) = bound
+                && !(b.is_finite() && b > 0.0)
+            {
+                return Err(Error::invalid(
+                    "GradScaler",
+                    format!("{name} must be finite and > 0, got {b}"),
+                ));
+            }
+        }
         if let (Some(lo), Some(hi)) = (cfg.min_scale, cfg.max_scale)
             && lo > hi
         {
             return Err(Error::invalid(
                 "GradScaler",
                 format!("min_scale {lo} is above max_scale {hi}"),
+            ));
+        }
+        let floor = cfg.min_scale.unwrap_or(0.0).max(f32::MIN_POSITIVE);
+        let ceiling = cfg.max_scale.unwrap_or(f32::INFINITY);
+        if !(floor..=ceiling).contains(&cfg.init_scale) {
+            return Err(Error::invalid(
+                "GradScaler",
+                format!(
+                    "init_scale {} is outside [{floor}, {ceiling}] (min_scale, max_scale)",
+                    cfg.init_scale
+                ),
             ));
         }
         let state = GradScalerState {
@@ -263,6 +286,14 @@ impl GradScaler {
             update(grads);
             StepOutcome::Stepped
         }
+    }
+
+    /// Marks this step as overflowing although its gradients were finite (a non-finite
+    /// loss, or an FP8 operand that held an inf): the step counts as skipped and the next
+    /// [`GradScaler::update`] backs off as after an overflow.
+    pub fn record_overflow(&mut self) {
+        self.found_inf = true;
+        self.skipped += 1;
     }
 
     /// Updates the scale once per step, after every optimizer has stepped: backoff if any

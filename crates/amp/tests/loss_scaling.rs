@@ -217,6 +217,25 @@ fn bad_configs_are_refused() {
             max_scale: Some(2.0),
             ..Default::default()
         },
+        // An initial scale below the floor: the first back-off would have *raised* it.
+        GradScalerConfig {
+            init_scale: 1.0,
+            min_scale: Some(8.0),
+            ..Default::default()
+        },
+        GradScalerConfig {
+            init_scale: 1024.0,
+            max_scale: Some(256.0),
+            ..Default::default()
+        },
+        GradScalerConfig {
+            min_scale: Some(f32::NAN),
+            ..Default::default()
+        },
+        GradScalerConfig {
+            growth_factor: f64::NAN,
+            ..Default::default()
+        },
     ] {
         let e = GradScaler::new(c).unwrap_err();
         assert!(e.to_string().starts_with("GradScaler:"), "{e}");
@@ -235,13 +254,13 @@ fn unscale_uses_the_f64_reciprocal_and_clipping_works() {
     let mut g = s.unscale(scaled, &[&w]);
     let inv = (1.0f64 / 3.0) as f32;
     assert_eq!(g.get(0).unwrap().to_f32_vec(), vec![3.0 * inv, 21.0 * inv]);
-    let norm = clip_grad_norm(&mut g, 1.0);
+    let norm = clip_grad_norm(&mut g, 1.0).unwrap();
     let want = ((3.0 * inv).powi(2) + (21.0 * inv).powi(2)).sqrt();
     assert!((norm - want).abs() <= want * 1e-6, "{norm} vs {want}");
     let clipped = g.get(0).unwrap().to_f32_vec();
     let new_norm = (clipped[0].powi(2) + clipped[1].powi(2)).sqrt();
     assert!((new_norm - 1.0).abs() < 1e-5, "{new_norm}");
-    clip_grad_value(&mut g, 0.5);
+    clip_grad_value(&mut g, 0.5).unwrap();
     assert!(
         g.get(0)
             .unwrap()

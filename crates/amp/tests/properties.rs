@@ -19,7 +19,8 @@ fn scaler_config() -> impl Strategy<Value = GradScalerConfig> {
     )
         .prop_map(
             |(e, growth, backoff, interval, hyst, lo, hi)| GradScalerConfig {
-                init_scale: 2f32.powi(e),
+                // Within [min_scale, max_scale]: the scaler refuses anything else.
+                init_scale: 2f32.powi(e.clamp(lo.unwrap_or(-126), hi.unwrap_or(127))),
                 growth_factor: growth,
                 backoff_factor: backoff,
                 growth_interval: interval,

@@ -12,6 +12,11 @@ pub use mixprec_dtype as dtype;
 pub use mixprec_nn as nn;
 pub use mixprec_tensor as tensor;
 
+/// Sets the number of threads the CPU engine's parallel sections use (the calling thread
+/// included); see [`mixprec_tensor::set_num_threads`]. The default is the CPUs this
+/// process may run on, or `MIXPREC_NUM_THREADS` when set.
+pub use mixprec_tensor::{num_threads, set_num_threads};
+
 /// The names a user of the library needs in scope.
 pub mod prelude {
     pub use mixprec_amp::{

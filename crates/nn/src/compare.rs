@@ -184,7 +184,7 @@ fn train<B: TrainPolicy, M: Model>(
     } else {
         None
     };
-    let opt = AdamW::new(AdamWConfig::default());
+    let opt = AdamW::new(AdamWConfig::default())?;
     let tc = TrainConfig {
         schedule: schedule(cfg),
         clip_norm: Some(1.0),
@@ -194,7 +194,7 @@ fn train<B: TrainPolicy, M: Model>(
     // Each run's workspace starts empty (buffers kept for reuse by an earlier run would
     // otherwise count in this one's memory).
     mixprec_tensor::release_workspace();
-    let mut trainer = Trainer::new(master, opt, scaler, tc);
+    let mut trainer = Trainer::new(master, opt, scaler, tc)?;
     let mut records = Vec::with_capacity(cfg.steps as usize);
     for s in 0..cfg.steps {
         let micro = (0..cfg.micro_batches.max(1))

@@ -27,7 +27,7 @@
 //! let model = DigitsMlp::<Bf16Mixed>::new(&mut Init::new(&mut master, 42), 64).unwrap();
 //! let schedule = WarmupCosine { base: 3e-3, min: 3e-4, warmup: 5, total: 60 };
 //! let cfg = TrainConfig { schedule, clip_norm: Some(1.0), seed: 1, loss_weight: 1.0 };
-//! let mut trainer = Trainer::new(master, AdamW::new(AdamWConfig::default()), None, cfg);
+//! let mut trainer = Trainer::new(master, AdamW::new(AdamWConfig::default()).unwrap(), None, cfg).unwrap();
 //! let mut batches = digits.train.batches(64, 7);
 //! for s in 0..60 {
 //!     let b = digits.train.batch(&batches.next_batch()).unwrap();
@@ -50,4 +50,4 @@ mod train;
 pub use init::Init;
 pub use policy::TrainPolicy;
 pub use step::{ParamId, Step};
-pub use train::{StepRecord, TrainConfig, Trainer};
+pub use train::{SkipReason, StepRecord, TrainConfig, Trainer};

@@ -3,7 +3,8 @@
 //! the compute copies the layers' autocasts made and the FP8 states they used.
 
 use mixprec_amp::{
-    Autocast, Fp8Scaling, Fp8TensorStats, MasterWeights, MemorySummary, Policy, UnscaledGrads,
+    Autocast, Fp8Scaling, Fp8Snapshot, Fp8TensorStats, MasterWeights, MemorySummary, Policy,
+    UnscaledGrads,
 };
 use mixprec_autograd::{Tape, Var};
 use mixprec_dtype::{DType, F32};
@@ -29,7 +30,9 @@ pub struct Step {
     training: bool,
     rng: Mutex<Rng>,
     copies: Mutex<Vec<(DType, usize)>>,
-    fp8: Mutex<Vec<Fp8Scaling>>,
+    /// FP8 states used this step, each with a copy taken before its first use (taken out
+    /// by [`Step::take_fp8_snapshots`] to undo a failed step).
+    fp8: Mutex<Vec<(Fp8Scaling, Option<Fp8Snapshot>)>>,
 }
 
 impl Step {
@@ -82,6 +85,12 @@ impl Step {
         fp8: Option<&Fp8Scaling>,
         f: impl FnOnce(&Autocast<P>) -> R,
     ) -> R {
+        if let Some(fp8) = fp8 {
+            let mut used = self.fp8.lock().unwrap_or_else(|e| e.into_inner());
+            if !used.iter().any(|(s, _)| s.same(fp8)) {
+                used.push((fp8.clone(), Some(fp8.snapshot())));
+            }
+        }
         let ac = match fp8 {
             Some(fp8) => Autocast::<P>::with_fp8(&self.tape, fp8),
             None => Autocast::<P>::new(&self.tape),
@@ -90,12 +99,6 @@ impl Step {
         let mut copies = self.copies.lock().unwrap_or_else(|e| e.into_inner());
         for (d, b) in ac.cached_bytes() {
             copies.push((d, b));
-        }
-        if let Some(fp8) = fp8.filter(|s| s.gemms() > 0) {
-            let mut used = self.fp8.lock().unwrap_or_else(|e| e.into_inner());
-            if !used.iter().any(|s| s.same(fp8)) {
-                used.push(fp8.clone());
-            }
         }
         out
     }
@@ -112,7 +115,17 @@ impl Step {
     /// (delayed scaling) once; returns this step's amaxes and scales.
     pub fn finish_fp8(&self) -> Vec<Fp8TensorStats> {
         let used = std::mem::take(&mut *self.fp8.lock().unwrap_or_else(|e| e.into_inner()));
-        used.iter().flat_map(Fp8Scaling::update).collect()
+        used.iter().flat_map(|(s, _)| s.update()).collect()
+    }
+
+    /// The FP8 states this step used, each with its state from before the step's first
+    /// use of it: restoring them undoes everything the step recorded (see
+    /// [`Fp8Scaling::restore`]). Each snapshot is handed out once.
+    pub fn take_fp8_snapshots(&self) -> Vec<(Fp8Scaling, Fp8Snapshot)> {
+        let mut used = self.fp8.lock().unwrap_or_else(|e| e.into_inner());
+        used.iter_mut()
+            .filter_map(|(s, snap)| snap.take().map(|snap| (s.clone(), snap)))
+            .collect()
     }
 
     /// Bytes of the compute copies of the weights made this step, by precision.

@@ -2,15 +2,19 @@
 //! loss scale, one unscale, clipping of the unscaled gradients, one optimizer step on the
 //! F32 master weights (skipped on inf/NaN), one scaler update, FP8 scale updates — and
 //! what each step measured ([`StepRecord`]).
+//!
+//! A step is all or nothing: when any part of it fails (the model's forward, backward,
+//! the optimizer), the master weights, the optimizer state, the loss scaler and the FP8
+//! scaling state are as they were before it.
 
 use crate::models::Model;
 use crate::optim::{Optimizer, WarmupCosine};
 use crate::step::Step;
 use mixprec_amp::{
-    GradAccumulator, GradScaler, MasterWeights, MemorySummary, NumericsMonitor, StepOutcome,
-    StepStats, UnscaledGrads, clip_grad_norm,
+    Alert, Fp8Scaling, Fp8Snapshot, GradAccumulator, GradScaler, MasterWeights, MemorySummary,
+    NumericsMonitor, StepOutcome, StepStats, UnscaledGrads, clip_grad_norm, grad_norm,
 };
-use mixprec_autograd::Result;
+use mixprec_autograd::{Error, Result};
 use std::time::Instant;
 
 /// How to train.
@@ -18,15 +22,53 @@ use std::time::Instant;
 pub struct TrainConfig {
     /// Learning-rate schedule.
     pub schedule: WarmupCosine,
-    /// Clip the global gradient norm to this (PyTorch's usual 1.0); `None`: no clipping.
+    /// Clip the global gradient norm to this (PyTorch's usual 1.0; finite and > 0);
+    /// `None`: no clipping.
     pub clip_norm: Option<f32>,
     /// Seed of the dropout masks (mixed with the step and micro-batch numbers).
     pub seed: u64,
-    /// The loss is multiplied by this before backward (1 normally). A small weight stands
-    /// for a small loss — a loss averaged over very many tokens, an auxiliary loss with a
-    /// small coefficient — whose gradients FP16 cannot hold without loss scaling.
-    /// Records report the unweighted loss.
+    /// The loss is multiplied by this before backward (1 normally; finite and > 0). A
+    /// small weight stands for a small loss — a loss averaged over very many tokens, an
+    /// auxiliary loss with a small coefficient — whose gradients FP16 cannot hold without
+    /// loss scaling. Records report the unweighted loss.
     pub loss_weight: f32,
+}
+
+impl TrainConfig {
+    /// Checks every setting; the error names the setting and its value.
+    pub fn check(&self) -> Result<()> {
+        self.schedule.check()?;
+        if let Some(c) = self.clip_norm
+            && !(c.is_finite() && c > 0.0)
+        {
+            return Err(Error::invalid(
+                "TrainConfig",
+                format!("clip_norm must be finite and > 0, got {c}"),
+            ));
+        }
+        if !(self.loss_weight.is_finite() && self.loss_weight > 0.0) {
+            return Err(Error::invalid(
+                "TrainConfig",
+                format!(
+                    "loss_weight must be finite and > 0, got {}",
+                    self.loss_weight
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Why a step was skipped (nothing was updated but the loss scaler and the FP8 scales).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SkipReason {
+    /// Some gradient held an inf or NaN (an FP16 overflow, usually).
+    NonFiniteGradients,
+    /// The loss was inf or NaN although the gradients were finite.
+    NonFiniteLoss,
+    /// An FP8 GEMM operand held an inf or NaN, which quantisation would have clamped to a
+    /// finite value.
+    NonFiniteFp8,
 }
 
 /// What one optimizer step measured.
@@ -42,14 +84,18 @@ pub struct StepRecord {
     pub grad_norm: f64,
     /// Loss scale used (dynamic scaling only).
     pub loss_scale: Option<f32>,
-    /// True when the update was skipped (inf/NaN gradients).
+    /// True when the update was skipped (see `skip_reason`).
     pub skipped: bool,
+    /// Why the update was skipped, when it was.
+    pub skip_reason: Option<SkipReason>,
     /// Largest underflow fraction among the step's cast points (forward and backward).
     pub worst_underflow: f64,
     /// Largest underflow fraction among the casts of gradients.
     pub grad_underflow: f64,
     /// Cast points recorded (all micro-batches).
     pub casts: usize,
+    /// Alerts the numerics monitor raised for this step.
+    pub alerts: Vec<Alert>,
     /// Wall time of the step, seconds.
     pub seconds: f64,
 }
@@ -69,22 +115,34 @@ pub struct Trainer<O: Optimizer> {
     memory: Option<MemorySummary>,
 }
 
+/// What the micro-batch loop of a step produced.
+struct Forward {
+    acc: GradAccumulator,
+    loss_sum: f64,
+    casts: usize,
+    step: Step,
+    report: mixprec_autograd::TapeReport,
+    fp8: Vec<mixprec_amp::Fp8TensorStats>,
+}
+
 impl<O: Optimizer> Trainer<O> {
-    /// A trainer over `master`.
+    /// A trainer over `master`. Errors when a setting of `cfg` is out of range
+    /// ([`TrainConfig::check`]).
     pub fn new(
         master: MasterWeights,
         optimizer: O,
         scaler: Option<GradScaler>,
         cfg: TrainConfig,
-    ) -> Self {
-        Trainer {
+    ) -> Result<Self> {
+        cfg.check()?;
+        Ok(Trainer {
             master,
             optimizer,
             scaler,
             monitor: NumericsMonitor::new(Default::default()),
             cfg,
             memory: None,
-        }
+        })
     }
 
     /// Memory of the last step, by role (peak saved activations of its last micro-batch).
@@ -93,7 +151,9 @@ impl<O: Optimizer> Trainer<O> {
     }
 
     /// One optimizer step over `micro_batches` (at least one), each on its own tape.
-    /// On error nothing was updated.
+    /// On error nothing changed: weights, optimizer state, loss scaler and FP8 state are
+    /// as before. A step whose gradients, loss or FP8 operands are not finite is skipped
+    /// (recorded with its [`SkipReason`]); the loss scaler then backs off.
     pub fn step<M: Model>(
         &mut self,
         model: &M,
@@ -101,22 +161,116 @@ impl<O: Optimizer> Trainer<O> {
         micro_batches: &[M::Batch],
     ) -> Result<StepRecord> {
         if micro_batches.is_empty() {
-            return Err(mixprec_autograd::Error::invalid(
+            return Err(Error::invalid(
                 "Trainer",
                 "a step needs at least one micro-batch",
             ));
         }
+        let scaler_before = self.scaler.clone();
+        let mut undo = Vec::new();
+        let out = self.try_step(model, index, micro_batches, &mut undo);
+        if out.is_err() {
+            self.scaler = scaler_before;
+            for (state, snapshot) in &undo {
+                state.restore(snapshot);
+            }
+        }
+        out
+    }
+
+    fn try_step<M: Model>(
+        &mut self,
+        model: &M,
+        index: u64,
+        micro_batches: &[M::Batch],
+        undo: &mut Vec<(Fp8Scaling, Fp8Snapshot)>,
+    ) -> Result<StepRecord> {
         let start = Instant::now();
+        let fwd = self.forward_backward(model, index, micro_batches, undo)?;
+        let loss_scale = self.scaler.as_ref().map(GradScaler::scale);
+        let mut grads = match &mut self.scaler {
+            Some(s) => s.unscale_accumulated(fwd.acc)?,
+            None => fwd.acc.into_unscaled()?,
+        };
+        let norm = match self.cfg.clip_norm {
+            Some(max) => clip_grad_norm(&mut grads, max)?,
+            None => grad_norm(&grads),
+        };
+        let loss = fwd.loss_sum / micro_batches.len() as f64;
+        let skip_reason = if grads.found_inf() {
+            Some(SkipReason::NonFiniteGradients)
+        } else if !loss.is_finite() {
+            Some(SkipReason::NonFiniteLoss)
+        } else if fwd.fp8.iter().any(|t| t.is_non_finite()) {
+            Some(SkipReason::NonFiniteFp8)
+        } else {
+            None
+        };
+        let lr = self.cfg.schedule.lr(index);
+        self.apply(&grads, lr, skip_reason)?;
+        self.memory = Some(fwd.step.memory_summary(
+            &self.master,
+            &grads,
+            self.optimizer.state_bytes(),
+            model.fp8_state_bytes(),
+        ));
+        let skipped = skip_reason.is_some();
+        let stats = StepStats::from_report(
+            index,
+            loss,
+            f64::from(norm),
+            loss_scale,
+            skipped,
+            &fwd.report,
+        )
+        .with_fp8(fwd.fp8);
+        let worst_underflow = stats
+            .casts
+            .iter()
+            .map(|c| c.underflow_fraction())
+            .fold(0.0, f64::max);
+        let grad_underflow = stats.worst_gradient_underflow();
+        let alerts = self.monitor.record(stats);
+        Ok(StepRecord {
+            step: index,
+            loss,
+            lr,
+            grad_norm: f64::from(norm),
+            loss_scale,
+            skipped,
+            skip_reason,
+            worst_underflow,
+            grad_underflow,
+            casts: fwd.casts,
+            alerts,
+            seconds: start.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Forward and backward of every micro-batch, gradients accumulated under one loss
+    /// scale; FP8 states are updated after each micro-batch and their prior states kept
+    /// in `undo`.
+    fn forward_backward<M: Model>(
+        &self,
+        model: &M,
+        index: u64,
+        micro_batches: &[M::Batch],
+        undo: &mut Vec<(Fp8Scaling, Fp8Snapshot)>,
+    ) -> Result<Forward> {
         let mut acc = GradAccumulator::new();
-        let mut loss_sum = 0.0;
-        let mut casts = 0;
+        let (mut loss_sum, mut casts) = (0.0, 0);
         let mut last = None;
-        let mut report = None;
-        let mut fp8 = Vec::new();
         for (i, batch) in micro_batches.iter().enumerate() {
             let seed = self.cfg.seed ^ (index << 16) ^ i as u64;
             let step = Step::new(&self.master, true, seed);
-            let loss = model.loss(&step, batch)?;
+            let loss = model.loss(&step, batch);
+            // Keep the states from before this step's first use, also when it failed.
+            for (state, snapshot) in step.take_fp8_snapshots() {
+                if !undo.iter().any(|(s, _)| s.same(&state)) {
+                    undo.push((state, snapshot));
+                }
+            }
+            let loss = loss?;
             loss_sum += f64::from(loss.value().to_f32_vec()[0]);
             let loss = if self.cfg.loss_weight == 1.0 {
                 loss
@@ -127,74 +281,46 @@ impl<O: Optimizer> Trainer<O> {
                 Some(s) => acc.add_scaled(&s.backward(&loss)?, &step.params())?,
                 None => acc.add(&loss.backward()?, &step.params())?,
             }
-            fp8 = step.finish_fp8();
-            let r = step.tape().report();
-            casts += r.casts.len();
-            report = Some(r);
-            last = Some(step);
+            let fp8 = step.finish_fp8();
+            let report = step.tape().report();
+            casts += report.casts.len();
+            last = Some((step, report, fp8));
         }
-        let step = last.expect("at least one micro-batch");
-        let loss_scale = self.scaler.as_ref().map(GradScaler::scale);
-        let mut grads = match &mut self.scaler {
-            Some(s) => s.unscale_accumulated(acc)?,
-            None => acc.into_unscaled()?,
-        };
-        let norm = clip_grad_norm(&mut grads, self.cfg.clip_norm.unwrap_or(f32::INFINITY));
-        let lr = self.cfg.schedule.lr(index);
-        let skipped = self.apply(&grads, lr)?;
-        self.memory = Some(step.memory_summary(
-            &self.master,
-            &grads,
-            self.optimizer.state_bytes(),
-            model.fp8_state_bytes(),
-        ));
-        let loss = loss_sum / micro_batches.len() as f64;
-        let report = report.expect("at least one micro-batch");
-        let stats =
-            StepStats::from_report(index, loss, f64::from(norm), loss_scale, skipped, &report)
-                .with_fp8(fp8);
-        let worst_underflow = stats
-            .casts
-            .iter()
-            .map(|c| c.underflow_fraction())
-            .fold(0.0, f64::max);
-        let grad_underflow = stats.worst_gradient_underflow();
-        self.monitor.record(stats);
-        Ok(StepRecord {
-            step: index,
-            loss,
-            lr,
-            grad_norm: f64::from(norm),
-            loss_scale,
-            skipped,
-            worst_underflow,
-            grad_underflow,
+        let (step, report, fp8) = last.expect("at least one micro-batch (checked)");
+        Ok(Forward {
+            acc,
+            loss_sum,
             casts,
-            seconds: start.elapsed().as_secs_f64(),
+            step,
+            report,
+            fp8,
         })
     }
 
-    /// The optimizer step through the scaler (skipped on inf/NaN, also without a scaler),
-    /// then the scaler's update. Returns whether the step was skipped.
-    fn apply(&mut self, grads: &UnscaledGrads, lr: f32) -> Result<bool> {
+    /// The optimizer step unless `skip` says why not, then the scaler's update (an
+    /// overflow when the step was skipped). Nothing is updated when the optimizer fails.
+    fn apply(&mut self, grads: &UnscaledGrads, lr: f32, skip: Option<SkipReason>) -> Result<()> {
         let (master, opt) = (&mut self.master, &mut self.optimizer);
         let mut result = Ok(());
-        let skipped = match &mut self.scaler {
+        match &mut self.scaler {
+            Some(s) if skip.is_some() && !grads.found_inf() => s.record_overflow(),
             Some(s) => {
                 let outcome = s.step(grads, |g| result = opt.step(master, g, lr));
-                s.update();
-                outcome == StepOutcome::Skipped
+                debug_assert_eq!(outcome == StepOutcome::Skipped, skip.is_some());
             }
-            None if grads.found_inf() => true,
-            None => {
-                result = opt.step(master, grads, lr);
-                false
-            }
-        };
-        result.map(|()| skipped)
+            None if skip.is_some() => {}
+            None => result = opt.step(master, grads, lr),
+        }
+        // On an optimizer error the caller restores the scaler: no update happens.
+        result?;
+        if let Some(s) = &mut self.scaler {
+            s.update();
+        }
+        Ok(())
     }
 
     /// Accuracy of `model` over `batches` in evaluation mode (no dropout, nothing saved).
+    /// Errors when the batches hold no rows (an accuracy of nothing is undefined).
     pub fn accuracy<M: Model>(&self, model: &M, batches: &[M::Batch]) -> Result<f64> {
         let (mut right, mut total) = (0, 0);
         for b in batches {
@@ -203,6 +329,12 @@ impl<O: Optimizer> Trainer<O> {
             right += r;
             total += t;
         }
-        Ok(right as f64 / total.max(1) as f64)
+        if total == 0 {
+            return Err(Error::invalid(
+                "Trainer::accuracy",
+                "no rows to evaluate (empty batches)",
+            ));
+        }
+        Ok(right as f64 / total as f64)
     }
 }

@@ -48,7 +48,7 @@ fn close(got: &[f64], want: &[f64]) {
 fn adamw_follows_pytorchs_update() {
     let c = AdamWConfig::default();
     let lr = 0.01;
-    let mut opt = AdamW::new(c);
+    let mut opt = AdamW::new(c).unwrap();
     let got = run(&mut opt, lr);
     let (b1, b2, eps, wd) = (0.9f64, 0.999f64, 1e-8f64, 0.01f64);
     let mut p: Vec<f64> = P0.iter().map(|&v| f64::from(v)).collect();
@@ -83,7 +83,7 @@ fn sgd_momentum_nesterov_and_weight_decay_follow_pytorch() {
             nesterov,
         };
         let lr = 0.1;
-        let got = run(&mut Sgd::new(c), lr);
+        let got = run(&mut Sgd::new(c).unwrap(), lr);
         let mut p: Vec<f64> = P0.iter().map(|&v| f64::from(v)).collect();
         let mut buf: Option<Vec<f64>> = None;
         for g in GRADS {
@@ -113,7 +113,7 @@ fn sgd_momentum_nesterov_and_weight_decay_follow_pytorch() {
 #[test]
 fn a_failed_step_changes_neither_weights_nor_state() {
     let mut m = master();
-    let mut opt = AdamW::new(AdamWConfig::default());
+    let mut opt = AdamW::new(AdamWConfig::default()).unwrap();
     opt.step(&mut m, &grads(&GRADS[0]), 0.1).unwrap();
     let (before, state) = (m.get(0).unwrap().to_f32_vec(), opt.state_bytes());
     // A gradient of the wrong shape.
@@ -130,7 +130,7 @@ fn a_failed_step_changes_neither_weights_nor_state() {
     // The next good step continues from the same state as an uninterrupted run.
     opt.step(&mut m, &grads(&GRADS[1]), 0.1).unwrap();
     let mut m2 = master();
-    let mut opt2 = AdamW::new(AdamWConfig::default());
+    let mut opt2 = AdamW::new(AdamWConfig::default()).unwrap();
     opt2.step(&mut m2, &grads(&GRADS[0]), 0.1).unwrap();
     opt2.step(&mut m2, &grads(&GRADS[1]), 0.1).unwrap();
     assert_eq!(
@@ -138,6 +138,7 @@ fn a_failed_step_changes_neither_weights_nor_state() {
         m2.get(0).unwrap().to_f32_vec()
     );
     let e = Sgd::new(SgdConfig::default())
+        .unwrap()
         .step(&mut m, &bad, 0.1)
         .unwrap_err();
     assert!(e.to_string().contains("Sgd"), "{e}");

@@ -146,7 +146,8 @@ fn accumulating_two_halves_equals_one_batch() {
             seed: 0,
             loss_weight: 1.0,
         };
-        let mut t = Trainer::new(master, Sgd::new(SgdConfig::default()), None, cfg);
+        let mut t =
+            Trainer::new(master, Sgd::new(SgdConfig::default()).unwrap(), None, cfg).unwrap();
         let batches: Vec<_> = micro
             .iter()
             .map(|ids| data.train.batch(ids).unwrap())
@@ -179,7 +180,7 @@ fn a_nan_batch_is_skipped_and_changes_nothing() {
         seed: 0,
         loss_weight: 1.0,
     };
-    let mut t = Trainer::new(master, Sgd::new(SgdConfig::default()), None, cfg);
+    let mut t = Trainer::new(master, Sgd::new(SgdConfig::default()).unwrap(), None, cfg).unwrap();
     let mut px = vec![0.5f32; 2 * 64];
     px[3] = f32::NAN;
     let batch = (
@@ -285,7 +286,13 @@ fn a_small_cnn_learns_digits_under_bf16() {
         seed: 0,
         loss_weight: 1.0,
     };
-    let mut t = Trainer::new(master, AdamW::new(AdamWConfig::default()), None, cfg);
+    let mut t = Trainer::new(
+        master,
+        AdamW::new(AdamWConfig::default()).unwrap(),
+        None,
+        cfg,
+    )
+    .unwrap();
     let mut batches = data.train.batches(64, 2);
     let mut first = None;
     for s in 0..150 {

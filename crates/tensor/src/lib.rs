@@ -34,6 +34,7 @@ pub use mask::{Indices, Mask};
 pub use ops::{
     CastOptions, CastOverflow, CastReport, CastRounding, CastScale, Conv2dParams, Pool2dParams,
 };
+pub use pool::{MAX_THREADS, num_threads, set_num_threads};
 pub use rng::Rng;
 pub use storage::Device;
 pub use tensor::{Tensor, fp8_current_scale};

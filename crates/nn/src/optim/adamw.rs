@@ -3,7 +3,7 @@
 //! `p *= 1 - lr wd`; `m = b1 m + (1 - b1) g`; `v = b2 v + (1 - b2) g^2`;
 //! `p -= (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)`.
 
-use super::{Optimizer, check_grads};
+use super::{Optimizer, check_hyper, check_step};
 use mixprec_amp::{MasterWeights, OptimizerKind, UnscaledGrads};
 use mixprec_autograd::Result;
 use mixprec_dtype::F32;
@@ -47,15 +47,33 @@ struct Moments {
 pub struct AdamW {
     cfg: AdamWConfig,
     state: Vec<Option<Moments>>,
+    allow_non_finite: bool,
 }
 
 impl AdamW {
-    /// An optimizer with `cfg`.
-    pub fn new(cfg: AdamWConfig) -> AdamW {
-        AdamW {
+    /// An optimizer with `cfg`. Errors unless both betas are in [0, 1), `eps` is finite
+    /// and > 0, and the weight decay is finite and >= 0.
+    pub fn new(cfg: AdamWConfig) -> Result<AdamW> {
+        check_hyper("AdamW", "beta1", cfg.beta1, 0.0..1.0)?;
+        check_hyper("AdamW", "beta2", cfg.beta2, 0.0..1.0)?;
+        check_hyper("AdamW", "eps", cfg.eps, f32::MIN_POSITIVE..f32::INFINITY)?;
+        check_hyper(
+            "AdamW",
+            "weight_decay",
+            cfg.weight_decay,
+            0.0..f32::INFINITY,
+        )?;
+        Ok(AdamW {
             cfg,
             state: Vec::new(),
-        }
+            allow_non_finite: false,
+        })
+    }
+
+    /// Lets steps take gradients that hold an inf or NaN (refused by default).
+    pub fn allow_non_finite(mut self, allow: bool) -> AdamW {
+        self.allow_non_finite = allow;
+        self
     }
 }
 
@@ -63,7 +81,7 @@ impl Optimizer for AdamW {
     fn step(&mut self, master: &mut MasterWeights, grads: &UnscaledGrads, lr: f32) -> Result<()> {
         // Every check happens here; after it nothing can fail, so the moments are updated
         // in place and the parameters replaced together (the step is atomic).
-        check_grads("AdamW", master, grads)?;
+        check_step("AdamW", master, grads, lr, self.allow_non_finite)?;
         let c = self.cfg;
         if self.state.len() < master.len() {
             self.state.resize(master.len(), None);

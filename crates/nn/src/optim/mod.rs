@@ -4,6 +4,12 @@
 //! parameter first and committed only if all succeeded, so a failed step (a gradient of
 //! the wrong shape) changes nothing. Steps the loss scaler skips are simply not taken:
 //! the step counter (Adam's bias correction) does not advance.
+//!
+//! Settings are checked when an optimizer is made (errors name the optimizer and the bad
+//! value), the learning rate at every step (finite and >= 0), and gradients holding an
+//! inf or NaN are refused — an error, nothing changed — unless the optimizer was built
+//! with `allow_non_finite(true)` (then the non-finite values flow into the weights, as in
+//! PyTorch).
 
 mod adamw;
 mod schedule;
@@ -29,12 +35,49 @@ pub trait Optimizer {
     fn kind(&self) -> OptimizerKind;
 }
 
-/// Checks that `grads` fits `master` (one slot per parameter, same shapes).
-pub(crate) fn check_grads(
+/// Checks one step's inputs: a learning rate that is finite and >= 0, gradients that fit
+/// `master` (one slot per parameter, same shapes) and, unless `allow_non_finite`, hold no
+/// inf or NaN.
+pub(crate) fn check_step(
     op: &'static str,
     master: &MasterWeights,
     grads: &UnscaledGrads,
+    lr: f32,
+    allow_non_finite: bool,
 ) -> Result<()> {
+    check_hyper(op, "learning rate", lr, 0.0..f32::INFINITY)?;
+    if !allow_non_finite && grads.found_inf() {
+        return Err(mixprec_autograd::Error::invalid(
+            op,
+            "gradients hold an inf or NaN; skip the step (or build the optimizer with \
+             allow_non_finite(true))",
+        ));
+    }
+    check_grads(op, master, grads)
+}
+
+/// Checks that a hyperparameter lies in `range` (NaN never does).
+pub(crate) fn check_hyper(
+    op: &'static str,
+    name: &str,
+    value: f32,
+    range: std::ops::Range<f32>,
+) -> Result<()> {
+    if range.contains(&value) {
+        Ok(())
+    } else {
+        Err(mixprec_autograd::Error::invalid(
+            op,
+            format!(
+                "{name} must be in [{}, {}), got {value}",
+                range.start, range.end
+            ),
+        ))
+    }
+}
+
+/// Checks that `grads` fits `master` (one slot per parameter, same shapes).
+fn check_grads(op: &'static str, master: &MasterWeights, grads: &UnscaledGrads) -> Result<()> {
     let n = grads.iter().count();
     if n != master.len() {
         return Err(mixprec_autograd::Error::invalid(

@@ -16,6 +16,27 @@ pub struct WarmupCosine {
 }
 
 impl WarmupCosine {
+    /// Checks the settings: rates finite and >= 0, `min <= base`, `warmup <= total`; the
+    /// error names the schedule and the bad value.
+    pub fn check(&self) -> mixprec_autograd::Result<()> {
+        let bad = |msg: String| Err(mixprec_autograd::Error::invalid("WarmupCosine", msg));
+        for (name, v) in [("base", self.base), ("min", self.min)] {
+            if !(v.is_finite() && v >= 0.0) {
+                return bad(format!("{name} must be finite and >= 0, got {v}"));
+            }
+        }
+        if self.min > self.base {
+            return bad(format!("min {} is above base {}", self.min, self.base));
+        }
+        if self.warmup > self.total {
+            return bad(format!(
+                "warmup {} is longer than total {}",
+                self.warmup, self.total
+            ));
+        }
+        Ok(())
+    }
+
     /// The learning rate at step `s` (0-based), computed in f64 and rounded once.
     pub fn lr(&self, s: u64) -> f32 {
         let (base, min) = (f64::from(self.base), f64::from(self.min));

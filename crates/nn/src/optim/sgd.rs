@@ -3,7 +3,7 @@
 //! `g += wd p`; `buf = g` on the first step, else `buf = momentum buf + (1 - dampening) g`;
 //! `g = g + momentum buf` (Nesterov) or `buf`; `p -= lr g`.
 
-use super::{Optimizer, check_grads};
+use super::{Optimizer, check_hyper, check_step};
 use mixprec_amp::{MasterWeights, OptimizerKind, UnscaledGrads};
 use mixprec_autograd::Result;
 use mixprec_dtype::F32;
@@ -27,15 +27,37 @@ pub struct SgdConfig {
 pub struct Sgd {
     cfg: SgdConfig,
     buffers: Vec<Option<Vec<f32>>>,
+    allow_non_finite: bool,
 }
 
 impl Sgd {
-    /// An optimizer with `cfg`.
-    pub fn new(cfg: SgdConfig) -> Sgd {
-        Sgd {
+    /// An optimizer with `cfg`. Errors unless momentum is in [0, 1), dampening in
+    /// [0, 1], the weight decay finite and >= 0, and Nesterov comes with momentum and no
+    /// dampening (PyTorch's rule).
+    pub fn new(cfg: SgdConfig) -> Result<Sgd> {
+        check_hyper("Sgd", "momentum", cfg.momentum, 0.0..1.0)?;
+        check_hyper("Sgd", "dampening", cfg.dampening, 0.0..1.0 + f32::EPSILON)?;
+        check_hyper("Sgd", "weight_decay", cfg.weight_decay, 0.0..f32::INFINITY)?;
+        if cfg.nesterov && (cfg.momentum == 0.0 || cfg.dampening != 0.0) {
+            return Err(mixprec_autograd::Error::invalid(
+                "Sgd",
+                format!(
+                    "Nesterov momentum needs momentum > 0 and dampening 0, got {} and {}",
+                    cfg.momentum, cfg.dampening
+                ),
+            ));
+        }
+        Ok(Sgd {
             cfg,
             buffers: Vec::new(),
-        }
+            allow_non_finite: false,
+        })
+    }
+
+    /// Lets steps take gradients that hold an inf or NaN (refused by default).
+    pub fn allow_non_finite(mut self, allow: bool) -> Sgd {
+        self.allow_non_finite = allow;
+        self
     }
 }
 
@@ -43,7 +65,7 @@ impl Optimizer for Sgd {
     fn step(&mut self, master: &mut MasterWeights, grads: &UnscaledGrads, lr: f32) -> Result<()> {
         // Every check happens here; after it nothing can fail, so the buffers are updated
         // in place and the parameters replaced together (the step is atomic).
-        check_grads("Sgd", master, grads)?;
+        check_step("Sgd", master, grads, lr, self.allow_non_finite)?;
         let c = self.cfg;
         if self.buffers.len() < master.len() {
             self.buffers.resize(master.len(), None);

@@ -6,7 +6,7 @@
 //! pass), and a register-tiled micro-kernel runs over the panels: 12 x 32 with AVX-512
 //! (24 accumulator registers), 6 x 16 with AVX2+FMA (12), or a portable loop, picked at
 //! run time ([`Kernel::best`]; `MIXPREC_GEMM_KERNEL=avx2|avx512|portable` overrides it).
-//! Work is split over both cores by (row block, column group). Accumulation is f32
+//! Work is cut into (row block, column group) tasks that the pool's threads claim dynamically. Accumulation is f32
 //! throughout, as on tensor cores. F64 has its own simpler f64 kernel.
 
 mod f64_kernel;
@@ -16,12 +16,11 @@ mod small;
 
 pub(crate) use f64_kernel::gemm_f64;
 
-use crate::pool::Pool;
+use crate::pool::{Chunks, Pool, TASKS_PER_THREAD};
 pub(crate) use kernel::{ARows, Kernel};
 use mixprec_dtype::Dtype;
 use pack::{pack_a_panel, pack_b_panel};
 pub(crate) use small::{SMALL_MACS, gemm_small};
-use std::sync::Mutex;
 
 /// Columns per block of B (KC x 2048 f32 = 1-2 MiB: L2/L3).
 const NC: usize = 2048;
@@ -84,9 +83,16 @@ pub(crate) fn gemm_f32_with<TA: Dtype, TB: Dtype>(
     // spinning pool.
     let parallel = threads > 1 && m * n * k >= 1 << 19;
     let parts = if parallel { threads } else { 1 };
-    // Split the work over the parts by row blocks (a multiple of the part count, each a
-    // multiple of mr rows and at most mc_max) or, when that balances worse (few rows),
-    // by column panels.
+    // Tasks are claimed dynamically (a stalled thread's share is taken by the others), so
+    // each section is cut into a few tasks per thread.
+    let slots = if parallel {
+        parts * TASKS_PER_THREAD
+    } else {
+        1
+    };
+    // Split the work into row blocks (each a multiple of mr rows and at most mc_max;
+    // as many as there are threads, or a multiple) and, when that balances worse (few
+    // rows), column panels.
     let by_rows = m.div_ceil(kern.mc_max).div_ceil(parts) * parts;
     let rows_per_part = m.div_ceil(by_rows).div_ceil(mr) * mr * by_rows.div_ceil(parts);
     let cols_per_part = NC.min(n).div_ceil(nr).div_ceil(parts) * nr;
@@ -107,18 +113,11 @@ pub(crate) fn gemm_f32_with<TA: Dtype, TB: Dtype>(
     for jc in (0..n).step_by(NC) {
         let nc = NC.min(n - jc);
         let n_panels = nc.div_ceil(nr);
-        // Column groups: one per part when splitting by columns; otherwise only as many as
-        // needed to give every part a task.
-        let groups = if split_rows {
-            parts.div_ceil(n_blocks)
-        } else {
-            parts
-        }
-        .clamp(1, n_panels);
+        // Column groups: enough that every thread has a few tasks; a task keeps its A
+        // block in L2 while it streams its group's B panels.
+        let groups = slots.div_ceil(n_blocks).clamp(1, n_panels);
         let per_group = n_panels.div_ceil(groups);
-        let tasks: Vec<(usize, usize)> = (0..n_blocks)
-            .flat_map(|ib| (0..groups).map(move |g| (ib, g)))
-            .collect();
+        let groups = n_panels.div_ceil(per_group);
         for pc in (0..k).step_by(kern.kc) {
             let kc = kern.kc.min(k - pc);
             let block = Block {
@@ -135,26 +134,30 @@ pub(crate) fn gemm_f32_with<TA: Dtype, TB: Dtype>(
             } else {
                 m.div_ceil(mr)
             };
-            let pa = split_panels(&mut packed_a, a_panels, mr * kc, parts);
-            let pb = split_panels(&mut packed_b, n_panels, nr * kc, parts);
             // One section packs A and B, the next computes: two synchronisations per block.
-            let pack = |part: usize| {
-                let (first, ref mut dst) = *pa[part].lock().expect("not poisoned");
-                for (q, d) in dst.chunks_mut(mr * kc).enumerate() {
-                    pack_a_panel(a, 0, m, pc, kc, mr, first + q, d);
-                }
-                let (first, ref mut dst) = *pb[part].lock().expect("not poisoned");
-                for (q, d) in dst.chunks_mut(nr * kc).enumerate() {
-                    pack_b_panel(b, pc, kc, jc, nc, nr, first + q, d);
+            grow(&mut packed_a, a_panels * mr * kc);
+            grow(&mut packed_b, n_panels * nr * kc);
+            let a_run = a_panels.div_ceil(slots).max(1);
+            let b_run = n_panels.div_ceil(slots).max(1);
+            let pa = Chunks::new(&mut packed_a[..a_panels * mr * kc], a_run * mr * kc);
+            let pb = Chunks::new(&mut packed_b[..n_panels * nr * kc], b_run * nr * kc);
+            let (ta, tb) = (pa.count(), pb.count());
+            let pack = |t: usize| {
+                if t < ta {
+                    // SAFETY: the pool runs each task index once, so each piece is taken once.
+                    let (off, dst) = unsafe { pa.piece(t) };
+                    for (q, d) in dst.chunks_mut(mr * kc).enumerate() {
+                        pack_a_panel(a, 0, m, pc, kc, mr, off / (mr * kc) + q, d);
+                    }
+                } else {
+                    // SAFETY: as above (task indices ta.. map one-to-one onto B's pieces).
+                    let (off, dst) = unsafe { pb.piece(t - ta) };
+                    for (q, d) in dst.chunks_mut(nr * kc).enumerate() {
+                        pack_b_panel(b, pc, kc, jc, nc, nr, off / (nr * kc) + q, d);
+                    }
                 }
             };
-            if parallel {
-                pool.run(&pack);
-            } else {
-                pack(0);
-            }
-            drop(pa);
-            drop(pb);
+            pool_or_here(parallel, ta + tb, &pack);
             let pb = &packed_b[..n_panels * nr * kc];
             let source = match direct_a {
                 Some(d) => ASource::Direct {
@@ -165,19 +168,14 @@ pub(crate) fn gemm_f32_with<TA: Dtype, TB: Dtype>(
                 },
                 None => ASource::Packed(&packed_a[..a_panels * mr * kc]),
             };
-            let work = |part: usize| {
-                for &(ib, g) in tasks.iter().skip(part).step_by(parts) {
-                    let i0 = ib * mc_block;
-                    let rows = i0..i0 + mc_block.min(m - i0);
-                    let panels = (g * per_group).min(n_panels)..((g + 1) * per_group).min(n_panels);
-                    macro_kernel(kern, source, pb, rows, panels, &block, c_ptr);
-                }
+            let work = |t: usize| {
+                let (ib, g) = (t / groups, t % groups);
+                let i0 = ib * mc_block;
+                let rows = i0..i0 + mc_block.min(m - i0);
+                let panels = (g * per_group).min(n_panels)..((g + 1) * per_group).min(n_panels);
+                macro_kernel(kern, source, pb, rows, panels, &block, c_ptr);
             };
-            if parallel {
-                pool.run(&work);
-            } else {
-                work(0);
-            }
+            pool_or_here(parallel, n_blocks * groups, &work);
         }
     }
     // The buffers were counted at their size when taken; count the growth.
@@ -190,28 +188,20 @@ pub(crate) fn gemm_f32_with<TA: Dtype, TB: Dtype>(
     SCRATCH.with(|s| *s.borrow_mut() = (packed_a, packed_b));
 }
 
-/// Sizes `buf` for `panels` panels of `panel_len` floats and splits it into `parts`
-/// runs of whole panels, each with the index of its first panel (locks are uncontended:
-/// each part takes only its own).
-fn split_panels(
-    buf: &mut Vec<f32>,
-    panels: usize,
-    panel_len: usize,
-    parts: usize,
-) -> Vec<Mutex<(usize, &mut [f32])>> {
-    if buf.len() < panels * panel_len {
-        buf.resize(panels * panel_len, 0.0);
+/// Grows `buf` to at least `len` floats.
+fn grow(buf: &mut Vec<f32>, len: usize) {
+    if buf.len() < len {
+        buf.resize(len, 0.0);
     }
-    let per = panels.div_ceil(parts).max(1);
-    let mut rest = &mut buf[..panels * panel_len];
-    let mut out = Vec::with_capacity(parts);
-    for p in 0..parts {
-        let take = per.min(panels.saturating_sub(p * per)) * panel_len;
-        let (head, tail) = std::mem::take(&mut rest).split_at_mut(take);
-        out.push(Mutex::new((p * per, head)));
-        rest = tail;
+}
+
+/// Runs `tasks` tasks on the pool when `parallel`, else in order on this thread.
+fn pool_or_here(parallel: bool, tasks: usize, f: &(dyn Fn(usize) + Sync)) {
+    if parallel {
+        Pool::global().run(tasks, f);
+    } else {
+        (0..tasks).for_each(f);
     }
-    out
 }
 
 /// True when this thread holds no packing buffers.

@@ -31,7 +31,7 @@ pub enum CastOverflow {
     Auto,
     /// The format's overflow: ±inf, or NaN for E4M3.
     Format,
-    /// Clamp to ±MAX (±inf too); NaN stays NaN.
+    /// Clamp to ±MAX (±inf too, counted as overflowed); NaN stays NaN.
     Saturate,
 }
 
@@ -69,9 +69,11 @@ pub struct CastReport {
     pub elements: usize,
     /// Finite non-zero values that became zero.
     pub underflowed: usize,
-    /// Finite values that became infinite or NaN (format overflow).
+    /// Values that overflowed: finite values that became infinite or NaN (format
+    /// overflow), and infinite values (which a saturating cast clamps to ±MAX: counted
+    /// here, not under `saturated`, so that an infinity never passes silently).
     pub overflowed: usize,
-    /// Values (finite or infinite) clamped to ±MAX by saturation.
+    /// Finite values clamped to ±MAX by saturation.
     pub saturated: usize,
     /// NaN values (passed through).
     pub nan: usize,
@@ -216,6 +218,8 @@ impl<D: Dtype> Tensor<D> {
             let got = o.to_f64();
             if v.is_nan() {
                 report.nan += 1;
+            } else if saturate && v.is_infinite() {
+                report.overflowed += 1;
             } else if saturate && x.abs() > max && got.abs() == max {
                 report.saturated += 1;
             } else if v.is_finite() && !o.is_finite() {
@@ -307,6 +311,25 @@ mod tests {
             r.to_string()
                 .starts_with("f32 -> f16: 8 elements, 2 underflowed")
         );
+    }
+
+    #[test]
+    fn infinities_are_counted_as_overflow_even_when_saturating() {
+        let x = Tensor::<F32>::from_f32(&[f32::NAN, f32::INFINITY, 1.0, f32::NEG_INFINITY], &[4])
+            .unwrap();
+        let opts = CastOptions {
+            scale: CastScale::Fixed(1.0),
+            overflow: CastOverflow::Saturate,
+            ..Default::default()
+        };
+        let (_, r) = x.cast_with::<E4M3>(opts).unwrap();
+        assert_eq!((r.nan, r.overflowed, r.saturated), (1, 2, 0));
+        let (_, r) = x.cast::<F64>().cast_with::<E5M2>(opts).unwrap();
+        assert_eq!((r.nan, r.overflowed, r.saturated), (1, 2, 0));
+        // Without saturation an infinity stays infinite: nothing overflowed.
+        let (y, r) = x.cast_with::<Bf16>(CastOptions::default()).unwrap();
+        assert_eq!((r.nan, r.overflowed), (1, 0));
+        assert_eq!(y.to_f32_vec()[1], f32::INFINITY);
     }
 
     #[test]

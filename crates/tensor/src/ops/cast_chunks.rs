@@ -103,15 +103,21 @@ pub(super) fn cast_chunks<D: Dtype, T: Dtype>(
 
 crate::simd::multiversioned! {
     /// Counts of a saturating cast of `f` (times `s`) with results `got` (widened back,
-    /// exact): NaN, clamped to `±max`, overflowed (cannot happen when saturating, kept for
-    /// the definition), underflowed — exclusive in that order, as flag sums (vectorised;
+    /// exact): NaN, finite values clamped to `±max`, overflowed (an infinite source, which
+    /// saturation clamps to `±max`), underflowed — exclusive in that order, as flag sums (vectorised;
     /// the clamp test on the exact f64 product).
     fn count_saturating(f: &[f32], got: &[f32], s: f64, max: f64) -> Counts {
         let (mut nan, mut sat, mut over, mut under) = (0u32, 0u32, 0u32, 0u32);
         for (&v, &g) in f.iter().zip(got) {
             let is_nan = v.is_nan();
-            let is_sat = !is_nan & ((f64::from(v) * s).abs() > max) & (f64::from(g.abs()) == max);
-            let is_over = !is_nan & !is_sat & v.is_finite() & !g.is_finite();
+            let is_inf = v.is_infinite();
+            // An infinity clamped to ±MAX is an overflow, not a saturation: it never
+            // passes as a finite value silently.
+            let is_sat = !is_nan
+                & !is_inf
+                & ((f64::from(v) * s).abs() > max)
+                & (f64::from(g.abs()) == max);
+            let is_over = !is_nan & !is_sat & (is_inf | !g.is_finite());
             let is_under = !is_nan & !is_sat & !is_over & (v != 0.0) & v.is_finite() & (g == 0.0);
             nan += u32::from(is_nan);
             sat += u32::from(is_sat);

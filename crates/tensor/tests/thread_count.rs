@@ -1,0 +1,68 @@
+//! Where the pool's thread count comes from, checked in fresh child processes (the count
+//! is decided when the pool starts): `MIXPREC_NUM_THREADS`, then the CPUs the process may
+//! run on (its affinity mask), then `set_num_threads` at any time.
+
+use std::process::Command;
+
+/// Runs this test binary's test `name` in a child with `env` set; true on success.
+fn child(name: &str, env: &[(&str, &str)]) -> bool {
+    let mut cmd = Command::new(std::env::current_exe().expect("test binary path"));
+    cmd.args([name, "--exact", "--test-threads", "1"])
+        .env("MIXPREC_THREAD_COUNT_CHILD", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run the child");
+    let text = String::from_utf8_lossy(&out.stdout);
+    out.status.success() && text.contains("1 passed")
+}
+
+fn in_child() -> bool {
+    std::env::var_os("MIXPREC_THREAD_COUNT_CHILD").is_some()
+}
+
+#[test]
+fn environment_variable_sets_the_count() {
+    if in_child() {
+        assert_eq!(mixprec_tensor::num_threads(), 3);
+        return;
+    }
+    assert!(child(
+        "environment_variable_sets_the_count",
+        &[("MIXPREC_NUM_THREADS", "3")]
+    ));
+}
+
+#[test]
+fn an_invalid_environment_value_falls_back_to_the_cpus() {
+    if in_child() {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(mixprec_tensor::num_threads(), cpus);
+        return;
+    }
+    assert!(child(
+        "an_invalid_environment_value_falls_back_to_the_cpus",
+        &[("MIXPREC_NUM_THREADS", "zero")]
+    ));
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_affinity_mask_limits_the_default_count() {
+    if in_child() {
+        // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET writes inside it, and
+        // sched_setaffinity reads `size_of::<cpu_set_t>()` bytes of it.
+        let ok = unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(0, &mut set);
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+        };
+        assert!(ok, "pin this process to CPU 0");
+        // The pool starts now, after the pin: one CPU, so no helpers.
+        assert_eq!(mixprec_tensor::num_threads(), 1);
+        mixprec_tensor::set_num_threads(2);
+        assert_eq!(mixprec_tensor::num_threads(), 2);
+        return;
+    }
+    assert!(child("the_affinity_mask_limits_the_default_count", &[]));
+}
