@@ -154,7 +154,7 @@ fn main() -> Result<()> {
         loss_weight: 1.0,
     };
     let mut trainer = Trainer::new(master, AdamW::new(AdamWConfig::default())?, None, cfg)?;
-    let mut batches = digits.train.batches(64, 1);
+    let mut batches = digits.train.batches(64, 1)?;
     for s in 0..300 {
         let b = digits.train.batch(&batches.next_batch())?;
         let r = trainer.step(&net, s, &[b])?;

@@ -51,7 +51,7 @@ fn main() -> Result<()> {
         Some(scaler),
         cfg,
     )?;
-    let mut batches = digits.train.batches(64, 1);
+    let mut batches = digits.train.batches(64, 1)?;
     for s in 0..300 {
         let b = digits.train.batch(&batches.next_batch())?;
         trainer.step(&model, s, &[b])?;

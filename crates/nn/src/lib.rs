@@ -28,7 +28,7 @@
 //! let schedule = WarmupCosine { base: 3e-3, min: 3e-4, warmup: 5, total: 60 };
 //! let cfg = TrainConfig { schedule, clip_norm: Some(1.0), seed: 1, loss_weight: 1.0 };
 //! let mut trainer = Trainer::new(master, AdamW::new(AdamWConfig::default()).unwrap(), None, cfg).unwrap();
-//! let mut batches = digits.train.batches(64, 7);
+//! let mut batches = digits.train.batches(64, 7).unwrap();
 //! for s in 0..60 {
 //!     let b = digits.train.batch(&batches.next_batch()).unwrap();
 //!     trainer.step(&model, s, &[b]).unwrap();

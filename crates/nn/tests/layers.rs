@@ -29,7 +29,7 @@ fn linear_and_layer_norm_match_f64_references() {
     let mut master = MasterWeights::new();
     let mut init = Init::new(&mut master, 3);
     let lin = Linear::<Fp32>::new(&mut init, "fc", 5, 3, true).unwrap();
-    let ln = LayerNorm::<Fp32>::new(&mut init, "ln", 3);
+    let ln = LayerNorm::<Fp32>::new(&mut init, "ln", 3).unwrap();
     let mut rng = Rng::seed(4);
     let x = Tensor::<F32>::randn(&[4, 5], 0.0, 1.0, &mut rng).unwrap();
     let step = Step::new(&master, false, 0);

@@ -293,7 +293,7 @@ fn a_small_cnn_learns_digits_under_bf16() {
         cfg,
     )
     .unwrap();
-    let mut batches = data.train.batches(64, 2);
+    let mut batches = data.train.batches(64, 2).unwrap();
     let mut first = None;
     for s in 0..150 {
         let b = data.train.batch(&batches.next_batch()).unwrap();

@@ -15,19 +15,26 @@ pub struct Batches {
 }
 
 impl Batches {
-    /// Batches of `batch` (at least 1) out of `n` items; the last, smaller batch of an
-    /// epoch is dropped (every batch has the same size).
-    pub fn new(n: usize, batch: usize, seed: u64) -> Batches {
+    /// Batches of `batch` out of `n` items; the last, smaller batch of an epoch is
+    /// dropped (every batch has the same size). Errors when `n` or `batch` is 0 or
+    /// `batch > n` (no full batch could ever be drawn).
+    pub fn new(n: usize, batch: usize, seed: u64) -> mixprec_autograd::Result<Batches> {
+        if n == 0 || batch == 0 || batch > n {
+            return Err(mixprec_autograd::Error::invalid(
+                "Batches",
+                format!("cannot cut batches of {batch} from {n} items (need 1 <= batch <= n)"),
+            ));
+        }
         let mut b = Batches {
             n,
-            batch: batch.max(1).min(n.max(1)),
+            batch,
             seed,
             epoch: 0,
             order: Vec::new(),
             pos: 0,
         };
         b.shuffle();
-        b
+        Ok(b)
     }
 
     fn shuffle(&mut self) {

@@ -41,7 +41,7 @@ impl DigitsSplit {
     }
 
     /// Seeded shuffled batches over this split.
-    pub fn batches(&self, batch: usize, seed: u64) -> Batches {
+    pub fn batches(&self, batch: usize, seed: u64) -> mixprec_autograd::Result<Batches> {
         Batches::new(self.len(), batch, seed)
     }
 }

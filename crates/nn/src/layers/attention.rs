@@ -33,6 +33,11 @@ impl<P: TrainPolicy> CausalSelfAttention<P> {
         dim: usize,
         heads: usize,
     ) -> mixprec_autograd::Result<Self> {
+        super::check_sizes(
+            "CausalSelfAttention",
+            name,
+            &[("dim", dim), ("heads", heads)],
+        )?;
         if heads == 0 || !dim.is_multiple_of(heads) {
             return Err(mixprec_autograd::Error::invalid(
                 "CausalSelfAttention",

@@ -32,9 +32,9 @@ impl<P: TrainPolicy> TransformerBlock<P> {
         dropout: f64,
     ) -> Result<Self> {
         Ok(TransformerBlock {
-            ln1: LayerNorm::new(init, &format!("{name}.ln1"), dim),
+            ln1: LayerNorm::new(init, &format!("{name}.ln1"), dim)?,
             attn: CausalSelfAttention::new(init, &format!("{name}.attn"), dim, heads)?,
-            ln2: LayerNorm::new(init, &format!("{name}.ln2"), dim),
+            ln2: LayerNorm::new(init, &format!("{name}.ln2"), dim)?,
             mlp: Mlp::new(init, &format!("{name}.mlp"), dim, 4 * dim, dim)?,
             dropout: Dropout::new(dropout)?,
         })

@@ -33,7 +33,17 @@ impl<P: TrainPolicy> Conv2d<P> {
         params: Conv2dParams,
         bias: bool,
     ) -> Result<Self> {
-        let g = params.groups.max(1);
+        super::check_sizes(
+            "Conv2d",
+            name,
+            &[
+                ("in_channels", in_channels),
+                ("out_channels", out_channels),
+                ("kernel size", k),
+                ("groups", params.groups),
+            ],
+        )?;
+        let g = params.groups;
         if !in_channels.is_multiple_of(g) || !out_channels.is_multiple_of(g) || k == 0 {
             return Err(mixprec_autograd::Error::invalid(
                 "Conv2d",

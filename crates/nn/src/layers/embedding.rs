@@ -27,6 +27,7 @@ impl<P: TrainPolicy> Embedding<P> {
         dim: usize,
         std: f64,
     ) -> mixprec_tensor::Result<Self> {
+        super::check_sizes("Embedding", name, &[("vocab", vocab), ("dim", dim)])?;
         let table = init.normal(&format!("{name}.weight"), &[vocab, dim], std)?;
         Ok(Embedding {
             name: name.to_string(),

@@ -20,16 +20,17 @@ pub struct LayerNorm<P: TrainPolicy> {
 }
 
 impl<P: TrainPolicy> LayerNorm<P> {
-    /// Parameters `{name}.weight` (ones) and `{name}.bias` (zeros).
-    pub fn new(init: &mut Init<'_>, name: &str, dim: usize) -> Self {
-        LayerNorm {
+    /// Parameters `{name}.weight` (ones) and `{name}.bias` (zeros). Errors when `dim` is 0.
+    pub fn new(init: &mut Init<'_>, name: &str, dim: usize) -> mixprec_tensor::Result<Self> {
+        super::check_sizes("LayerNorm", name, &[("dim", dim)])?;
+        Ok(LayerNorm {
             name: name.to_string(),
             weight: init.constant(&format!("{name}.weight"), &[dim], 1.0),
             bias: init.constant(&format!("{name}.bias"), &[dim], 0.0),
             dim,
             eps: 1e-5,
             _policy: PhantomData,
-        }
+        })
     }
 
     /// Normalises `x` (`[.., dim]`), result in F32.

@@ -31,6 +31,11 @@ impl<P: TrainPolicy> Linear<P> {
         out_features: usize,
         bias: bool,
     ) -> mixprec_tensor::Result<Self> {
+        super::check_sizes(
+            "Linear",
+            name,
+            &[("in_features", in_features), ("out_features", out_features)],
+        )?;
         let bound = 1.0 / (in_features.max(1) as f64).sqrt();
         let weight = init.uniform(
             &format!("{name}.weight"),
@@ -71,7 +76,12 @@ impl<P: TrainPolicy> Linear<P> {
         (self.in_features, self.out_features)
     }
 
-    /// Bytes of the layer's FP8 scaling state.
+    /// The layer's FP8 scaling state (delayed-scaling histories and scales per operand).
+    pub fn fp8(&self) -> &mixprec_amp::Fp8Scaling {
+        &self.fp8
+    }
+
+    /// Bytes of this layer's FP8 scaling state.
     pub fn fp8_state_bytes(&self) -> usize {
         self.fp8.nbytes()
     }

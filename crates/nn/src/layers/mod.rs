@@ -21,3 +21,21 @@ pub use layer_norm::LayerNorm;
 pub use linear::Linear;
 pub use mlp::Mlp;
 pub use pool::{AvgPool2d, MaxPool2d};
+
+/// Errors, naming the layer, its instance name and the size, when any of `sizes` is 0: a
+/// layer with an empty weight trains nothing and fails later in an op with no name.
+pub(crate) fn check_sizes(
+    layer: &'static str,
+    name: &str,
+    sizes: &[(&str, usize)],
+) -> mixprec_tensor::Result<()> {
+    match sizes.iter().find(|(_, v)| *v == 0) {
+        Some((what, _)) => Err(mixprec_tensor::Error {
+            op: layer,
+            kind: mixprec_tensor::ErrorKind::InvalidArgument(format!(
+                "{name}: {what} must be at least 1, got 0"
+            )),
+        }),
+        None => Ok(()),
+    }
+}

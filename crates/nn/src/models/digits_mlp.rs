@@ -28,6 +28,11 @@ impl<B: TrainPolicy, E: TrainPolicy> DigitsMlp<B, E> {
         })
     }
 
+    /// The layers' FP8 scaling states (input, hidden, output layer).
+    pub fn fp8_states(&self) -> [&mixprec_amp::Fp8Scaling; 3] {
+        [self.fc_in.fp8(), self.fc_hidden.fp8(), self.fc_out.fp8()]
+    }
+
     /// Logits `[batch, 10]` (F32) for images `[batch, 64]`.
     pub fn logits(&self, step: &Step, images: &Tensor<F32>) -> Result<Var<F32>> {
         let x = step.input(images.clone());

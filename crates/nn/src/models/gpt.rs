@@ -53,7 +53,7 @@ impl<B: TrainPolicy, E: TrainPolicy> Gpt<B, E> {
             tok: Embedding::new(init, "tok", cfg.vocab, cfg.dim, 0.02)?,
             pos: Embedding::new(init, "pos", cfg.context, cfg.dim, 0.02)?,
             blocks,
-            ln_f: LayerNorm::new(init, "ln_f", cfg.dim),
+            ln_f: LayerNorm::new(init, "ln_f", cfg.dim)?,
             head: Linear::new(init, "head", cfg.dim, cfg.vocab, false)?,
         })
     }

@@ -70,6 +70,13 @@ impl AdamW {
         })
     }
 
+    /// The state of parameter `index`: first moments, second moments and the steps
+    /// taken (`None` before its first step).
+    pub fn moments(&self, index: usize) -> Option<(&[f32], &[f32], u64)> {
+        let s = self.state.get(index)?.as_ref()?;
+        Some((&s.m, &s.v, s.t))
+    }
+
     /// Lets steps take gradients that hold an inf or NaN (refused by default).
     pub fn allow_non_finite(mut self, allow: bool) -> AdamW {
         self.allow_non_finite = allow;

@@ -54,6 +54,12 @@ impl Sgd {
         })
     }
 
+    /// The momentum buffer of parameter `index` (`None` before its first step or without
+    /// momentum).
+    pub fn momentum_buffer(&self, index: usize) -> Option<&[f32]> {
+        self.buffers.get(index)?.as_deref()
+    }
+
     /// Lets steps take gradients that hold an inf or NaN (refused by default).
     pub fn allow_non_finite(mut self, allow: bool) -> Sgd {
         self.allow_non_finite = allow;
