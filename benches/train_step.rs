@@ -7,8 +7,9 @@
 //! The side-by-side with JAX is `benches/compare/train_jax.py`.
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use mixprec::amp::{Bf16Mixed, F16Mixed, Fp8Hybrid, Fp32, GradScaler, GradScalerConfig};
-use mixprec::nn::compare::F16Unscaled;
+use mixprec::amp::{
+    Bf16Mixed, F16Mixed, F16Unscaled, Fp8Hybrid, Fp32, LossScaling, Policy, Scaler,
+};
 use mixprec::nn::data::{Digits, SortTask};
 use mixprec::nn::models::{DigitsMlp, Gpt, GptConfig, Model};
 use mixprec::nn::optim::{AdamW, AdamWConfig, WarmupCosine};
@@ -16,9 +17,11 @@ use mixprec::nn::{Init, TrainConfig, TrainPolicy, Trainer};
 use mixprec::prelude::MasterWeights;
 use std::time::Duration;
 
-fn trainer<B: TrainPolicy>(master: MasterWeights) -> Trainer<AdamW> {
-    let scaler = <B::Scaling as mixprec::amp::LossScaling>::DYNAMIC
-        .then(|| GradScaler::new(GradScalerConfig::default()).expect("defaults"));
+/// The scaler type policy `B` trains with.
+type ScalerOf<B> = <<B as Policy>::Scaling as LossScaling>::Scaler;
+
+fn trainer<B: TrainPolicy>(master: MasterWeights) -> Trainer<AdamW, ScalerOf<B>> {
+    let scaler = ScalerOf::<B>::with_defaults().expect("defaults");
     let cfg = TrainConfig {
         schedule: WarmupCosine {
             base: 1e-3,
@@ -39,7 +42,7 @@ fn trainer<B: TrainPolicy>(master: MasterWeights) -> Trainer<AdamW> {
     .expect("valid config")
 }
 
-fn bench_model<M: Model, B: TrainPolicy>(
+fn bench_model<M: Model<Policy = B>, B: TrainPolicy>(
     c: &mut Criterion,
     name: &str,
     model: &M,

@@ -91,6 +91,7 @@ struct Net<P: TrainPolicy> {
 
 impl<P: TrainPolicy> mixprec::nn::models::Model for Net<P> {
     type Batch = (Tensor<F32>, Indices);
+    type Policy = P;
 
     fn loss(&self, step: &Step, (x, y): &Self::Batch) -> Result<Var<F32>> {
         let h = self.fc1.forward(step, &step.input(x.clone()))?;
@@ -153,7 +154,7 @@ fn main() -> Result<()> {
         seed: 1,
         loss_weight: 1.0,
     };
-    let mut trainer = Trainer::new(master, AdamW::new(AdamWConfig::default())?, None, cfg)?;
+    let mut trainer = Trainer::new(master, AdamW::new(AdamWConfig::default())?, NoScaler, cfg)?;
     let mut batches = digits.train.batches(64, 1)?;
     for s in 0..300 {
         let b = digits.train.batch(&batches.next_batch())?;

@@ -45,12 +45,7 @@ fn main() -> Result<()> {
         loss_weight: 1.0,
     };
     let scaler = GradScaler::new(GradScalerConfig::default())?;
-    let mut trainer = Trainer::new(
-        master,
-        AdamW::new(AdamWConfig::default())?,
-        Some(scaler),
-        cfg,
-    )?;
+    let mut trainer = Trainer::new(master, AdamW::new(AdamWConfig::default())?, scaler, cfg)?;
     let mut batches = digits.train.batches(64, 1)?;
     for s in 0..300 {
         let b = digits.train.batch(&batches.next_batch())?;
@@ -62,7 +57,7 @@ fn main() -> Result<()> {
         "{}: test accuracy {:.1}%, loss scale {}",
         F16GemmBf16Act::name(),
         100.0 * trainer.accuracy(&model, std::slice::from_ref(&test))?,
-        trainer.scaler.as_ref().map_or(0.0, GradScaler::scale)
+        trainer.scaler.scale()
     );
 
     // Where each op ran: the tape's precision report for one forward + backward.

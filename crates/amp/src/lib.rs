@@ -129,7 +129,8 @@ pub use memory::{
 pub use mixprec_dtype::FullPrecision;
 pub use monitor::{Alert, CastStats, MonitorConfig, NumericsMonitor, StepStats};
 pub use policy::{
-    Bf16Mixed, DynamicScaling, F16Mixed, Fp8Hybrid, Fp32, LossScaling, NoScaling, Policy,
+    Bf16Mixed, DynamicScaling, F16Mixed, F16Unscaled, Fp8Hybrid, Fp32, LossScaling, NoScaler,
+    NoScaling, Policy, Scaler,
 };
 pub use scaler::{
     GradScaler, GradScalerConfig, GradScalerState, ScaledGrads, StepOutcome, UnscaledGrads,

@@ -2,22 +2,69 @@
 
 use mixprec_dtype::{Bf16, Dtype, E4M3, E5M2, F16, F32, FullPrecision};
 
-/// Whether a policy scales the loss.
+use crate::scaler::GradScaler;
+
+/// Whether a policy scales the loss, and the scaler its training needs: a trainer for a
+/// policy takes exactly this type, so an FP16 model trained without a [`GradScaler`] does
+/// not compile.
 pub trait LossScaling: 'static {
     /// True for dynamic loss scaling.
     const DYNAMIC: bool;
+    /// The scaler: [`NoScaler`] or [`GradScaler`].
+    type Scaler: Scaler;
 }
 
 /// No loss scaling (FP32, BF16: the exponent range of f32 needs none).
 pub struct NoScaling;
 impl LossScaling for NoScaling {
     const DYNAMIC: bool = false;
+    type Scaler = NoScaler;
 }
 
 /// Dynamic loss scaling with a [`crate::GradScaler`] (FP16).
 pub struct DynamicScaling;
 impl LossScaling for DynamicScaling {
     const DYNAMIC: bool = true;
+    type Scaler = GradScaler;
+}
+
+/// The loss scaler a training loop holds: [`NoScaler`] for policies that need none, a
+/// [`GradScaler`] for dynamic loss scaling.
+pub trait Scaler: Clone + std::fmt::Debug + 'static {
+    /// The dynamic scaler, if this is one.
+    fn grad_scaler(&self) -> Option<&GradScaler>;
+    /// The dynamic scaler, mutably, if this is one.
+    fn grad_scaler_mut(&mut self) -> Option<&mut GradScaler>;
+    /// The scaler with default settings (PyTorch's, for [`GradScaler`]).
+    fn with_defaults() -> mixprec_autograd::Result<Self>;
+}
+
+/// The scaler of policies without loss scaling: holds nothing, does nothing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NoScaler;
+
+impl Scaler for NoScaler {
+    fn grad_scaler(&self) -> Option<&GradScaler> {
+        None
+    }
+    fn grad_scaler_mut(&mut self) -> Option<&mut GradScaler> {
+        None
+    }
+    fn with_defaults() -> mixprec_autograd::Result<Self> {
+        Ok(NoScaler)
+    }
+}
+
+impl Scaler for GradScaler {
+    fn grad_scaler(&self) -> Option<&GradScaler> {
+        Some(self)
+    }
+    fn grad_scaler_mut(&mut self) -> Option<&mut GradScaler> {
+        Some(self)
+    }
+    fn with_defaults() -> mixprec_autograd::Result<Self> {
+        GradScaler::new(Default::default())
+    }
 }
 
 /// A precision policy: one precision per op class.
@@ -120,6 +167,12 @@ macro_rules! policy {
 policy!(
     /// Everything in F32.
     Fp32, "fp32", F32, F32, F32, F32, F32, NoScaling
+);
+policy!(
+    /// FP16 compute and F32 master weights with **no** loss scaling: the baseline that
+    /// shows why FP16 needs a scaler (small gradients flush to zero at the FP16 cast
+    /// points). Says so in its name, since an FP16 policy otherwise requires a scaler.
+    F16Unscaled, "f16-unscaled", F32, F16, F16, F16, F32, NoScaling
 );
 policy!(
     /// BF16 compute, F32 master weights and sensitive ops, no loss scaling.

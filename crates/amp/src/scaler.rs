@@ -93,7 +93,14 @@ pub struct UnscaledGrads {
 }
 
 impl UnscaledGrads {
-    /// Plain gradients that need no unscaling (no loss scaling in the policy).
+    /// Plain gradients that need no unscaling: the one public constructor besides
+    /// [`GradScaler::unscale`], for custom loops under policies without loss scaling.
+    ///
+    /// It trusts that `grads` came from the backward of an *unscaled* loss. Gradients of
+    /// a scaled loss made by [`GradScaler::backward`] are [`ScaledGrads`], whose inner
+    /// gradients cannot be taken out, so they cannot reach this constructor; a loss
+    /// multiplied by a scale by hand is the one thing it cannot detect. The inf/NaN check
+    /// runs here as in `unscale` ([`UnscaledGrads::found_inf`]).
     pub fn from_gradients(grads: &Gradients, params: &[&Var<F32>]) -> UnscaledGrads {
         UnscaledGrads::new(params.iter().map(|p| grads.get(p).cloned()).collect())
     }

@@ -112,19 +112,23 @@ case!(Var_, [([3, 6], -1.0, 1.0)], |v| weigh(v[0].var(
     false,
     1
 )?));
-case!(Softmax, [([3, 5], -2.0, 2.0)], |v| weigh(v[0].softmax(-1)?));
+case!(Softmax, [([3, 5], -2.0, 2.0)], |v| weigh(
+    v[0].softmax_low_precision(-1)?
+));
 case!(SoftmaxAxis0, [([3, 5], -2.0, 2.0)], |v| weigh(
-    v[0].softmax(0)?
+    v[0].softmax_low_precision(0)?
 ));
 case!(LogSoftmax, [([3, 5], -2.0, 2.0)], |v| weigh(
-    v[0].log_softmax(-1)?
+    v[0].log_softmax_low_precision(-1)?
 ));
 case!(CrossEntropy, [([4, 5], -2.0, 2.0)], |v| v[0]
-    .cross_entropy(&Indices::from_slice(&[1, 0, 4, 2])));
+    .cross_entropy_low_precision(&Indices::from_slice(&[
+        1, 0, 4, 2
+    ])));
 case!(
     LayerNorm,
     [([3, 6], -2.0, 2.0), ([6], 0.5, 1.5), ([6], -0.5, 0.5)],
-    |v| weigh(v[0].layer_norm(&[6], Some(&v[1]), Some(&v[2]), 1e-5)?)
+    |v| weigh(v[0].layer_norm_low_precision(&[6], Some(&v[1]), Some(&v[2]), 1e-5)?)
 );
 case!(Reshape, [([3, 4], -1.0, 1.0)], |v| weigh(
     v[0].reshape(&[2, 6])?.exp()
@@ -159,7 +163,8 @@ case!(WhereCond, [([3, 3], -1.0, 1.0), ([3], -1.0, 1.0)], |v| {
     weigh(v[0].where_cond(&Mask::causal(3), &v[1])?.exp())
 });
 case!(MaskedFill, [([3, 3], -1.0, 1.0)], |v| weigh(
-    v[0].masked_fill(&Mask::causal(3), -1e9)?.softmax(-1)?
+    v[0].masked_fill(&Mask::causal(3), -1e9)?
+        .softmax_low_precision(-1)?
 ));
 case!(Dropout, [([4, 5], -1.0, 1.0)], |v| weigh(
     v[0].dropout(0.3, &mut Rng::seed(7))?.0

@@ -20,9 +20,9 @@ pub use mixprec_tensor::{num_threads, set_num_threads};
 /// The names a user of the library needs in scope.
 pub mod prelude {
     pub use mixprec_amp::{
-        Autocast, Bf16Mixed, F16Mixed, Fp8Hybrid, Fp8Recipe, Fp8Scaling, Fp32, GradAccumulator,
-        GradScaler, GradScalerConfig, MasterWeights, MemoryRole, MemorySummary, NoScaling,
-        NumericsMonitor, Policy, UnscaledGrads, clip_grad_norm,
+        Alert, Autocast, Bf16Mixed, F16Mixed, F16Unscaled, Fp8Hybrid, Fp8Recipe, Fp8Scaling, Fp32,
+        GradAccumulator, GradScaler, GradScalerConfig, MasterWeights, MemoryRole, MemorySummary,
+        NoScaler, NoScaling, NumericsMonitor, Policy, Scaler, UnscaledGrads, clip_grad_norm,
     };
     pub use mixprec_autograd::{Gradients, Tape, Var, gradcheck};
     pub use mixprec_dtype::{
@@ -35,7 +35,9 @@ pub mod prelude {
         Mlp, TransformerBlock,
     };
     pub use mixprec_nn::optim::{AdamW, AdamWConfig, Optimizer, Sgd, SgdConfig, WarmupCosine};
-    pub use mixprec_nn::{Init, ParamId, Step, TrainConfig, TrainPolicy, Trainer};
+    pub use mixprec_nn::{
+        Init, ParamId, SkipReason, Step, StepRecord, TrainConfig, TrainPolicy, Trainer,
+    };
     pub use mixprec_tensor::{
         CastOptions, CastOverflow, CastReport, CastRounding, CastScale, Conv2dParams, Device,
         Indices, Mask, Pool2dParams, Rng, Tensor,

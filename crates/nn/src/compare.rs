@@ -8,30 +8,14 @@ use crate::models::{DigitsMlp, Gpt, GptConfig, Model};
 use crate::optim::{AdamW, AdamWConfig, WarmupCosine};
 use crate::policy::TrainPolicy;
 use crate::train::{StepRecord, TrainConfig, Trainer};
+pub use mixprec_amp::F16Unscaled;
 use mixprec_amp::{
-    Bf16Mixed, F16Mixed, Fp8Hybrid, Fp32, GradScaler, GradScalerConfig, LossScaling, MasterWeights,
-    MemoryRole, MemorySummary, NoScaling, Policy,
+    Bf16Mixed, F16Mixed, Fp8Hybrid, Fp32, GradScaler, LossScaling, MasterWeights, MemoryRole,
+    MemorySummary, Scaler,
 };
 use mixprec_autograd::Result;
-use mixprec_dtype::{DType, F16, F32};
+use mixprec_dtype::DType;
 use std::fmt;
-
-/// FP16 compute with F32 master weights and **no** loss scaling: the baseline that shows
-/// why FP16 needs a scaler (small gradients flush to zero at the FP16 cast points). A
-/// custom policy in six lines.
-pub struct F16Unscaled;
-
-impl Policy for F16Unscaled {
-    type Param = F32;
-    type GemmFwd = F16;
-    type GemmBwd = F16;
-    type Activation = F16;
-    type Sensitive = F32;
-    type Scaling = NoScaling;
-    fn name() -> &'static str {
-        "f16-unscaled"
-    }
-}
 
 /// The policies compared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,7 +154,7 @@ fn schedule(cfg: &RunConfig) -> WarmupCosine {
 
 /// Trains `model` for `cfg.steps`, feeding `next` micro-batches, then measures accuracy
 /// on `test`; `progress` sees every step.
-fn train<B: TrainPolicy, M: Model>(
+fn train<B: TrainPolicy, M: Model<Policy = B>>(
     (task, policy): (&'static str, PolicyChoice),
     model: &M,
     master: MasterWeights,
@@ -179,11 +163,7 @@ fn train<B: TrainPolicy, M: Model>(
     test: &[M::Batch],
     progress: &mut dyn FnMut(&StepRecord),
 ) -> Result<RunSummary> {
-    let scaler = if <B::Scaling as LossScaling>::DYNAMIC {
-        Some(GradScaler::new(GradScalerConfig::default())?)
-    } else {
-        None
-    };
+    let scaler = <B::Scaling as LossScaling>::Scaler::with_defaults()?;
     let opt = AdamW::new(AdamWConfig::default())?;
     let tc = TrainConfig {
         schedule: schedule(cfg),
@@ -222,7 +202,7 @@ fn train<B: TrainPolicy, M: Model>(
         steps_per_s: records.len() as f64 / seconds.max(1e-9),
         memory: trainer.memory().cloned().unwrap_or_default(),
         skipped: records.iter().filter(|r| r.skipped).count() as u64,
-        final_scale: trainer.scaler.as_ref().map(GradScaler::scale),
+        final_scale: trainer.scaler.grad_scaler().map(GradScaler::scale),
         casts_per_step: records.iter().map(|r| r.casts as f64).sum::<f64>() / n,
         worst_underflow: records
             .iter()

@@ -16,7 +16,7 @@
 //! - [`compare`]: the policy comparison behind `examples/compare_policies`.
 //!
 //! ```
-//! use mixprec_amp::{Bf16Mixed, MasterWeights};
+//! use mixprec_amp::{Bf16Mixed, MasterWeights, NoScaler};
 //! use mixprec_nn::data::Digits;
 //! use mixprec_nn::models::DigitsMlp;
 //! use mixprec_nn::optim::{AdamW, AdamWConfig, WarmupCosine};
@@ -27,7 +27,7 @@
 //! let model = DigitsMlp::<Bf16Mixed>::new(&mut Init::new(&mut master, 42), 64).unwrap();
 //! let schedule = WarmupCosine { base: 3e-3, min: 3e-4, warmup: 5, total: 60 };
 //! let cfg = TrainConfig { schedule, clip_norm: Some(1.0), seed: 1, loss_weight: 1.0 };
-//! let mut trainer = Trainer::new(master, AdamW::new(AdamWConfig::default()).unwrap(), None, cfg).unwrap();
+//! let mut trainer = Trainer::new(master, AdamW::new(AdamWConfig::default()).unwrap(), NoScaler, cfg).unwrap();
 //! let mut batches = digits.train.batches(64, 7).unwrap();
 //! for s in 0..60 {
 //!     let b = digits.train.batch(&batches.next_batch()).unwrap();

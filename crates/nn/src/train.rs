@@ -11,8 +11,9 @@ use crate::models::Model;
 use crate::optim::{Optimizer, WarmupCosine};
 use crate::step::Step;
 use mixprec_amp::{
-    Alert, Fp8Scaling, Fp8Snapshot, GradAccumulator, GradScaler, MasterWeights, MemorySummary,
-    NumericsMonitor, StepOutcome, StepStats, UnscaledGrads, clip_grad_norm, grad_norm,
+    Alert, Fp8Scaling, Fp8Snapshot, GradAccumulator, GradScaler, LossScaling, MasterWeights,
+    MemorySummary, NoScaler, NumericsMonitor, Policy, Scaler, StepOutcome, StepStats,
+    UnscaledGrads, clip_grad_norm, grad_norm,
 };
 use mixprec_autograd::{Error, Result};
 use std::time::Instant;
@@ -32,6 +33,24 @@ pub struct TrainConfig {
     /// auxiliary loss with a small coefficient — whose gradients FP16 cannot hold without
     /// loss scaling. Records report the unweighted loss.
     pub loss_weight: f32,
+}
+
+impl Default for TrainConfig {
+    /// Warmup-cosine from 1e-3 to 1e-4 over 1000 steps (50 of warmup), clipping at 1.0,
+    /// seed 0, loss weight 1.
+    fn default() -> Self {
+        TrainConfig {
+            schedule: WarmupCosine {
+                base: 1e-3,
+                min: 1e-4,
+                warmup: 50,
+                total: 1000,
+            },
+            clip_norm: Some(1.0),
+            seed: 0,
+            loss_weight: 1.0,
+        }
+    }
 }
 
 impl TrainConfig {
@@ -100,15 +119,36 @@ pub struct StepRecord {
     pub seconds: f64,
 }
 
-/// Trains a model's master weights with an optimizer, an optional loss scaler and a
-/// numerics monitor.
-pub struct Trainer<O: Optimizer> {
+/// Trains a model's master weights with an optimizer, the loss scaler its policy names
+/// and a numerics monitor.
+///
+/// The scaler's type is the policy's ([`LossScaling::Scaler`]): [`NoScaler`] for FP32,
+/// BF16 and FP8, a [`GradScaler`] for FP16. Forgetting the scaler of an FP16 model does
+/// not compile:
+///
+/// ```compile_fail,E0271
+/// use mixprec_amp::{F16Mixed, MasterWeights, NoScaler};
+/// use mixprec_nn::data::Digits;
+/// use mixprec_nn::models::DigitsMlp;
+/// use mixprec_nn::optim::{AdamW, AdamWConfig};
+/// use mixprec_nn::{Init, TrainConfig, Trainer};
+/// let digits = Digits::load().unwrap();
+/// let mut master = MasterWeights::new();
+/// let model = DigitsMlp::<F16Mixed>::new(&mut Init::new(&mut master, 1), 16).unwrap();
+/// let opt = AdamW::new(AdamWConfig::default()).unwrap();
+/// let mut t = Trainer::new(master, opt, NoScaler, TrainConfig::default()).unwrap();
+/// let b = digits.train.batch(&[0, 1]).unwrap();
+/// t.step(&model, 0, &[b]); // error: F16Mixed needs a GradScaler, not NoScaler
+/// ```
+///
+/// An unscaled FP16 experiment uses the policy that says so: `DigitsMlp::<F16Unscaled>`.
+pub struct Trainer<O: Optimizer, S: Scaler = NoScaler> {
     /// The F32 master weights.
     pub master: MasterWeights,
     /// The optimizer.
     pub optimizer: O,
-    /// The loss scaler (dynamic loss scaling) or `None`.
-    pub scaler: Option<GradScaler>,
+    /// The loss scaler: [`NoScaler`], or a [`GradScaler`] for dynamic loss scaling.
+    pub scaler: S,
     /// The numerics monitor, fed every step.
     pub monitor: NumericsMonitor,
     cfg: TrainConfig,
@@ -125,15 +165,10 @@ struct Forward {
     fp8: Vec<mixprec_amp::Fp8TensorStats>,
 }
 
-impl<O: Optimizer> Trainer<O> {
+impl<O: Optimizer, S: Scaler> Trainer<O, S> {
     /// A trainer over `master`. Errors when a setting of `cfg` is out of range
     /// ([`TrainConfig::check`]).
-    pub fn new(
-        master: MasterWeights,
-        optimizer: O,
-        scaler: Option<GradScaler>,
-        cfg: TrainConfig,
-    ) -> Result<Self> {
+    pub fn new(master: MasterWeights, optimizer: O, scaler: S, cfg: TrainConfig) -> Result<Self> {
         cfg.check()?;
         Ok(Trainer {
             master,
@@ -159,7 +194,10 @@ impl<O: Optimizer> Trainer<O> {
         model: &M,
         index: u64,
         micro_batches: &[M::Batch],
-    ) -> Result<StepRecord> {
+    ) -> Result<StepRecord>
+    where
+        <M::Policy as Policy>::Scaling: LossScaling<Scaler = S>,
+    {
         if micro_batches.is_empty() {
             return Err(Error::invalid(
                 "Trainer",
@@ -187,8 +225,8 @@ impl<O: Optimizer> Trainer<O> {
     ) -> Result<StepRecord> {
         let start = Instant::now();
         let fwd = self.forward_backward(model, index, micro_batches, undo)?;
-        let loss_scale = self.scaler.as_ref().map(GradScaler::scale);
-        let mut grads = match &mut self.scaler {
+        let loss_scale = self.scaler.grad_scaler().map(GradScaler::scale);
+        let mut grads = match self.scaler.grad_scaler_mut() {
             Some(s) => s.unscale_accumulated(fwd.acc)?,
             None => fwd.acc.into_unscaled()?,
         };
@@ -277,7 +315,7 @@ impl<O: Optimizer> Trainer<O> {
             } else {
                 loss.mul_scalar(f64::from(self.cfg.loss_weight))
             };
-            match &self.scaler {
+            match self.scaler.grad_scaler() {
                 Some(s) => acc.add_scaled(&s.backward(&loss)?, &step.params())?,
                 None => acc.add(&loss.backward()?, &step.params())?,
             }
@@ -302,7 +340,7 @@ impl<O: Optimizer> Trainer<O> {
     fn apply(&mut self, grads: &UnscaledGrads, lr: f32, skip: Option<SkipReason>) -> Result<()> {
         let (master, opt) = (&mut self.master, &mut self.optimizer);
         let mut result = Ok(());
-        match &mut self.scaler {
+        match self.scaler.grad_scaler_mut() {
             Some(s) if skip.is_some() && !grads.found_inf() => s.record_overflow(),
             Some(s) => {
                 let outcome = s.step(grads, |g| result = opt.step(master, g, lr));
@@ -313,7 +351,7 @@ impl<O: Optimizer> Trainer<O> {
         }
         // On an optimizer error the caller restores the scaler: no update happens.
         result?;
-        if let Some(s) = &mut self.scaler {
+        if let Some(s) = self.scaler.grad_scaler_mut() {
             s.update();
         }
         Ok(())

@@ -3,8 +3,8 @@
 //! documented outcome and compares every weight, every optimizer state tensor, the loss
 //! scaler and the FP8 state bit for bit before and after.
 
-use mixprec_amp::{Alert, Bf16Mixed, F16Mixed, Fp8Hybrid, Fp32, GradScaler, MasterWeights};
-use mixprec_amp::{GradScalerConfig, UnscaledGrads};
+use mixprec_amp::{Alert, Bf16Mixed, F16Mixed, Fp8Hybrid, Fp32, MasterWeights};
+use mixprec_amp::{LossScaling, NoScaler, Policy, Scaler, UnscaledGrads};
 use mixprec_autograd::{Result, Tape, Var};
 use mixprec_dtype::F32;
 use mixprec_nn::data::Digits;
@@ -31,6 +31,7 @@ struct Probe<B: TrainPolicy, E: TrainPolicy> {
 
 impl<B: TrainPolicy, E: TrainPolicy> Model for Probe<B, E> {
     type Batch = (Tensor<F32>, Indices);
+    type Policy = B;
 
     fn loss(&self, step: &Step, (x, y): &Self::Batch) -> Result<Var<F32>> {
         let mut pixels = x.to_f32_vec();
@@ -75,7 +76,13 @@ fn bits(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
 }
 
-fn state<B: TrainPolicy, E: TrainPolicy>(t: &Trainer<AdamW>, m: &Probe<B, E>) -> State {
+/// The scaler type policy `B` trains with.
+type ScalerOf<B> = <<B as Policy>::Scaling as LossScaling>::Scaler;
+
+fn state<B: TrainPolicy, E: TrainPolicy>(
+    t: &Trainer<AdamW, ScalerOf<B>>,
+    m: &Probe<B, E>,
+) -> State {
     State {
         weights: t
             .master
@@ -89,7 +96,7 @@ fn state<B: TrainPolicy, E: TrainPolicy>(t: &Trainer<AdamW>, m: &Probe<B, E>) ->
                     .map(|(a, b, n)| (bits(a), bits(b), n))
             })
             .collect(),
-        scaler: t.scaler.as_ref().map(|s| {
+        scaler: t.scaler.grad_scaler().map(|s| {
             let st = s.state();
             (st.scale.to_bits(), st.growth_tracker, st.hysteresis_tracker)
         }),
@@ -102,7 +109,7 @@ fn state<B: TrainPolicy, E: TrainPolicy>(t: &Trainer<AdamW>, m: &Probe<B, E>) ->
     }
 }
 
-fn trainer<B: TrainPolicy, E: TrainPolicy>(scaled: bool) -> (Trainer<AdamW>, Probe<B, E>) {
+fn trainer<B: TrainPolicy, E: TrainPolicy>() -> (Trainer<AdamW, ScalerOf<B>>, Probe<B, E>) {
     let mut master = MasterWeights::new();
     let mlp = DigitsMlp::<B, E>::new(&mut Init::new(&mut master, 3), 32).unwrap();
     let schedule = WarmupCosine {
@@ -117,7 +124,7 @@ fn trainer<B: TrainPolicy, E: TrainPolicy>(scaled: bool) -> (Trainer<AdamW>, Pro
         seed: 1,
         loss_weight: 1.0,
     };
-    let scaler = scaled.then(|| GradScaler::new(GradScalerConfig::default()).unwrap());
+    let scaler = ScalerOf::<B>::with_defaults().unwrap();
     let opt = AdamW::new(AdamWConfig::default()).unwrap();
     let t = Trainer::new(master, opt, scaler, cfg).unwrap();
     let probe = Probe {
@@ -130,10 +137,10 @@ fn trainer<B: TrainPolicy, E: TrainPolicy>(scaled: bool) -> (Trainer<AdamW>, Pro
 /// Three clean steps, one step with `inject`, one clean step: returns the faulty step's
 /// record after checking that it changed nothing but the scaler (backed off) and that
 /// training then goes on.
-fn fault<B: TrainPolicy, E: TrainPolicy>(scaled: bool, inject: Inject) -> mixprec_nn::StepRecord {
+fn fault<B: TrainPolicy, E: TrainPolicy>(inject: Inject) -> mixprec_nn::StepRecord {
     let digits = Digits::load().unwrap();
     let batch = digits.train.batch(&(0..32).collect::<Vec<_>>()).unwrap();
-    let (mut t, m) = trainer::<B, E>(scaled);
+    let (mut t, m) = trainer::<B, E>();
     for s in 0..3 {
         assert!(!t.step(&m, s, std::slice::from_ref(&batch)).unwrap().skipped);
     }
@@ -171,14 +178,14 @@ fn fault<B: TrainPolicy, E: TrainPolicy>(scaled: bool, inject: Inject) -> mixpre
 }
 
 /// The documented outcome of each injection under one policy.
-fn every_fault<B: TrainPolicy, E: TrainPolicy>(scaled: bool, fp8_input: bool) {
+fn every_fault<B: TrainPolicy, E: TrainPolicy>(fp8_input: bool) {
     for inject in [Inject::LossNan, Inject::LossInf] {
-        let r = fault::<B, E>(scaled, inject);
+        let r = fault::<B, E>(inject);
         assert_eq!(r.skip_reason, Some(SkipReason::NonFiniteLoss), "{inject:?}");
         assert!(!r.loss.is_finite());
     }
     for inject in [Inject::InputInf, Inject::InputNan] {
-        let r = fault::<B, E>(scaled, inject);
+        let r = fault::<B, E>(inject);
         if fp8_input {
             // The input is an FP8 operand: quantisation clamps an infinity to a finite
             // value, so the FP8 check is what catches it.
@@ -201,34 +208,34 @@ fn every_fault<B: TrainPolicy, E: TrainPolicy>(scaled: bool, fp8_input: bool) {
 
 #[test]
 fn faults_under_fp32() {
-    every_fault::<Fp32, Fp32>(false, false);
+    every_fault::<Fp32, Fp32>(false);
 }
 
 #[test]
 fn faults_under_bf16() {
-    every_fault::<Bf16Mixed, Bf16Mixed>(false, false);
+    every_fault::<Bf16Mixed, Bf16Mixed>(false);
 }
 
 #[test]
 fn faults_under_f16_with_a_scaler() {
-    every_fault::<F16Mixed, F16Mixed>(true, false);
+    every_fault::<F16Mixed, F16Mixed>(false);
 }
 
 #[test]
 fn faults_under_fp8() {
-    every_fault::<Fp8Hybrid, Fp8Hybrid>(false, true);
+    every_fault::<Fp8Hybrid, Fp8Hybrid>(true);
 }
 
 #[test]
 fn faults_under_fp8_with_fp32_edges() {
-    every_fault::<Fp8Hybrid, Fp32>(false, false);
+    every_fault::<Fp8Hybrid, Fp32>(false);
 }
 
 #[test]
 fn fp8_quantisation_of_an_infinity_is_counted_and_keeps_the_scale() {
     let digits = Digits::load().unwrap();
     let batch = digits.train.batch(&(0..32).collect::<Vec<_>>()).unwrap();
-    let (mut t, m) = trainer::<Fp8Hybrid, Fp8Hybrid>(false);
+    let (mut t, m) = trainer::<Fp8Hybrid, Fp8Hybrid>();
     t.step(&m, 0, std::slice::from_ref(&batch)).unwrap();
     let fc_in = m.mlp.fp8_states()[0];
     let scale = fc_in.scale(0, mixprec_amp::Fp8Role::Input);
@@ -267,10 +274,10 @@ impl Optimizer for Failing {
     }
 }
 
-fn failed_step_changes_nothing<B: TrainPolicy, E: TrainPolicy>(scaled: bool) {
+fn failed_step_changes_nothing<B: TrainPolicy, E: TrainPolicy>() {
     let digits = Digits::load().unwrap();
     let batch = digits.train.batch(&(0..32).collect::<Vec<_>>()).unwrap();
-    let (t, m) = trainer::<B, E>(scaled);
+    let (t, m) = trainer::<B, E>();
     let mut t = Trainer::new(
         t.master,
         Failing(t.optimizer, false),
@@ -291,13 +298,13 @@ fn failed_step_changes_nothing<B: TrainPolicy, E: TrainPolicy>(scaled: bool) {
     for s in 0..2 {
         t.step(&m, s, std::slice::from_ref(&batch)).unwrap();
     }
-    let snap = |t: &Trainer<Failing>| {
+    let snap = |t: &Trainer<Failing, ScalerOf<B>>| {
         (
             t.master
                 .iter()
                 .map(|(_, w)| bits(&w.to_f32_vec()))
                 .collect::<Vec<_>>(),
-            t.scaler.as_ref().map(|s| s.state()),
+            t.scaler.grad_scaler().map(|s| s.state()),
             m.mlp
                 .fp8_states()
                 .iter()
@@ -315,11 +322,11 @@ fn failed_step_changes_nothing<B: TrainPolicy, E: TrainPolicy>(scaled: bool) {
 
 #[test]
 fn a_failed_optimizer_step_changes_nothing_under_every_policy() {
-    failed_step_changes_nothing::<Fp32, Fp32>(false);
-    failed_step_changes_nothing::<Bf16Mixed, Bf16Mixed>(false);
-    failed_step_changes_nothing::<F16Mixed, F16Mixed>(true);
-    failed_step_changes_nothing::<Fp8Hybrid, Fp8Hybrid>(false);
-    failed_step_changes_nothing::<Fp8Hybrid, Fp32>(false);
+    failed_step_changes_nothing::<Fp32, Fp32>();
+    failed_step_changes_nothing::<Bf16Mixed, Bf16Mixed>();
+    failed_step_changes_nothing::<F16Mixed, F16Mixed>();
+    failed_step_changes_nothing::<Fp8Hybrid, Fp8Hybrid>();
+    failed_step_changes_nothing::<Fp8Hybrid, Fp32>();
 }
 
 fn one_param() -> (MasterWeights, Vec<Var<F32>>, Tape) {
@@ -472,7 +479,7 @@ fn bad_training_settings_are_refused() {
     ];
     for cfg in bad {
         let opt = Sgd::new(SgdConfig::default()).unwrap();
-        let e = Trainer::new(MasterWeights::new(), opt, None, cfg)
+        let e = Trainer::new(MasterWeights::new(), opt, NoScaler, cfg)
             .err()
             .expect("refused");
         let text = e.to_string();
@@ -512,7 +519,7 @@ fn data_and_layers_refuse_empty_sizes_by_name() {
     assert!(e.to_string().starts_with("LayerNorm:"), "{e}");
     assert_eq!(master.len(), 0, "refused layers made no parameters");
     // Accuracy of nothing is an error, not 0.
-    let (t, m) = trainer::<Fp32, Fp32>(false);
+    let (t, m) = trainer::<Fp32, Fp32>();
     let empty = (Tensor::<F32>::zeros(&[0, 64]), Indices::from_slice(&[]));
     assert!(t.accuracy(&m, &[empty]).is_err());
     assert!(t.accuracy(&m, &[]).is_err());

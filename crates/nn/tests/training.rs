@@ -3,7 +3,7 @@
 //! scaling underflows and stalls on a small loss, FP8 trains), gradient accumulation,
 //! and skipped steps that change nothing.
 
-use mixprec_amp::{Fp32, MasterWeights};
+use mixprec_amp::{Fp32, MasterWeights, NoScaler};
 use mixprec_dtype::F32;
 use mixprec_nn::compare::{
     DigitsSize, PolicyChoice, RunConfig, RunSummary, SortSize, run_digits, run_sort,
@@ -146,8 +146,13 @@ fn accumulating_two_halves_equals_one_batch() {
             seed: 0,
             loss_weight: 1.0,
         };
-        let mut t =
-            Trainer::new(master, Sgd::new(SgdConfig::default()).unwrap(), None, cfg).unwrap();
+        let mut t = Trainer::new(
+            master,
+            Sgd::new(SgdConfig::default()).unwrap(),
+            NoScaler,
+            cfg,
+        )
+        .unwrap();
         let batches: Vec<_> = micro
             .iter()
             .map(|ids| data.train.batch(ids).unwrap())
@@ -180,7 +185,13 @@ fn a_nan_batch_is_skipped_and_changes_nothing() {
         seed: 0,
         loss_weight: 1.0,
     };
-    let mut t = Trainer::new(master, Sgd::new(SgdConfig::default()).unwrap(), None, cfg).unwrap();
+    let mut t = Trainer::new(
+        master,
+        Sgd::new(SgdConfig::default()).unwrap(),
+        NoScaler,
+        cfg,
+    )
+    .unwrap();
     let mut px = vec![0.5f32; 2 * 64];
     px[3] = f32::NAN;
     let batch = (
@@ -252,6 +263,7 @@ fn a_small_cnn_learns_digits_under_bf16() {
     }
     impl Model for Cnn {
         type Batch = (Tensor<F32>, Indices);
+        type Policy = Bf16Mixed;
         fn loss(&self, step: &Step, (x, y): &Self::Batch) -> Result<Var<F32>> {
             self.logits(step, x)?.cross_entropy(y)
         }
@@ -289,7 +301,7 @@ fn a_small_cnn_learns_digits_under_bf16() {
     let mut t = Trainer::new(
         master,
         AdamW::new(AdamWConfig::default()).unwrap(),
-        None,
+        NoScaler,
         cfg,
     )
     .unwrap();

@@ -34,19 +34,46 @@ unsafe impl ZeroBits for mixprec_dtype::E5M2 {}
 /// (fresh large allocations come zeroed from the kernel: no fill pass), with the
 /// huge-page hint for large sizes.
 pub(crate) fn zeroed_vec<T: ZeroBits>(n: usize) -> Vec<T> {
+    try_zeroed_vec(n).unwrap_or_else(|| match std::alloc::Layout::array::<T>(n) {
+        Ok(layout) => std::alloc::handle_alloc_error(layout),
+        Err(_) => panic!("allocation of {n} elements overflows"),
+    })
+}
+
+/// [`zeroed_vec`], or `None` when the size overflows or the allocator refuses.
+fn try_zeroed_vec<T: ZeroBits>(n: usize) -> Option<Vec<T>> {
     if n == 0 || std::mem::size_of::<T>() == 0 {
-        return Vec::new();
+        return Some(Vec::new());
     }
-    let layout = std::alloc::Layout::array::<T>(n).expect("allocation size overflows");
+    let layout = std::alloc::Layout::array::<T>(n).ok()?;
     // SAFETY: the layout has non-zero size (checked above).
     let ptr = unsafe { std::alloc::alloc_zeroed(layout) }.cast::<T>();
     if ptr.is_null() {
-        std::alloc::handle_alloc_error(layout);
+        return None;
     }
     advise_huge(ptr.cast::<u8>(), layout.size());
     // SAFETY: allocated by the global allocator with exactly `Layout::array::<T>(n)`, the
     // layout `Vec<T>` uses for capacity `n`; zero bytes are valid `T`s (ZeroBits).
-    unsafe { Vec::from_raw_parts(ptr, n, n) }
+    Some(unsafe { Vec::from_raw_parts(ptr, n, n) })
+}
+
+/// `n` zeros of a precision type `D` for a result of `shape`, or an error naming `op`
+/// when the allocator cannot provide them (never an abort). Like [`zeroed`], large
+/// buffers come zeroed from the kernel without being touched.
+pub(crate) fn try_zeroed<D: mixprec_dtype::Dtype>(
+    op: &'static str,
+    shape: &[usize],
+    n: usize,
+) -> crate::Result<Vec<D>> {
+    dispatch_try_zeroed::<D>(n).ok_or_else(|| {
+        crate::Error::new(
+            op,
+            crate::ErrorKind::Allocation {
+                shape: shape.to_vec(),
+                bytes: n.saturating_mul(std::mem::size_of::<D>()),
+            },
+        )
+    })
 }
 
 /// `n` zeros of a precision type `D` (all of which are zero-fillable).
@@ -181,6 +208,29 @@ fn dispatch_zeroed<T: Copy + 'static>(n: usize) -> Vec<T> {
         mixprec_dtype::E5M2
     );
     unreachable!("every Dtype and its Acc are zero-fillable types")
+}
+
+/// Fallible [`dispatch_zeroed`].
+fn dispatch_try_zeroed<T: Copy + 'static>(n: usize) -> Option<Vec<T>> {
+    use std::any::TypeId;
+    macro_rules! try_types {
+        ($($t:ty),*) => {$(
+            if TypeId::of::<T>() == TypeId::of::<$t>() {
+                let v: Option<Vec<$t>> = try_zeroed_vec::<$t>(n);
+                let boxed: Box<dyn std::any::Any> = Box::new(v);
+                return *boxed.downcast::<Option<Vec<T>>>().expect("same type");
+            }
+        )*};
+    }
+    try_types!(
+        mixprec_dtype::F32,
+        mixprec_dtype::F64,
+        mixprec_dtype::Bf16,
+        mixprec_dtype::F16,
+        mixprec_dtype::E4M3,
+        mixprec_dtype::E5M2
+    );
+    unreachable!("every Dtype is a zero-fillable type")
 }
 
 /// Hints the kernel to back the 2 MiB-aligned part of `[ptr, ptr + bytes)` with huge

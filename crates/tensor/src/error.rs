@@ -64,6 +64,34 @@ pub enum ErrorKind {
     InvalidArgument(String),
     /// A conversion refused by the precision layer.
     Dtype(DtypeError),
+    /// The shape's element count (or its size in bytes) does not fit in `usize`/`isize`.
+    SizeOverflow {
+        /// The shape asked for.
+        shape: Vec<usize>,
+    },
+    /// The allocator could not provide the memory for a result.
+    Allocation {
+        /// The shape of the result.
+        shape: Vec<usize>,
+        /// Bytes asked for.
+        bytes: usize,
+    },
+}
+
+/// `bytes` in binary units with one decimal (`4.0 PiB`).
+fn human_bytes(bytes: usize) -> String {
+    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }
 
 impl Error {
@@ -114,6 +142,15 @@ impl Error {
         )
     }
 
+    pub(crate) fn size_overflow(op: &'static str, shape: &[usize]) -> Self {
+        Error::new(
+            op,
+            ErrorKind::SizeOverflow {
+                shape: shape.to_vec(),
+            },
+        )
+    }
+
     pub(crate) fn index(op: &'static str, index: usize, bound: usize) -> Self {
         Error::new(op, ErrorKind::IndexOutOfRange { index, bound })
     }
@@ -124,8 +161,13 @@ impl fmt::Display for Error {
         write!(f, "{}: ", self.op)?;
         match &self.kind {
             ErrorKind::LengthMismatch { shape, len } => {
-                let n: usize = shape.iter().product();
-                write!(f, "shape {shape:?} holds {n} elements but {len} were given")
+                match shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d)) {
+                    Some(n) => write!(f, "shape {shape:?} holds {n} elements but {len} were given"),
+                    None => write!(
+                        f,
+                        "shape {shape:?} holds more elements than usize can count but {len} were given"
+                    ),
+                }
             }
             ErrorKind::IncompatibleShapes { lhs, rhs, rule } => {
                 write!(f, "shapes {lhs:?} and {rhs:?} are incompatible: {rule}")
@@ -144,6 +186,19 @@ impl fmt::Display for Error {
             }
             ErrorKind::InvalidArgument(msg) => f.write_str(msg),
             ErrorKind::Dtype(e) => write!(f, "{e}"),
+            ErrorKind::SizeOverflow { shape } => {
+                write!(
+                    f,
+                    "shape {shape:?} has more elements or bytes than this machine can address"
+                )
+            }
+            ErrorKind::Allocation { shape, bytes } => {
+                write!(
+                    f,
+                    "cannot allocate {} for shape {shape:?}",
+                    human_bytes(*bytes)
+                )
+            }
         }
     }
 }

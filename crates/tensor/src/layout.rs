@@ -27,9 +27,33 @@ pub(crate) fn contiguous_strides(shape: &[usize]) -> Vec<usize> {
     strides
 }
 
-/// Element count of a shape (1 for a scalar, 0 if any dimension is 0).
+/// Element count of a shape (1 for a scalar, 0 if any dimension is 0). For shapes that
+/// came from an existing tensor (their count was checked when it was made); a shape that
+/// enters from outside goes through [`checked_numel`].
 pub(crate) fn numel(shape: &[usize]) -> usize {
     shape.iter().product()
+}
+
+/// Element count of a shape a user (or an op's output rule) asks for: an error naming `op`
+/// and the shape when the count, or its size at 8 bytes per element (the widest type and
+/// accumulator), does not fit the address space. The product of the non-zero dimensions
+/// must fit too (strides are products of trailing dimensions, also of an empty tensor).
+pub(crate) fn checked_numel(op: &'static str, shape: &[usize]) -> Result<usize> {
+    let fits = |n: &usize| n.checked_mul(8).is_some_and(|b| b <= isize::MAX as usize);
+    let span = shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d.max(1)))
+        .filter(fits);
+    match span {
+        Some(_) => Ok(shape.iter().product()),
+        None => Err(Error::size_overflow(op, shape)),
+    }
+}
+
+/// [`checked_numel`] for constructors that return no `Result`: panics with the op's error
+/// message (as `Vec::with_capacity` panics on capacity overflow).
+pub(crate) fn expect_numel(op: &'static str, shape: &[usize]) -> usize {
+    checked_numel(op, shape).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Maps a possibly negative axis (`-1` is the last) to `0..rank`.
@@ -70,6 +94,7 @@ pub(crate) fn broadcast_shapes(op: &'static str, a: &[usize], b: &[usize]) -> Re
             ));
         };
     }
+    checked_numel(op, &out)?;
     Ok(out)
 }
 

@@ -275,7 +275,7 @@ impl<D: Dtype> Tensor<D> {
 
 /// Errors unless `len` matches the element count of `shape`.
 pub(crate) fn check_len(op: &'static str, shape: &[usize], len: usize) -> Result<()> {
-    if numel(shape) != len {
+    if crate::layout::checked_numel(op, shape)? != len {
         return Err(Error::new(
             op,
             ErrorKind::LengthMismatch {

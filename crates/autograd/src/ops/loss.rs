@@ -4,12 +4,22 @@
 use super::{grad, saved, unary_record};
 use crate::error::Result;
 use crate::var::Var;
-use mixprec_dtype::{Acc, Dtype};
+use mixprec_dtype::{Acc, Dtype, FullPrecision};
 use mixprec_tensor::{Indices, Tensor};
 
-impl<D: Dtype> Var<D> {
-    /// Mean cross-entropy of `[N, C]` logits against `[N]` class labels (rank-0 result).
+impl<D: FullPrecision> Var<D> {
+    /// Mean cross-entropy of `[N, C]` logits against `[N]` class labels (rank-0 result),
+    /// in `D::Acc`. Full precision only (see [`Var::softmax`]);
+    /// [`Var::cross_entropy_low_precision`] for other types.
     pub fn cross_entropy(&self, labels: &Indices) -> Result<Var<D>> {
+        self.cross_entropy_low_precision(labels)
+    }
+}
+
+impl<D: Dtype> Var<D> {
+    /// Cross-entropy in any precision: computed in f32, the loss and the gradient rounded
+    /// once into `D`. For experiments; models use [`Var::cross_entropy`] on F32.
+    pub fn cross_entropy_low_precision(&self, labels: &Indices) -> Result<Var<D>> {
         let y = self.value.cross_entropy(labels)?;
         let x = self.value.clone();
         let labels = labels.clone();

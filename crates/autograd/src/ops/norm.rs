@@ -5,12 +5,29 @@
 use super::{grad, saved};
 use crate::error::{Error, Result};
 use crate::var::{Record, Var};
-use mixprec_dtype::Dtype;
+use mixprec_dtype::{Dtype, FullPrecision};
 use mixprec_tensor::Tensor;
 
-impl<D: Dtype> Var<D> {
-    /// Layer norm over the trailing `normalized_shape` with optional weight and bias.
+impl<D: FullPrecision> Var<D> {
+    /// Layer norm over the trailing `normalized_shape` with optional weight and bias
+    /// (statistics in `D::Acc`, one rounding). Full precision only (see
+    /// [`Var::softmax`]); [`Var::layer_norm_low_precision`] for other types.
     pub fn layer_norm(
+        &self,
+        normalized_shape: &[usize],
+        weight: Option<&Var<D>>,
+        bias: Option<&Var<D>>,
+        eps: f64,
+    ) -> Result<Var<D>> {
+        self.layer_norm_low_precision(normalized_shape, weight, bias, eps)
+    }
+}
+
+impl<D: Dtype> Var<D> {
+    /// Layer norm in any precision: statistics in f32, the result rounded once into `D`
+    /// (16/8-bit outputs carry that type's rounding). For experiments; models use
+    /// [`Var::layer_norm`] on F32.
+    pub fn layer_norm_low_precision(
         &self,
         normalized_shape: &[usize],
         weight: Option<&Var<D>>,

@@ -6,6 +6,7 @@ use super::{grad, saved, unary_record};
 use crate::error::Result;
 use crate::var::Var;
 use mixprec_dtype::Dtype;
+use mixprec_dtype::FullPrecision;
 use mixprec_tensor::Tensor;
 use num_traits::Float;
 
@@ -35,9 +36,37 @@ fn rows_backward<D: Dtype>(
     Ok(t.transpose(a as isize, last as isize)?.contiguous())
 }
 
-impl<D: Dtype> Var<D> {
-    /// Softmax along `axis`.
+/// The sensitive ops at full precision. These are bounded by [`FullPrecision`] (F32, F64)
+/// so that a model cannot run them in 16 or 8 bits by accident — outside an `Autocast` too:
+///
+/// ```compile_fail,E0599
+/// use mixprec_autograd::Tape;
+/// use mixprec_dtype::Bf16;
+/// use mixprec_tensor::Tensor;
+/// let tape = Tape::new();
+/// let x = tape.leaf(Tensor::<Bf16>::ones(&[2, 3]));
+/// let _ = x.softmax(-1); // error: Bf16 is not FullPrecision
+/// ```
+///
+/// The same op on a low-precision var needs its explicit name,
+/// [`Var::softmax_low_precision`] (and the like), which the amp layer never calls.
+impl<D: FullPrecision> Var<D> {
+    /// Softmax along `axis` (computed in `D::Acc`, rounded once).
     pub fn softmax(&self, axis: isize) -> Result<Var<D>> {
+        self.softmax_low_precision(axis)
+    }
+
+    /// Log-softmax along `axis` (computed in `D::Acc`, rounded once).
+    pub fn log_softmax(&self, axis: isize) -> Result<Var<D>> {
+        self.log_softmax_low_precision(axis)
+    }
+}
+
+impl<D: Dtype> Var<D> {
+    /// Softmax along `axis` in any precision: computed in f32 and rounded once into `D`,
+    /// so for 16- and 8-bit `D` the probabilities and their gradient carry that type's
+    /// rounding. For experiments; models use [`Var::softmax`] on F32.
+    pub fn softmax_low_precision(&self, axis: isize) -> Result<Var<D>> {
         let y = self.value.softmax(axis)?;
         let yk = y.clone();
         let id = self.id;
@@ -47,8 +76,8 @@ impl<D: Dtype> Var<D> {
         }))
     }
 
-    /// Log-softmax along `axis`.
-    pub fn log_softmax(&self, axis: isize) -> Result<Var<D>> {
+    /// Log-softmax along `axis` in any precision (see [`Var::softmax_low_precision`]).
+    pub fn log_softmax_low_precision(&self, axis: isize) -> Result<Var<D>> {
         let y = self.value.log_softmax(axis)?;
         let yk = y.clone();
         let id = self.id;

@@ -44,6 +44,7 @@ impl<B: TrainPolicy, E: TrainPolicy> DigitsMlp<B, E> {
 
 impl<B: TrainPolicy, E: TrainPolicy> Model for DigitsMlp<B, E> {
     type Batch = (Tensor<F32>, Indices);
+    type Policy = B;
 
     fn loss(&self, step: &Step, (x, y): &Self::Batch) -> Result<Var<F32>> {
         let logits = self.logits(step, x)?;

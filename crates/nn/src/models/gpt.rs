@@ -97,6 +97,7 @@ impl<B: TrainPolicy, E: TrainPolicy> Gpt<B, E> {
 
 impl<B: TrainPolicy, E: TrainPolicy> Model for Gpt<B, E> {
     type Batch = SortBatch;
+    type Policy = B;
 
     fn loss(&self, step: &Step, batch: &SortBatch) -> Result<Var<F32>> {
         let logits = self.scored(step, batch)?;

@@ -18,6 +18,10 @@ pub trait Model {
     /// One (micro-)batch.
     type Batch;
 
+    /// The policy whose loss scaling training needs (for models with body and edge
+    /// policies, the body's): a [`crate::Trainer`] must hold its scaler type.
+    type Policy: crate::TrainPolicy;
+
     /// Mean loss over the batch, in F32.
     fn loss(&self, step: &Step, batch: &Self::Batch) -> Result<Var<F32>>;
 

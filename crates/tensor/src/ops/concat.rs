@@ -32,7 +32,11 @@ impl<D: Dtype> Tensor<D> {
         let a = normalize_axis("pad_axis", axis, self.rank())?;
         let mut shape = self.shape().to_vec();
         let len = shape[a];
-        shape[a] = len + before + after;
+        shape[a] = len
+            .checked_add(before)
+            .and_then(|n| n.checked_add(after))
+            .ok_or_else(|| Error::size_overflow("pad_axis", self.shape()))?;
+        crate::layout::checked_numel("pad_axis", &shape)?;
         let inner: usize = shape[a + 1..].iter().product();
         let src = self.elements();
         // A reused buffer (no page faults) written in one pass: zeros, the run, zeros.
@@ -130,7 +134,11 @@ impl<D: Dtype> Tensor<D> {
             }
         }
         let mut shape = first.shape().to_vec();
-        shape[a] = tensors.iter().map(|t| t.shape()[a]).sum();
+        shape[a] = tensors
+            .iter()
+            .try_fold(0usize, |n, t| n.checked_add(t.shape()[a]))
+            .ok_or_else(|| Error::size_overflow("concat", first.shape()))?;
+        crate::layout::checked_numel("concat", &shape)?;
         let outer: usize = shape[..a].iter().product();
         let inner: usize = shape[a + 1..].iter().product();
         let same_scale = tensors.iter().all(|t| t.scale == first.scale);

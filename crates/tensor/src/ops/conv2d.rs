@@ -40,8 +40,11 @@ pub(crate) fn out_size(
     padding: usize,
     dilation: usize,
 ) -> Option<usize> {
-    let span = dilation * (kernel - 1) + 1;
-    let padded = input + 2 * padding;
+    // Checked: kernel, padding and dilation come from the user; an overflow is no fit.
+    let span = dilation
+        .checked_mul(kernel.checked_sub(1)?)?
+        .checked_add(1)?;
+    let padded = padding.checked_mul(2)?.checked_add(input)?;
     (padded >= span).then(|| (padded - span) / stride + 1)
 }
 
@@ -112,6 +115,9 @@ impl ConvGeometry {
                 "the (dilated) kernel is larger than the padded input",
             ));
         };
+        // The output and the unfolded (im2col) input must be addressable.
+        crate::layout::checked_numel(op, &[n, o, ho, wo])?;
+        crate::layout::checked_numel(op, &[n, c, kh, kw, ho, wo])?;
         Ok(ConvGeometry {
             n,
             c,

@@ -1,8 +1,8 @@
 //! Creation: from data, constants, ranges, identity, and seeded random tensors.
 
-use crate::alloc::{scratch, zeroed};
-use crate::error::{Error, Result};
-use crate::layout::numel;
+use crate::alloc::{scratch, try_zeroed, zeroed};
+use crate::error::{Error, ErrorKind, Result};
+use crate::layout::{checked_numel, expect_numel};
 use crate::rng::Rng;
 use crate::tensor::{Tensor, check_len, fp8_current_scale};
 use mixprec_dtype::{Acc, Dtype, convert_slice_scaled_saturating};
@@ -70,19 +70,40 @@ impl<D: Dtype> Tensor<D> {
         Ok(Self::from_parts(data, shape, scale))
     }
 
-    /// All zeros.
+    /// All zeros. Panics (with the op's message) when the shape's size overflows; see
+    /// [`Tensor::try_zeros`] for an error instead, and for a fallible allocation.
     pub fn zeros(shape: &[usize]) -> Self {
-        Self::from_parts(zeroed::<D>(numel(shape)), shape, 1.0)
+        Self::from_parts(zeroed::<D>(expect_numel("zeros", shape)), shape, 1.0)
     }
 
-    /// All ones.
+    /// All zeros, or an error naming the shape when its size overflows or the memory
+    /// cannot be allocated (`zeros: cannot allocate 4.0 PiB for shape [...]`).
+    ///
+    /// ```
+    /// use mixprec_tensor::Tensor;
+    /// use mixprec_dtype::F32;
+    /// assert!(Tensor::<F32>::try_zeros(&[1 << 32, 1 << 32]).is_err()); // overflows
+    /// assert!(Tensor::<F32>::try_zeros(&[1 << 40, 1 << 10]).is_err()); // 4 PiB
+    /// assert_eq!(Tensor::<F32>::try_zeros(&[2, 3]).unwrap().numel(), 6);
+    /// ```
+    pub fn try_zeros(shape: &[usize]) -> Result<Self> {
+        let n = checked_numel("zeros", shape)?;
+        Ok(Self::from_parts(
+            try_zeroed::<D>("zeros", shape, n)?,
+            shape,
+            1.0,
+        ))
+    }
+
+    /// All ones. Panics (with the op's message) when the shape's size overflows.
     pub fn ones(shape: &[usize]) -> Self {
-        Self::from_parts(vec![D::ONE; numel(shape)], shape, 1.0)
+        Self::from_parts(vec![D::ONE; expect_numel("ones", shape)], shape, 1.0)
     }
 
-    /// Every element `value`, rounded once into `D` (FP8: current scaling).
+    /// Every element `value`, rounded once into `D` (FP8: current scaling). Panics (with
+    /// the op's message) when the shape's size overflows.
     pub fn full(shape: &[usize], value: f64) -> Self {
-        let n = numel(shape);
+        let n = expect_numel("full", shape);
         if D::DTYPE.is_fp8() {
             let scale = fp8_current_scale((value as f32).abs(), D::MAX.to_f32());
             return Self::from_parts(
@@ -112,7 +133,7 @@ impl<D: Dtype> Tensor<D> {
 
     /// The `n x n` identity.
     pub fn eye(n: usize) -> Self {
-        let mut data = vec![D::ZERO; n * n];
+        let mut data = vec![D::ZERO; expect_numel("eye", &[n, n])];
         for i in 0..n {
             data[i * n + i] = D::ONE;
         }
@@ -127,9 +148,8 @@ impl<D: Dtype> Tensor<D> {
                 format!("need finite lo < hi, got lo {lo}, hi {hi}"),
             ));
         }
-        let values: Vec<f64> = (0..numel(shape))
-            .map(|_| lo + (hi - lo) * rng.next_f64())
-            .collect();
+        let mut values = try_values("rand", shape)?;
+        values.extend((0..values.capacity()).map(|_| lo + (hi - lo) * rng.next_f64()));
         Self::from_f64(&values, shape)
     }
 
@@ -142,11 +162,27 @@ impl<D: Dtype> Tensor<D> {
                 format!("need finite mean and std >= 0, got mean {mean}, std {std}"),
             ));
         }
-        let values: Vec<f64> = (0..numel(shape))
-            .map(|_| mean + std * rng.next_normal())
-            .collect();
+        let mut values = try_values("randn", shape)?;
+        values.extend((0..values.capacity()).map(|_| mean + std * rng.next_normal()));
         Self::from_f64(&values, shape)
     }
+}
+
+/// An empty f64 buffer with room for exactly `shape`'s elements (capacity == count), or an
+/// error naming `op` when the count overflows or the memory cannot be had.
+fn try_values(op: &'static str, shape: &[usize]) -> Result<Vec<f64>> {
+    let n = checked_numel(op, shape)?;
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| {
+        Error::new(
+            op,
+            ErrorKind::Allocation {
+                shape: shape.to_vec(),
+                bytes: n * 8,
+            },
+        )
+    })?;
+    Ok(v)
 }
 
 #[cfg(test)]

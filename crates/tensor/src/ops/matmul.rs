@@ -98,6 +98,7 @@ fn matmul_impl<A: Dtype, B: Dtype, O: Dtype>(
     let lb = other.layout.broadcast_to(&b_shape);
     let mut out_shape = batch.clone();
     out_shape.extend([m, n]);
+    crate::layout::checked_numel("matmul", &out_shape)?;
     let batches = numel(&batch);
     let (da, db) = (this.storage.as_slice(), other.storage.as_slice());
     // Storage offset of batch entry `bi` under a broadcast layout.
@@ -143,7 +144,7 @@ fn matmul_impl<A: Dtype, B: Dtype, O: Dtype>(
         };
         let mb = mat_at(db, &lb, nb, lb.offset);
         gemm_f32(batches * m, n, k, ma, mb, &mut c);
-    } else if batches > 1 && m * n * k < SMALL_MACS {
+    } else if batches > 1 && mn > 0 && m * n * k < SMALL_MACS {
         // Many small products (attention heads): the batch entries split over the pool.
         par_pieces(&mut c, mn, 2 * SMALL_MACS / k.max(1), |off, piece| {
             for (q, ci) in piece.chunks_exact_mut(mn).enumerate() {

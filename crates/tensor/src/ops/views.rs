@@ -2,7 +2,7 @@
 //! except `reshape` of a non-contiguous tensor and `contiguous`.
 
 use crate::error::{Error, Result};
-use crate::layout::{Layout, broadcast_shapes, normalize_axis, numel};
+use crate::layout::{Layout, broadcast_shapes, normalize_axis};
 use crate::tensor::Tensor;
 use mixprec_dtype::Dtype;
 
@@ -12,7 +12,7 @@ impl<D: Dtype> Tensor<D> {
     /// or merging axes that are laid out one inside the other (PyTorch's `view` rule);
     /// a contiguous copy otherwise.
     pub fn reshape(&self, shape: &[usize]) -> Result<Self> {
-        if numel(shape) != self.numel() {
+        if crate::layout::checked_numel("reshape", shape)? != self.numel() {
             return Err(Error::shapes(
                 "reshape",
                 self.shape(),
@@ -154,6 +154,7 @@ impl Layout {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layout::numel;
     use mixprec_dtype::{F32, F64};
     use mixprec_testing::for_each_dtype;
     use proptest::prelude::*;
