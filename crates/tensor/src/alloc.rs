@@ -65,15 +65,8 @@ pub(crate) fn try_zeroed<D: mixprec_dtype::Dtype>(
     shape: &[usize],
     n: usize,
 ) -> crate::Result<Vec<D>> {
-    dispatch_try_zeroed::<D>(n).ok_or_else(|| {
-        crate::Error::new(
-            op,
-            crate::ErrorKind::Allocation {
-                shape: shape.to_vec(),
-                bytes: n.saturating_mul(std::mem::size_of::<D>()),
-            },
-        )
-    })
+    dispatch_try_zeroed::<D>(n)
+        .ok_or_else(|| allocation_error(op, shape, n.saturating_mul(std::mem::size_of::<D>())))
 }
 
 /// `n` zeros of a precision type `D` (all of which are zero-fillable).
@@ -163,13 +156,54 @@ pub(crate) fn scratch<D: mixprec_dtype::Dtype>(n: usize) -> Vec<D> {
     reuse::<D>(n).unwrap_or_else(|| zeroed::<D>(n))
 }
 
-/// Like [`scratch`] for an f32 buffer (reusing a dropped `F32` tensor's storage).
-pub(crate) fn scratch_f32(n: usize) -> Vec<f32> {
-    match reuse::<mixprec_dtype::F32>(n) {
-        // Same layout (repr(transparent)): collect reuses the allocation.
-        Some(v) => v.into_iter().map(|x| x.0).collect(),
-        None => zeroed_vec::<f32>(n),
+/// [`scratch`] for the result of `op` with `shape`, or an error naming them when the
+/// memory cannot be had (ops whose result can outgrow their inputs use this: broadcasts,
+/// matmul, concatenation, padding, gathers).
+pub(crate) fn try_scratch<D: mixprec_dtype::Dtype>(
+    op: &'static str,
+    shape: &[usize],
+    n: usize,
+) -> crate::Result<Vec<D>> {
+    match reuse::<D>(n) {
+        Some(v) => Ok(v),
+        None => try_zeroed::<D>(op, shape, n),
     }
+}
+
+/// An f32 buffer of `n` unspecified values (reusing a dropped `F32` tensor's storage, or
+/// zeros) for the result of `op` with `shape`, or an error naming them.
+pub(crate) fn try_scratch_f32(
+    op: &'static str,
+    shape: &[usize],
+    n: usize,
+) -> crate::Result<Vec<f32>> {
+    match reuse::<mixprec_dtype::F32>(n) {
+        Some(v) => Ok(v.into_iter().map(|x| x.0).collect()),
+        None => try_zeroed_vec::<f32>(n).ok_or_else(|| allocation_error(op, shape, n * 4)),
+    }
+}
+
+/// An empty vector with room for `n` elements of the result of `op` with `shape`, or an
+/// error naming them.
+pub(crate) fn try_with_capacity<T>(
+    op: &'static str,
+    shape: &[usize],
+    n: usize,
+) -> crate::Result<Vec<T>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n)
+        .map_err(|_| allocation_error(op, shape, n.saturating_mul(std::mem::size_of::<T>())))?;
+    Ok(v)
+}
+
+fn allocation_error(op: &'static str, shape: &[usize], bytes: usize) -> crate::Error {
+    crate::Error::new(
+        op,
+        crate::ErrorKind::Allocation {
+            shape: shape.to_vec(),
+            bytes,
+        },
+    )
 }
 
 fn reuse<T: 'static>(n: usize) -> Option<Vec<T>> {
@@ -294,7 +328,7 @@ mod tests {
             n,
             "and a fresh one when the pool is empty"
         );
-        assert_eq!(scratch_f32(3), vec![0.0; 3]);
+        assert_eq!(try_scratch_f32("test", &[3], 3).unwrap(), vec![0.0; 3]);
     }
 
     #[test]

@@ -210,6 +210,22 @@ fn overflowing_and_unallocatable_sizes_are_errors_naming_the_op() {
         .and_then(|y| y.matmul(&Tensor::<F32>::zeros(&[0, 1 << 40])))
         .unwrap_err();
     assert!(e.to_string().starts_with("matmul:"), "{e}");
+    // Results that outgrow their inputs: a broadcast of two 4 MiB tensors, an embedding
+    // of 2^20 ids into 2^20-wide rows (4 TiB each): errors, not aborts.
+    let col = Tensor::<F32>::zeros(&[1 << 20, 1]);
+    let row = Tensor::<F32>::zeros(&[1, 1 << 20]);
+    let e = col.add(&row).unwrap_err();
+    assert!(
+        e.to_string().starts_with("add: cannot allocate 4.0 TiB"),
+        "{e}"
+    );
+    let ids = Indices::from_slice(&vec![0; 1 << 20]);
+    let e = row.embedding(&ids).unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("embedding: cannot allocate 4.0 TiB"),
+        "{e}"
+    );
     // Constructors that return no Result panic with the op's message instead of wrapping.
     let p = catch_unwind(|| Tensor::<F32>::zeros(&[1 << 32, 1 << 32])).unwrap_err();
     let msg = p.downcast_ref::<String>().cloned().unwrap_or_default();

@@ -17,9 +17,9 @@ macro_rules! compare_ops {
                 /// Broadcasts by NumPy rules; errors when the shapes do not broadcast.
                 pub fn $name(&self, other: &Tensor<D>) -> Result<Mask> {
                     let shape = broadcast_shapes(stringify!($name), self.shape(), other.shape())?;
-                    let bits = broadcast_values(&shape, [self, other], |[$a, $b]| {
+                    let bits = broadcast_values(stringify!($name), &shape, [self, other], |[$a, $b]| {
                         if $body { D::Acc::one() } else { D::Acc::zero() }
-                    });
+                    })?;
                     Ok(Mask::from_vec(bits.iter().map(|v| !v.is_zero()).collect(), &shape).expect("shape matches"))
                 }
 

@@ -40,7 +40,8 @@ impl<D: Dtype> Tensor<D> {
         let inner: usize = shape[a + 1..].iter().product();
         let src = self.elements();
         // A reused buffer (no page faults) written in one pass: zeros, the run, zeros.
-        let mut out: Vec<D> = crate::alloc::scratch::<D>(shape.iter().product());
+        let mut out: Vec<D> =
+            crate::alloc::try_scratch::<D>("pad_axis", &shape, shape.iter().product())?;
         let (run, full) = (len * inner, shape[a] * inner);
         let zero = D::from_acc(D::Acc::zero());
         if full > 0 {
@@ -145,7 +146,8 @@ impl<D: Dtype> Tensor<D> {
         if !same_scale {
             // FP8 with differing scales: join the values and requantise once.
             let parts: Vec<Vec<D::Acc>> = tensors.iter().map(|t| t.to_acc_vec()).collect();
-            let mut out = Vec::with_capacity(shape.iter().product());
+            let mut out =
+                crate::alloc::try_with_capacity("concat", &shape, shape.iter().product())?;
             for o in 0..outer {
                 for (t, p) in tensors.iter().zip(&parts) {
                     let len = t.shape()[a] * inner;
@@ -155,7 +157,7 @@ impl<D: Dtype> Tensor<D> {
             return Ok(Tensor::from_acc_vec(&out, &shape));
         }
         let parts: Vec<Vec<D>> = tensors.iter().map(|t| t.to_vec()).collect();
-        let mut out = Vec::with_capacity(shape.iter().product());
+        let mut out = crate::alloc::try_with_capacity("concat", &shape, shape.iter().product())?;
         for o in 0..outer {
             for (t, p) in tensors.iter().zip(&parts) {
                 let len = t.shape()[a] * inner;

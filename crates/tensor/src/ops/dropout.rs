@@ -45,13 +45,13 @@ impl<D: Dtype> Tensor<D> {
         }
         let scale = D::Acc::from_f64(1.0 / (1.0 - p));
         let mut flags = keep.as_slice().iter();
-        let values = broadcast_values(self.shape(), [self], |[x]| {
+        let values = broadcast_values("dropout_with_mask", self.shape(), [self], |[x]| {
             if *flags.next().expect("one flag per element") {
                 x * scale
             } else {
                 D::Acc::zero()
             }
-        });
+        })?;
         Ok(Tensor::from_acc_vec(&values, self.shape()))
     }
 }

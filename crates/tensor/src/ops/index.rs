@@ -18,16 +18,18 @@ impl<D: Dtype> Tensor<D> {
         let data = x.elements();
         let outer: usize = self.shape()[..a].iter().product();
         let inner: usize = self.shape()[a + 1..].iter().product();
-        let mut out = Vec::with_capacity(outer * ids.len() * inner);
+        let mut shape = self.shape()[..a].to_vec();
+        shape.extend_from_slice(ids.shape());
+        shape.extend_from_slice(&self.shape()[a + 1..]);
+        // Few ids can select a result far larger than the input: checked and fallible.
+        let n = crate::layout::checked_numel("index_select", &shape)?;
+        let mut out = crate::alloc::try_with_capacity("index_select", &shape, n)?;
         for o in 0..outer {
             for &id in ids.as_slice() {
                 let start = (o * size + id) * inner;
                 out.extend_from_slice(&data[start..start + inner]);
             }
         }
-        let mut shape = self.shape()[..a].to_vec();
-        shape.extend_from_slice(ids.shape());
-        shape.extend_from_slice(&self.shape()[a + 1..]);
         Ok(Tensor::from_parts(out, &shape, self.scale))
     }
 

@@ -82,7 +82,7 @@ pub(crate) fn zip_binary<D: Dtype>(
     {
         return Ok(out);
     }
-    let values = broadcast_values(&shape, [a, b], |[x, y]| f(x, y));
+    let values = broadcast_values(op, &shape, [a, b], |[x, y]| f(x, y))?;
     Ok(Tensor::from_acc_vec(&values, &shape))
 }
 
@@ -168,14 +168,15 @@ fn trailing_broadcast<D: Dtype>(
 /// `f` over `N` tensors broadcast to `shape` (already checked), in logical order, in
 /// the compute precision. The general (strided) path of the element-wise ops.
 pub(crate) fn broadcast_values<D: Dtype, const N: usize>(
+    op: &'static str,
     shape: &[usize],
     inputs: [&Tensor<D>; N],
     mut f: impl FnMut([D::Acc; N]) -> D::Acc,
-) -> Vec<D::Acc> {
+) -> Result<Vec<D::Acc>> {
     let layouts: [Layout; N] = inputs.map(|t| t.layout.broadcast_to(shape));
     let data = inputs.map(|t| t.storage.as_slice());
     let scales = inputs.map(|t| D::Acc::from_f32(t.scale));
-    let mut out = Vec::with_capacity(crate::layout::numel(shape));
+    let mut out = crate::alloc::try_with_capacity(op, shape, crate::layout::numel(shape))?;
     for_each_row_n(layouts.each_ref(), |starts, strides, len| {
         for i in 0..len {
             let args: [D::Acc; N] =
@@ -183,7 +184,7 @@ pub(crate) fn broadcast_values<D: Dtype, const N: usize>(
             out.push(f(args));
         }
     });
-    out
+    Ok(out)
 }
 
 impl<D: Dtype> Tensor<D> {

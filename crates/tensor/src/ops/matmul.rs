@@ -2,7 +2,6 @@
 //! (or otherwise strided) operands are read in place by the GEMM's packing, not copied.
 //! Accumulation is f32 (f64 for `F64`); the result rounds once into `D`.
 
-use crate::alloc::scratch_f32;
 use crate::error::{Error, Result};
 use crate::gemm::{MatRef, SMALL_MACS, gemm_f32, gemm_f64, gemm_small};
 use crate::layout::{broadcast_shapes, numel};
@@ -132,7 +131,7 @@ fn matmul_impl<A: Dtype, B: Dtype, O: Dtype>(
             .collect();
         return Ok(Tensor::from_acc_vec(&acc, &out_shape));
     }
-    let mut c = scratch_f32(batches * mn);
+    let mut c = crate::alloc::try_scratch_f32("matmul", &out_shape, batches * mn)?;
     if batches > 1 && lb.strides[..nb].iter().all(|&s| s == 0) && rows_fold(&la, &batch, m) {
         // B is shared by every batch entry and A's rows run evenly through the batch axes
         // (a [.., m, k] activation times a weight): one GEMM with batches * m rows.

@@ -16,11 +16,9 @@ impl<D: Dtype> Tensor<D> {
         let shape = broadcast_shapes("where_cond", self.shape(), other.shape())?;
         let shape = broadcast_shapes("where_cond", &shape, mask.shape())?;
         let m = mask_tensor::<D>(mask);
-        let values = broadcast_values(
-            &shape,
-            [&m, self, other],
-            |[c, a, b]| if c.is_zero() { b } else { a },
-        );
+        let values = broadcast_values("where_cond", &shape, [&m, self, other], |[c, a, b]| {
+            if c.is_zero() { b } else { a }
+        })?;
         Ok(Tensor::from_acc_vec(&values, &shape))
     }
 
@@ -41,11 +39,9 @@ impl<D: Dtype> Tensor<D> {
             return Ok(out);
         }
         let m = mask_tensor::<D>(mask);
-        let values = broadcast_values(
-            &shape,
-            [&m, self],
-            |[c, a]| if c.is_zero() { a } else { fill },
-        );
+        let values = broadcast_values("masked_fill", &shape, [&m, self], |[c, a]| {
+            if c.is_zero() { a } else { fill }
+        })?;
         Ok(Tensor::from_acc_vec(&values, &shape))
     }
 }
