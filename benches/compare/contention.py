@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Training steps on a quiet machine and with one competing busy process, mixprec side by
-side with JAX (jitted steps), in one run: how much does a neighbour that keeps one core busy
+side with JAX (jitted steps) and PyTorch (eager; train_torch.py), in one run: how much does a neighbour that keeps one core busy
 slow each? (mixprec's pool claims work dynamically, so a helper thread that the scheduler
 preempts never holds back work it has not started.)
 
@@ -8,7 +8,7 @@ Modes, interleaved per round: `quiet`, then `busy` (one extra process spinning i
 for the whole measurement). Rows: both comparison models under FP32 and BF16 (the same
 models as train_jax.py), and optionally the main job (`compare_policies`, wall time).
 
-    python3 -m pip install -r benches/compare/requirements.txt
+    python3 -m pip install -r benches/compare/requirements.txt torch
     python3 benches/compare/contention.py [--rounds 2] [--main-job] [--binary PATH]
 
 `--binary` times a prebuilt `train_step` example (a build of another commit, say) instead
@@ -24,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_jax  # noqa: E402  (same models and policies)
+import train_torch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ["fp32", "bf16"]
@@ -61,6 +62,7 @@ def main_job():
 def measure(args):
     row = {"mixprec": ours(args.binary)}
     row["jax"] = {(m, p): train_jax.jax_ms(m, p) for m in MODELS for p in POLICIES}
+    row["torch"] = {(m, p): train_torch.torch_ms(m, p) for m in MODELS for p in POLICIES}
     if args.main_job:
         row["main"] = main_job()
     return row
@@ -81,15 +83,18 @@ def main():
             runs["busy"].append(measure(args))
     med = lambda mode, tool, key: statistics.median(r[tool][key] for r in runs[mode])
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    print(f"{cpu}; jax {train_jax.jax.__version__}; ms per training step, medians of {args.rounds} interleaved rounds")
-    print(f"{'model':<11} {'policy':<6} {'mixprec quiet':>13} {'busy':>8} {'slowdown':>9} "
-          f"{'jax quiet':>10} {'busy':>8} {'slowdown':>9}")
+    print(f"{cpu}; jax {train_jax.jax.__version__}; torch {train_torch.torch.__version__}; "
+          f"ms per training step, medians of {args.rounds} interleaved rounds")
+    tools = ["mixprec", "jax", "torch"]
+    print(f"{'model':<11} {'policy':<6} " + " ".join(f"{t + ' quiet':>13} {'busy':>8} {'slowdown':>8}" for t in tools))
     for m in MODELS:
         for p in POLICIES:
             k = (m, p)
-            a, b = med("quiet", "mixprec", k), med("busy", "mixprec", k)
-            c, d = med("quiet", "jax", k), med("busy", "jax", k)
-            print(f"{m:<11} {p:<6} {a:13.3f} {b:8.3f} {b / a:8.2f}x {c:10.3f} {d:8.3f} {d / c:8.2f}x")
+            cells = []
+            for t in tools:
+                a, b = med("quiet", t, k), med("busy", t, k)
+                cells.append(f"{a:13.3f} {b:8.3f} {b / a:7.2f}x")
+            print(f"{m:<11} {p:<6} " + " ".join(cells))
     if args.main_job:
         a = statistics.median(r["main"] for r in runs["quiet"])
         b = statistics.median(r["main"] for r in runs["busy"])

@@ -30,17 +30,19 @@ unsafe impl ZeroBits for mixprec_dtype::E4M3 {}
 // SAFETY: as above.
 unsafe impl ZeroBits for mixprec_dtype::E5M2 {}
 
-/// `n` zeros of a type that may be zero-filled, from the allocator's zeroed memory
-/// (fresh large allocations come zeroed from the kernel: no fill pass), with the
-/// huge-page hint for large sizes.
-pub(crate) fn zeroed_vec<T: ZeroBits>(n: usize) -> Vec<T> {
-    try_zeroed_vec(n).unwrap_or_else(|| match std::alloc::Layout::array::<T>(n) {
+/// What `Vec` does when an allocation of `n` elements fails: the allocation-error handler
+/// (an abort), or a panic when the size overflows.
+fn alloc_failed<T>(n: usize) -> ! {
+    match std::alloc::Layout::array::<T>(n) {
         Ok(layout) => std::alloc::handle_alloc_error(layout),
         Err(_) => panic!("allocation of {n} elements overflows"),
-    })
+    }
 }
 
-/// [`zeroed_vec`], or `None` when the size overflows or the allocator refuses.
+/// `n` zeros of a type that may be zero-filled, from the allocator's zeroed memory
+/// (fresh large allocations come zeroed from the kernel: no fill pass), with the
+/// huge-page hint for large sizes; `None` when the size overflows or the allocator
+/// refuses.
 fn try_zeroed_vec<T: ZeroBits>(n: usize) -> Option<Vec<T>> {
     if n == 0 || std::mem::size_of::<T>() == 0 {
         return Some(Vec::new());
@@ -67,6 +69,16 @@ pub(crate) fn try_zeroed<D: mixprec_dtype::Dtype>(
 ) -> crate::Result<Vec<D>> {
     dispatch_try_zeroed::<D>(n)
         .ok_or_else(|| allocation_error(op, shape, n.saturating_mul(std::mem::size_of::<D>())))
+}
+
+/// `n` zeros of `D`'s compute precision for a result of `shape`, or an error naming `op`.
+pub(crate) fn try_zeroed_acc<D: mixprec_dtype::Dtype>(
+    op: &'static str,
+    shape: &[usize],
+    n: usize,
+) -> crate::Result<Vec<D::Acc>> {
+    dispatch_try_zeroed::<D::Acc>(n)
+        .ok_or_else(|| allocation_error(op, shape, n.saturating_mul(std::mem::size_of::<D::Acc>())))
 }
 
 /// `n` zeros of a precision type `D` (all of which are zero-fillable).
@@ -219,15 +231,21 @@ fn reuse<T: 'static>(n: usize) -> Option<Vec<T>> {
 }
 
 /// Zeroed vector for a type known (by the sealed `Dtype`/`Acc` pairing) to be one of the
-/// `ZeroBits` types; checked at run time through `TypeId`, falling back to a fill.
+/// `ZeroBits` types; aborts like `Vec` when the allocator refuses.
 fn dispatch_zeroed<T: Copy + 'static>(n: usize) -> Vec<T> {
+    dispatch_try_zeroed::<T>(n).unwrap_or_else(|| alloc_failed::<T>(n))
+}
+
+/// Zeroed vector for a type known to be one of the `ZeroBits` types (checked at run time
+/// through `TypeId`), or `None` when the allocator refuses.
+fn dispatch_try_zeroed<T: Copy + 'static>(n: usize) -> Option<Vec<T>> {
     use std::any::TypeId;
     macro_rules! try_types {
         ($($t:ty),*) => {$(
             if TypeId::of::<T>() == TypeId::of::<$t>() {
-                let v: Vec<$t> = zeroed_vec::<$t>(n);
+                let v: Option<Vec<$t>> = try_zeroed_vec::<$t>(n);
                 let boxed: Box<dyn std::any::Any> = Box::new(v);
-                return *boxed.downcast::<Vec<T>>().expect("same type");
+                return *boxed.downcast::<Option<Vec<T>>>().expect("same type");
             }
         )*};
     }
@@ -242,29 +260,6 @@ fn dispatch_zeroed<T: Copy + 'static>(n: usize) -> Vec<T> {
         mixprec_dtype::E5M2
     );
     unreachable!("every Dtype and its Acc are zero-fillable types")
-}
-
-/// Fallible [`dispatch_zeroed`].
-fn dispatch_try_zeroed<T: Copy + 'static>(n: usize) -> Option<Vec<T>> {
-    use std::any::TypeId;
-    macro_rules! try_types {
-        ($($t:ty),*) => {$(
-            if TypeId::of::<T>() == TypeId::of::<$t>() {
-                let v: Option<Vec<$t>> = try_zeroed_vec::<$t>(n);
-                let boxed: Box<dyn std::any::Any> = Box::new(v);
-                return *boxed.downcast::<Option<Vec<T>>>().expect("same type");
-            }
-        )*};
-    }
-    try_types!(
-        mixprec_dtype::F32,
-        mixprec_dtype::F64,
-        mixprec_dtype::Bf16,
-        mixprec_dtype::F16,
-        mixprec_dtype::E4M3,
-        mixprec_dtype::E5M2
-    );
-    unreachable!("every Dtype is a zero-fillable type")
 }
 
 /// Hints the kernel to back the 2 MiB-aligned part of `[ptr, ptr + bytes)` with huge

@@ -386,13 +386,18 @@ pub(crate) fn par_chunks_mut<T: Send>(
     });
 }
 
-/// Tasks per thread a data-parallel section is cut into, so that a thread that stalls
-/// holds back at most a small share of the work.
+/// Tasks per thread the GEMM's sections are cut into, so that a thread that stalls holds
+/// back at most a small share of the work.
 pub(crate) const TASKS_PER_THREAD: usize = 4;
 
-/// Splits `out` into pieces (each a multiple of `align` elements, about
-/// [`TASKS_PER_THREAD`] per thread) and runs `f(offset, piece)` on each in parallel;
-/// small inputs (below `min_len`) run as one piece on the calling thread. The
+/// At most this many pieces in a data-parallel section ([`par_pieces`]).
+const MAX_PIECES: usize = 64;
+
+/// Splits `out` into pieces (each a multiple of `align` elements, at most [`MAX_PIECES`],
+/// none shorter than half of `min_len`) and runs `f(offset, piece)` on each, in parallel
+/// on the pool; inputs below `min_len` are one piece. The pieces depend on the sizes
+/// only, never on the thread count, so an op that combines per-piece partial results
+/// (layer norm's weight gradient) gives the same bits with any number of threads. The
 /// element-wise, row and reduction engines use this, so the whole library shares one
 /// set of worker threads.
 pub(crate) fn par_pieces<T: Send>(
@@ -401,16 +406,13 @@ pub(crate) fn par_pieces<T: Send>(
     min_len: usize,
     f: impl Fn(usize, &mut [T]) + Sync,
 ) {
-    let parts = Pool::global().parts();
-    if out.len() < min_len.max(1) || parts == 1 {
+    if out.len() < min_len.max(1) {
         f(0, out);
         return;
     }
     let align = align.max(1);
     // Pieces no shorter than half the parallel threshold: a task must pay for its claim.
-    let pieces = (parts * TASKS_PER_THREAD)
-        .min(out.len() / (min_len / 2).max(1))
-        .max(parts);
+    let pieces = MAX_PIECES.min(out.len() / (min_len / 2).max(1)).max(1);
     let per = out.len().div_ceil(align).div_ceil(pieces).max(1) * align;
     par_chunks_mut(out, per, f);
 }

@@ -66,3 +66,47 @@ fn the_affinity_mask_limits_the_default_count() {
     }
     assert!(child("the_affinity_mask_limits_the_default_count", &[]));
 }
+
+/// The same bits with one thread and with several: pieces of parallel sections depend on
+/// the sizes only (layer norm's weight gradient sums per-piece partials).
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    use mixprec_dtype::{Bf16, F32};
+    use mixprec_tensor::{Rng, Tensor};
+    let mut rng = Rng::seed(7);
+    let x = Tensor::<F32>::randn(&[512, 96], 0.0, 1.0, &mut rng).unwrap();
+    let g = Tensor::<F32>::randn(&[512, 96], 0.0, 1.0, &mut rng).unwrap();
+    let w = Tensor::<F32>::randn(&[96], 1.0, 0.1, &mut rng).unwrap();
+    let m = Tensor::<F32>::randn(&[96, 200], 0.0, 1.0, &mut rng).unwrap();
+    let bits =
+        |t: &Tensor<F32>| -> Vec<u32> { t.to_f32_vec().iter().map(|v| v.to_bits()).collect() };
+    let run = || {
+        let (dx, dw, db) = x.layer_norm_backward(&g, 96, Some(&w), 1e-5).unwrap();
+        let (dw, db) = (
+            Tensor::<F32>::from_f32(&dw, &[96]).unwrap(),
+            Tensor::<F32>::from_f32(&db, &[96]).unwrap(),
+        );
+        let y = x.matmul(&m).unwrap();
+        let s = y.sum(&[0], false).unwrap();
+        let sm = y.cast::<Bf16>().softmax(-1).unwrap().cast::<F32>();
+        let ge = y.gelu();
+        [
+            bits(&dx),
+            bits(&dw),
+            bits(&db),
+            bits(&y),
+            bits(&s),
+            bits(&sm),
+            bits(&ge),
+        ]
+    };
+    mixprec_tensor::set_num_threads(2);
+    let two = run();
+    mixprec_tensor::set_num_threads(1);
+    let one = run();
+    mixprec_tensor::set_num_threads(3);
+    let three = run();
+    mixprec_tensor::set_num_threads(std::thread::available_parallelism().map_or(1, |n| n.get()));
+    assert_eq!(one, two);
+    assert_eq!(one, three);
+}

@@ -118,9 +118,13 @@ impl<D: Dtype> Tensor<D> {
     /// assert_eq!(y.to_f32_vec(), vec![1.0, 3.0]); // the tie rounds to even
     /// assert_eq!(y.nbytes(), 4);
     /// ```
+    ///
+    /// Panics (with the op's message) only when the result cannot be allocated;
+    /// [`Tensor::cast_with`] returns that as an error.
     pub fn cast<T: Dtype>(&self) -> Tensor<T> {
+        // Default options are valid: the only possible error is an allocation failure.
         self.cast_with::<T>(CastOptions::default())
-            .expect("default cast options are valid")
+            .unwrap_or_else(|e| panic!("{e}"))
             .0
     }
 
@@ -169,7 +173,7 @@ impl<D: Dtype> Tensor<D> {
             // f32 values (exact for every non-F64 source), SIMD rounding into T, counted
             // chunk by chunk.
             let scale = pick_scale::<T>(opts.scale, || super::cast_chunks::finite_amax(self));
-            let (out, report) = super::cast_chunks::cast_chunks::<D, T>(self, scale, saturate);
+            let (out, report) = super::cast_chunks::cast_chunks::<D, T>(self, scale, saturate)?;
             return Ok((Tensor::from_parts(out, self.shape(), scale), report));
         }
         // F64 on either side, or stochastic rounding: element by element from f64 values.

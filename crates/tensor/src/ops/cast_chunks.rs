@@ -62,9 +62,10 @@ pub(super) fn cast_chunks<D: Dtype, T: Dtype>(
     t: &Tensor<D>,
     scale: f32,
     saturate: bool,
-) -> (Vec<T>, CastReport) {
+) -> crate::Result<(Vec<T>, CastReport)> {
     let src = t.elements();
-    let mut out = crate::alloc::scratch::<T>(src.len());
+    // A cast can widen (E4M3 -> F64 is 8x the bytes): fallible.
+    let mut out = crate::alloc::try_scratch::<T>("cast", t.shape(), src.len())?;
     let total = Mutex::new(Counts::default());
     let (max, s) = (T::MAX.to_f64(), f64::from(scale));
     par_zip_chunks(&mut out, &src, CHUNK, PARALLEL_MIN, |o, src| {
@@ -98,7 +99,7 @@ pub(super) fn cast_chunks<D: Dtype, T: Dtype>(
         saturated: c.saturated,
         nan: c.nan,
     };
-    (out, report)
+    Ok((out, report))
 }
 
 crate::simd::multiversioned! {

@@ -200,9 +200,13 @@ impl<D: Dtype> Tensor<D> {
             }
         };
         let total = n * o * hw;
-        let mut cols = Vec::new();
+        // The output (o channels) and the unfolded input (kh * kw copies of a group's
+        // channels) can be far larger than the input: fallible.
+        let mut cols: Vec<D> =
+            crate::alloc::try_with_capacity("conv2d", &[cg, kh, kw, ho, wo], kk * hw)?;
         let bias_vals = bias.map(|b| b.to_acc_vec());
-        let mut acc: Vec<D::Acc> = Vec::with_capacity(total);
+        let mut acc: Vec<D::Acc> =
+            crate::alloc::try_with_capacity("conv2d", &[n, o, ho, wo], total)?;
         let descale = f64::from(self.scale) * f64::from(weight.scale);
         let mut out32 = vec![0.0f32; og * hw];
         let mut out64 = vec![0.0f64; og * hw];

@@ -199,12 +199,14 @@ impl<D: Dtype> Tensor<D> {
         };
         // FP8 results need one scale for the whole tensor: computed in full, then rounded.
         let fp8 = D::DTYPE.is_fp8();
+        let op = "layer_norm_backward";
         let mut dx_acc = if fp8 {
-            vec![zero; xs.len()]
+            crate::alloc::try_zeroed_acc::<D>(op, self.shape(), xs.len())?
         } else {
             Vec::new()
         };
-        let mut dx = crate::alloc::scratch::<D>(if fp8 { 0 } else { xs.len() });
+        let mut dx =
+            crate::alloc::try_scratch::<D>(op, self.shape(), if fp8 { 0 } else { xs.len() })?;
         let partials = std::sync::Mutex::new(Vec::new());
         // Rows go in blocks of about 4096 values through small decode buffers.
         let block = (4096 / n).max(1) * n;

@@ -5,7 +5,7 @@
 //! small buffers, computed and rounded straight into the output, so 16-bit storage moves
 //! half the bytes of f32.
 
-use crate::alloc::{scratch, zeroed_acc};
+use crate::alloc::{try_scratch, try_zeroed_acc};
 use crate::error::Result;
 use crate::layout::normalize_axis;
 use crate::pool::par_zip_chunks;
@@ -28,13 +28,13 @@ pub(crate) fn map_row_blocks<D: Dtype>(
     let axis = normalize_axis(op, axis, rank)?;
     let row_len = t.shape()[axis];
     if axis == rank - 1 && t.is_contiguous() && !D::DTYPE.is_fp8() && row_len > 0 {
-        return Ok(stream_rows(t, row_len, parallel_min, f));
+        return stream_rows(op, t, row_len, parallel_min, f);
     }
     // Order that moves `axis` last, and its inverse.
     let order: Vec<usize> = (0..rank).filter(|&a| a != axis).chain([axis]).collect();
     let moved = t.permute(&order)?;
     let values = moved.to_acc_vec();
-    let mut out = zeroed_acc::<D>(values.len());
+    let mut out = try_zeroed_acc::<D>(op, t.shape(), values.len())?;
     if let Some(rows) = super::map::CHUNK.checked_div(row_len) {
         let rows_per_task = rows.max(1) * row_len;
         par_zip_chunks(&mut out, &values, rows_per_task, parallel_min, |o, i| {
@@ -54,13 +54,14 @@ pub(crate) fn map_row_blocks<D: Dtype>(
 
 /// Rows of a contiguous, unscaled tensor: decode a block of rows, compute, round.
 fn stream_rows<D: Dtype>(
+    op: &'static str,
     t: &Tensor<D>,
     row_len: usize,
     parallel_min: usize,
     f: impl Fn(&[D::Acc], &mut [D::Acc], usize) + Sync,
-) -> Tensor<D> {
+) -> Result<Tensor<D>> {
     let src = t.elements();
-    let mut out = scratch::<D>(src.len());
+    let mut out = try_scratch::<D>(op, t.shape(), src.len())?;
     let rows_per_task = (super::map::CHUNK / row_len).max(1) * row_len;
     let job = |(o, s): (&mut [D], &[D])| {
         let mut x = vec![D::Acc::zero(); s.len()];
@@ -72,5 +73,5 @@ fn stream_rows<D: Dtype>(
     par_zip_chunks(&mut out, &src, rows_per_task, parallel_min, |o, s| {
         job((o, s))
     });
-    Tensor::from_parts(out, t.shape(), 1.0)
+    Ok(Tensor::from_parts(out, t.shape(), 1.0))
 }

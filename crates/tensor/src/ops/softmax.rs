@@ -80,7 +80,8 @@ impl<D: Dtype> Tensor<D> {
         let plain = |t: &Tensor<D>| t.is_contiguous() && t.scale == 1.0 && !D::DTYPE.is_fp8();
         if a + 1 == rank && plain(self) && plain(g) && n > 0 {
             let (ys, gs) = (self.elements(), g.elements());
-            let mut out = crate::alloc::scratch::<D>(ys.len());
+            let mut out =
+                crate::alloc::try_scratch::<D>("softmax_backward", self.shape(), ys.len())?;
             let rows = (super::map::CHUNK / n).max(1) * n;
             crate::pool::par_pieces(&mut out, rows, super::map::PARALLEL_MIN, |off, piece| {
                 let zero = D::Acc::from_f64(0.0);
