@@ -1,6 +1,6 @@
 //! Creation: from data, constants, ranges, identity, and seeded random tensors.
 
-use crate::alloc::{scratch, try_zeroed, zeroed};
+use crate::alloc::{try_scratch, try_zeroed, zeroed};
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::{checked_numel, expect_numel};
 use crate::rng::Rng;
@@ -64,7 +64,7 @@ impl<D: Dtype> Tensor<D> {
                 ),
             ));
         }
-        let mut data = scratch::<D>(values.len());
+        let mut data = try_scratch::<D>("from_f32_scaled", shape, values.len())?;
         convert_slice_scaled_saturating(values, &mut data, scale)
             .map_err(|e| Error::new("from_f32_scaled", crate::ErrorKind::Dtype(e)))?;
         Ok(Self::from_parts(data, shape, scale))

@@ -30,12 +30,13 @@ impl<D: Dtype> Tensor<D> {
     /// Errors when the shapes do not broadcast.
     pub fn gelu_backward(&self, grad: &Tensor<D>) -> Result<Tensor<D>> {
         if let Some(dx) = zip_same_shape_chunks(
+            "gelu_backward",
             self,
             grad,
             PARALLEL_MIN_EXPENSIVE,
             fast_math::gelu_grad_in_place,
         ) {
-            return Ok(dx);
+            return dx;
         }
         zip_binary("gelu_backward", self, grad, fast_math::gelu_grad)
     }

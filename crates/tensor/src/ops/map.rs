@@ -74,13 +74,14 @@ pub(crate) fn zip_binary<D: Dtype>(
     f: impl Fn(D::Acc, D::Acc) -> D::Acc + Sync,
 ) -> Result<Tensor<D>> {
     let shape = broadcast_shapes(op, a.shape(), b.shape())?;
-    if let Some(out) = zip_same_shape_chunks(a, b, PARALLEL_MIN, |x, y| apply_binary(x, y, &f)) {
-        return Ok(out);
+    let same = |x: &mut [D::Acc], y: &[D::Acc]| apply_binary(x, y, &f);
+    if let Some(out) = zip_same_shape_chunks(op, a, b, PARALLEL_MIN, same) {
+        return out;
     }
-    if let Some(out) = trailing_broadcast(a, b, &shape, &f)
-        .or_else(|| trailing_broadcast(b, a, &shape, &|y, x| f(x, y)))
+    if let Some(out) = trailing_broadcast(op, a, b, &shape, &f)
+        .or_else(|| trailing_broadcast(op, b, a, &shape, &|y, x| f(x, y)))
     {
-        return Ok(out);
+        return out;
     }
     let values = broadcast_values(op, &shape, [a, b], |[x, y]| f(x, y))?;
     Ok(Tensor::from_acc_vec(&values, &shape))
@@ -88,13 +89,15 @@ pub(crate) fn zip_binary<D: Dtype>(
 
 /// `f(a, b)` over chunks decoded into `D::Acc` (`f` writes its results into the first
 /// chunk), each result rounded once into `D`, when both tensors have the same shape and
-/// are contiguous and unscaled; `None` otherwise (the caller takes a general path).
+/// are contiguous and unscaled; `None` otherwise (the caller takes a general path). An
+/// allocation failure is an error naming `op`.
 pub(crate) fn zip_same_shape_chunks<D: Dtype>(
+    op: &'static str,
     a: &Tensor<D>,
     b: &Tensor<D>,
     parallel_min: usize,
     f: impl Fn(&mut [D::Acc], &[D::Acc]) + Sync,
-) -> Option<Tensor<D>> {
+) -> Option<Result<Tensor<D>>> {
     if a.shape() != b.shape()
         || !a.is_contiguous()
         || !b.is_contiguous()
@@ -104,7 +107,10 @@ pub(crate) fn zip_same_shape_chunks<D: Dtype>(
         return None;
     }
     let (sa, sb) = (a.elements(), b.elements());
-    let mut out = scratch::<D>(sa.len());
+    let mut out = match crate::alloc::try_scratch::<D>(op, a.shape(), sa.len()) {
+        Ok(out) => out,
+        Err(e) => return Some(Err(e)),
+    };
     let body = |((o, x), y): ((&mut [D], &[D]), &[D])| {
         let mut bx = [D::Acc::zero(); CHUNK];
         let mut by = [D::Acc::zero(); CHUNK];
@@ -122,18 +128,19 @@ pub(crate) fn zip_same_shape_chunks<D: Dtype>(
             .zip(sb[off..end].chunks(CHUNK))
             .for_each(body)
     });
-    Some(Tensor::from_parts(out, a.shape(), 1.0))
+    Some(Ok(Tensor::from_parts(out, a.shape(), 1.0)))
 }
 
 /// Fast path for `big op small` where `small` repeats along leading axes (a bias added
 /// to every row): both contiguous and unscaled, `small`'s shape (without leading 1s) a
 /// suffix of `big`'s. `small` is decoded once; `big` streams in row chunks.
 fn trailing_broadcast<D: Dtype>(
+    op: &'static str,
     big: &Tensor<D>,
     small: &Tensor<D>,
     shape: &[usize],
     f: &(impl Fn(D::Acc, D::Acc) -> D::Acc + Sync),
-) -> Option<Tensor<D>> {
+) -> Option<Result<Tensor<D>>> {
     let core = crate::layout::without_leading_ones(small.shape());
     let row = crate::layout::numel(core);
     if big.shape() != shape
@@ -149,7 +156,10 @@ fn trailing_broadcast<D: Dtype>(
     let mut s = vec![D::Acc::zero(); row];
     D::to_acc_slice(&small.elements(), &mut s);
     let src = big.elements();
-    let mut out = scratch::<D>(src.len());
+    let mut out = match crate::alloc::try_scratch::<D>(op, shape, src.len()) {
+        Ok(out) => out,
+        Err(e) => return Some(Err(e)),
+    };
     let rows_per_task = (CHUNK / row).max(1) * row;
     let job = |(o, x): (&mut [D], &[D])| {
         let mut buf = vec![D::Acc::zero(); x.len()];
@@ -162,7 +172,7 @@ fn trailing_broadcast<D: Dtype>(
     par_zip_chunks(&mut out, &src, rows_per_task, PARALLEL_MIN, |o, x| {
         job((o, x))
     });
-    Some(Tensor::from_parts(out, shape, 1.0))
+    Some(Ok(Tensor::from_parts(out, shape, 1.0)))
 }
 
 /// `f` over `N` tensors broadcast to `shape` (already checked), in logical order, in

@@ -36,7 +36,7 @@ impl<D: Dtype> Tensor<D> {
         }
         let fill = D::Acc::from_f64(value);
         if let Some(out) = fill_repeating(self, mask, fill) {
-            return Ok(out);
+            return out;
         }
         let m = mask_tensor::<D>(mask);
         let values = broadcast_values("masked_fill", &shape, [&m, self], |[c, a]| {
@@ -50,7 +50,7 @@ impl<D: Dtype> Tensor<D> {
 /// dimensions are the mask's (the mask repeats along the leading axes, as a causal mask
 /// over `[batch, heads, t, t]` scores): elements are copied as stored, the fill rounded
 /// once into `D` — the values of the general path, without decoding.
-fn fill_repeating<D: Dtype>(t: &Tensor<D>, mask: &Mask, fill: D::Acc) -> Option<Tensor<D>> {
+fn fill_repeating<D: Dtype>(t: &Tensor<D>, mask: &Mask, fill: D::Acc) -> Option<Result<Tensor<D>>> {
     let core = crate::layout::without_leading_ones(mask.shape());
     let period = crate::layout::numel(core);
     if !t.is_contiguous()
@@ -63,13 +63,16 @@ fn fill_repeating<D: Dtype>(t: &Tensor<D>, mask: &Mask, fill: D::Acc) -> Option<
     }
     let fill = D::from_acc(fill);
     let src = t.elements();
-    let mut out = crate::alloc::scratch::<D>(src.len());
+    let mut out = match crate::alloc::try_scratch::<D>("masked_fill", t.shape(), src.len()) {
+        Ok(out) => out,
+        Err(e) => return Some(Err(e)),
+    };
     for (o, s) in out.chunks_exact_mut(period).zip(src.chunks_exact(period)) {
         for ((o, &s), &m) in o.iter_mut().zip(s).zip(mask.as_slice()) {
             *o = if m { fill } else { s };
         }
     }
-    Some(Tensor::from_parts(out, t.shape(), 1.0))
+    Some(Ok(Tensor::from_parts(out, t.shape(), 1.0)))
 }
 
 /// The mask as 0/1 in `D` (exact in every type), so it can walk the broadcast engine.
