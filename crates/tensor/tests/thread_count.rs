@@ -1,6 +1,7 @@
 //! Where the pool's thread count comes from, checked in fresh child processes (the count
 //! is decided when the pool starts): `MIXPREC_NUM_THREADS`, then the CPUs the process may
-//! run on (its affinity mask), then `set_num_threads` at any time.
+//! run on (its affinity mask), then `set_num_threads` at any time; and results that do
+//! not depend on it.
 
 use std::process::Command;
 
@@ -8,7 +9,8 @@ use std::process::Command;
 fn child(name: &str, env: &[(&str, &str)]) -> bool {
     let mut cmd = Command::new(std::env::current_exe().expect("test binary path"));
     cmd.args([name, "--exact", "--test-threads", "1"])
-        .env("MIXPREC_THREAD_COUNT_CHILD", "1");
+        .env("MIXPREC_THREAD_COUNT_CHILD", "1")
+        .env_remove("MIXPREC_NUM_THREADS");
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -50,14 +52,23 @@ fn an_invalid_environment_value_falls_back_to_the_cpus() {
 #[test]
 fn the_affinity_mask_limits_the_default_count() {
     if in_child() {
-        // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET writes inside it, and
-        // sched_setaffinity reads `size_of::<cpu_set_t>()` bytes of it.
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        // SAFETY: a zeroed cpu_set_t is an empty set; sched_getaffinity writes at most
+        // `size` bytes into `allowed`; CPU_ISSET/CPU_SET read and write inside the sets
+        // (indices below CPU_SETSIZE); sched_setaffinity reads `size` bytes of `one`.
         let ok = unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(0, &mut set);
-            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+            let mut allowed: libc::cpu_set_t = std::mem::zeroed();
+            let mut one: libc::cpu_set_t = std::mem::zeroed();
+            libc::sched_getaffinity(0, size, &mut allowed) == 0
+                && match (0..libc::CPU_SETSIZE as usize).find(|&c| libc::CPU_ISSET(c, &allowed)) {
+                    Some(cpu) => {
+                        libc::CPU_SET(cpu, &mut one);
+                        libc::sched_setaffinity(0, size, &one) == 0
+                    }
+                    None => false,
+                }
         };
-        assert!(ok, "pin this process to CPU 0");
+        assert!(ok, "pin this process to its first allowed CPU");
         // The pool starts now, after the pin: one CPU, so no helpers.
         assert_eq!(mixprec_tensor::num_threads(), 1);
         mixprec_tensor::set_num_threads(2);
