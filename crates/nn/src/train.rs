@@ -162,7 +162,10 @@ struct Forward {
     casts: usize,
     step: Step,
     report: mixprec_autograd::TapeReport,
+    /// FP8 numbers of the last micro-batch.
     fp8: Vec<mixprec_amp::Fp8TensorStats>,
+    /// Whether any micro-batch quantised an inf or NaN.
+    fp8_non_finite: bool,
 }
 
 impl<O: Optimizer, S: Scaler> Trainer<O, S> {
@@ -239,7 +242,7 @@ impl<O: Optimizer, S: Scaler> Trainer<O, S> {
             Some(SkipReason::NonFiniteGradients)
         } else if !loss.is_finite() {
             Some(SkipReason::NonFiniteLoss)
-        } else if fwd.fp8.iter().any(|t| t.is_non_finite()) {
+        } else if fwd.fp8_non_finite {
             Some(SkipReason::NonFiniteFp8)
         } else {
             None
@@ -297,6 +300,7 @@ impl<O: Optimizer, S: Scaler> Trainer<O, S> {
     ) -> Result<Forward> {
         let mut acc = GradAccumulator::new();
         let (mut loss_sum, mut casts) = (0.0, 0);
+        let mut fp8_non_finite = false;
         let mut last = None;
         for (i, batch) in micro_batches.iter().enumerate() {
             let seed = self.cfg.seed ^ (index << 16) ^ i as u64;
@@ -320,6 +324,7 @@ impl<O: Optimizer, S: Scaler> Trainer<O, S> {
                 None => acc.add(&loss.backward()?, &step.params())?,
             }
             let fp8 = step.finish_fp8();
+            fp8_non_finite |= fp8.iter().any(|t| t.is_non_finite());
             let report = step.tape().report();
             casts += report.casts.len();
             last = Some((step, report, fp8));
@@ -332,6 +337,7 @@ impl<O: Optimizer, S: Scaler> Trainer<O, S> {
             step,
             report,
             fp8,
+            fp8_non_finite,
         })
     }
 

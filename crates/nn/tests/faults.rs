@@ -524,3 +524,30 @@ fn data_and_layers_refuse_empty_sizes_by_name() {
     assert!(t.accuracy(&m, &[empty]).is_err());
     assert!(t.accuracy(&m, &[]).is_err());
 }
+
+#[test]
+fn an_fp8_infinity_in_an_earlier_micro_batch_skips_the_step() {
+    let digits = Digits::load().unwrap();
+    let clean = digits.train.batch(&(0..16).collect::<Vec<_>>()).unwrap();
+    let mut px = clean.0.to_f32_vec();
+    px[7] = f32::INFINITY;
+    let bad = (
+        Tensor::<F32>::from_f32(&px, clean.0.shape()).unwrap(),
+        clean.1.clone(),
+    );
+    let (mut t, m) = trainer::<Fp8Hybrid, Fp8Hybrid>();
+    t.step(&m, 0, std::slice::from_ref(&clean)).unwrap();
+    let before: Vec<Vec<u32>> = t
+        .master
+        .iter()
+        .map(|(_, w)| bits(&w.to_f32_vec()))
+        .collect();
+    let r = t.step(&m, 1, &[bad, clean]).unwrap();
+    assert_eq!(r.skip_reason, Some(SkipReason::NonFiniteFp8));
+    let after: Vec<Vec<u32>> = t
+        .master
+        .iter()
+        .map(|(_, w)| bits(&w.to_f32_vec()))
+        .collect();
+    assert_eq!(before, after);
+}
