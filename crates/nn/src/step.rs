@@ -33,6 +33,9 @@ pub struct Step {
     /// FP8 states used this step, each with a copy taken before its first use (taken out
     /// by [`Step::take_fp8_snapshots`] to undo a failed step).
     fp8: Mutex<Vec<(Fp8Scaling, Option<Fp8Snapshot>)>>,
+    /// Whether to snapshot FP8 states before their first use (only a caller that may
+    /// undo the step asks for it: the copies cost a clone of every amax history).
+    undo_fp8: bool,
 }
 
 impl Step {
@@ -48,7 +51,15 @@ impl Step {
             rng: Mutex::new(Rng::seed(seed)),
             copies: Mutex::new(Vec::new()),
             fp8: Mutex::new(Vec::new()),
+            undo_fp8: false,
         }
+    }
+
+    /// This step, keeping a copy of each FP8 state from before its first use so that a
+    /// failed step can be undone ([`Step::take_fp8_snapshots`]).
+    pub fn with_fp8_undo(mut self) -> Step {
+        self.undo_fp8 = true;
+        self
     }
 
     /// The tape.
@@ -88,7 +99,8 @@ impl Step {
         if let Some(fp8) = fp8 {
             let mut used = self.fp8.lock().unwrap_or_else(|e| e.into_inner());
             if !used.iter().any(|(s, _)| s.same(fp8)) {
-                used.push((fp8.clone(), Some(fp8.snapshot())));
+                let snapshot = self.undo_fp8.then(|| fp8.snapshot());
+                used.push((fp8.clone(), snapshot));
             }
         }
         let ac = match fp8 {
@@ -120,7 +132,8 @@ impl Step {
 
     /// The FP8 states this step used, each with its state from before the step's first
     /// use of it: restoring them undoes everything the step recorded (see
-    /// [`Fp8Scaling::restore`]). Each snapshot is handed out once.
+    /// [`Fp8Scaling::restore`]). Each snapshot is handed out once; empty unless the step
+    /// was made [`Step::with_fp8_undo`].
     pub fn take_fp8_snapshots(&self) -> Vec<(Fp8Scaling, Fp8Snapshot)> {
         let mut used = self.fp8.lock().unwrap_or_else(|e| e.into_inner());
         used.iter_mut()

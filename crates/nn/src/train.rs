@@ -304,7 +304,7 @@ impl<O: Optimizer, S: Scaler> Trainer<O, S> {
         let mut last = None;
         for (i, batch) in micro_batches.iter().enumerate() {
             let seed = self.cfg.seed ^ (index << 16) ^ i as u64;
-            let step = Step::new(&self.master, true, seed);
+            let step = Step::new(&self.master, true, seed).with_fp8_undo();
             let loss = model.loss(&step, batch);
             // Keep the states from before this step's first use, also when it failed.
             for (state, snapshot) in step.take_fp8_snapshots() {
