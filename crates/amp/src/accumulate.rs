@@ -106,7 +106,7 @@ impl GradAccumulator {
                 "no scaled gradients: use into_unscaled for a policy without loss scaling",
             ));
         };
-        Ok((mean(self.sums, self.micro_batches), scale))
+        Ok((mean(self.sums, self.micro_batches)?, scale))
     }
 
     /// The mean gradients of a policy without loss scaling. Errors when scaled gradients
@@ -118,16 +118,20 @@ impl GradAccumulator {
                 "scaled gradients need GradScaler::unscale_accumulated (or none were added)",
             ));
         }
-        Ok(UnscaledGrads::new(mean(self.sums, self.micro_batches)))
+        Ok(UnscaledGrads::new(mean(self.sums, self.micro_batches)?))
     }
 }
 
-/// `sum / n` in f32 (exact for a power-of-two `n`).
-fn mean(sums: Vec<Option<Tensor<F32>>>, n: usize) -> Vec<Option<Tensor<F32>>> {
-    let inv = 1.0 / n as f32;
-    sums.into_iter()
-        .map(|s| s.map(|t| if n == 1 { t } else { t.map(|v| v * inv) }))
-        .collect()
+/// `sum / n` in f32 (exact for a power-of-two `n`): each sum times the f32 `1 / n`.
+fn mean(sums: Vec<Option<Tensor<F32>>>, n: usize) -> Result<Vec<Option<Tensor<F32>>>> {
+    if n == 1 {
+        return Ok(sums);
+    }
+    let inv = Tensor::<F32>::from_f32(&[1.0 / n as f32], &[])?;
+    Ok(sums
+        .into_iter()
+        .map(|s| s.map(|t| t.mul(&inv)).transpose())
+        .collect::<std::result::Result<_, _>>()?)
 }
 
 impl GradScaler {

@@ -3,6 +3,8 @@
 
 use crate::scaler::UnscaledGrads;
 use mixprec_autograd::{Error, Result};
+use mixprec_dtype::F32;
+use mixprec_tensor::Tensor;
 
 /// The global L2 norm of all gradients, computed in f32 as the norm of the per-tensor
 /// norms (PyTorch's `clip_grad_norm_`), scaled by the largest so that the squares neither
@@ -48,9 +50,9 @@ pub fn clip_grad_norm(grads: &mut UnscaledGrads, max_norm: f32) -> Result<f32> {
     }
     let coef = max_norm / (total + 1e-6);
     if coef < 1.0 {
-        for g in grads.grads.iter_mut().flatten() {
-            *g = g.map(|v| v * coef);
-        }
+        // Every product first (each may fail to allocate), then all are kept.
+        let coef = Tensor::<F32>::from_f32(&[coef], &[])?;
+        replace_all(grads, |g| g.mul(&coef))?;
     }
     Ok(total)
 }
@@ -64,8 +66,20 @@ pub fn clip_grad_value(grads: &mut UnscaledGrads, clip: f32) -> Result<()> {
             format!("clip must be finite and >= 0, got {clip}"),
         ));
     }
-    for g in grads.grads.iter_mut().flatten() {
-        *g = g.map(|v| v.clamp(-clip, clip));
-    }
+    replace_all(grads, |g| g.clamp(-f64::from(clip), f64::from(clip)))
+}
+
+/// Replaces every gradient by `f(gradient)`, all or none: the new tensors are made first
+/// and kept only when every one succeeded.
+fn replace_all(
+    grads: &mut UnscaledGrads,
+    f: impl Fn(&Tensor<F32>) -> mixprec_tensor::Result<Tensor<F32>>,
+) -> Result<()> {
+    let new = grads
+        .grads
+        .iter()
+        .map(|g| g.as_ref().map(&f).transpose())
+        .collect::<mixprec_tensor::Result<Vec<_>>>()?;
+    grads.grads = new;
     Ok(())
 }

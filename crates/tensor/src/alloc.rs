@@ -208,6 +208,61 @@ pub(crate) fn try_with_capacity<T>(
     Ok(v)
 }
 
+/// `n` zeros of a zero-fillable type (a temporary of `op` shaped `shape`) from the
+/// allocator's zeroed memory, or an error naming them when the memory cannot be had.
+pub(crate) fn try_zeros_of<T: ZeroBits>(
+    op: &'static str,
+    shape: &[usize],
+    n: usize,
+) -> crate::Result<Vec<T>> {
+    try_zeroed_vec::<T>(n)
+        .ok_or_else(|| allocation_error(op, shape, n.saturating_mul(std::mem::size_of::<T>())))
+}
+
+/// The items of `iter` in a vector sized up front (a temporary or result of `op` shaped
+/// `shape`), or an error naming them when the memory cannot be had: the fallible
+/// `collect`.
+pub(crate) fn try_collect<T>(
+    op: &'static str,
+    shape: &[usize],
+    iter: impl ExactSizeIterator<Item = T>,
+) -> crate::Result<Vec<T>> {
+    let mut v = try_with_capacity(op, shape, iter.len())?;
+    v.extend(iter);
+    Ok(v)
+}
+
+/// The first error met inside parallel tasks, which cannot return one: a task that fails
+/// to allocate its temporaries records the error and stops; the op returns it after the
+/// run (its partial output is dropped).
+pub(crate) struct FirstError(std::sync::Mutex<Option<crate::Error>>);
+
+impl FirstError {
+    pub(crate) fn new() -> Self {
+        FirstError(std::sync::Mutex::new(None))
+    }
+
+    /// The value of `r`, or `None` after recording its error (the first one is kept).
+    pub(crate) fn keep<T>(&self, r: crate::Result<T>) -> Option<T> {
+        match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let mut first = self.0.lock().unwrap_or_else(|p| p.into_inner());
+                first.get_or_insert(e);
+                None
+            }
+        }
+    }
+
+    /// `Ok` when no task failed, else the first error.
+    pub(crate) fn into_result(self) -> crate::Result<()> {
+        match self.0.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
 fn allocation_error(op: &'static str, shape: &[usize], bytes: usize) -> crate::Error {
     crate::Error::new(
         op,

@@ -204,3 +204,10 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// The value of an op that has no `Result` in its signature (an infallible method such
+/// as `exp` or `add_scalar`): its only failure, memory that cannot be had, panics with
+/// the op's message (as `Vec` panics on capacity overflow) instead of aborting.
+pub(crate) fn or_panic<T>(r: Result<T>) -> T {
+    r.unwrap_or_else(|e| panic!("{e}"))
+}

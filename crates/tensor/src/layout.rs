@@ -201,6 +201,17 @@ impl Layout {
         })
     }
 
+    /// Storage offset of the element at logical (row-major) `index` (below `numel`).
+    pub fn offset_of(&self, index: usize) -> usize {
+        let mut rem = index;
+        let mut off = self.offset;
+        for (&size, &stride) in self.shape.iter().zip(&self.strides).rev() {
+            off += (rem % size) * stride;
+            rem /= size;
+        }
+        off
+    }
+
     /// Storage offsets of every element in logical (row-major) order.
     #[cfg(test)]
     pub fn offsets(&self) -> Vec<usize> {

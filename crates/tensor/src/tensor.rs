@@ -1,6 +1,6 @@
 //! [`Tensor`]: a view (shape, strides, offset) into shared storage of one precision.
 
-use crate::alloc::{scratch, zeroed_acc};
+use crate::alloc::{try_collect, try_scratch, try_with_capacity, try_zeroed_acc, zeroed_acc};
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::{Layout, numel};
 use crate::storage::{Device, Storage};
@@ -43,11 +43,15 @@ impl<D: Dtype> Clone for Tensor<D> {
 
 impl<D: Dtype> std::fmt::Debug for Tensor<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let values = self.to_f64_vec();
-        let shown: Vec<f64> = values.iter().take(8).copied().collect();
+        // The first elements only, each found from its index (no copy of the tensor: a
+        // broadcast view may have more elements than memory holds).
+        let (data, s) = (self.storage.as_slice(), f64::from(self.scale));
+        let shown: Vec<f64> = (0..self.numel().min(8))
+            .map(|i| data[self.layout.offset_of(i)].to_f64() / s)
+            .collect();
         write!(f, "Tensor<{}>{:?} {:?}", D::NAME, self.shape(), shown)?;
-        if values.len() > 8 {
-            write!(f, " ... ({} elements)", values.len())?;
+        if self.numel() > 8 {
+            write!(f, " ... ({} elements)", self.numel())?;
         }
         if D::DTYPE.is_fp8() {
             write!(f, " scale {}", self.scale)?;
@@ -97,12 +101,18 @@ impl<D: Dtype> Tensor<D> {
     }
 
     /// Rounds values computed in `D::Acc` into a new contiguous tensor, once (nearest
-    /// even; FP8 with current scaling, saturating).
-    pub(crate) fn from_acc_vec(values: &[D::Acc], shape: &[usize]) -> Self {
+    /// even; FP8 with current scaling, saturating). Errors, naming `op` and `shape`, when
+    /// the result's memory cannot be had.
+    pub(crate) fn from_acc_vec(
+        op: &'static str,
+        values: &[D::Acc],
+        shape: &[usize],
+    ) -> Result<Self> {
         debug_assert_eq!(values.len(), numel(shape));
-        let mut data = scratch::<D>(values.len());
+        let mut data = try_scratch::<D>(op, shape, values.len())?;
         if D::DTYPE.is_fp8() {
-            let f32s: Vec<f32> = values.iter().map(|v| v.to_f32()).collect();
+            let mut f32s: Vec<f32> = try_with_capacity(op, shape, values.len())?;
+            f32s.extend(values.iter().map(|v| v.to_f32()));
             let amax = f32s
                 .iter()
                 .filter(|v| v.is_finite())
@@ -110,17 +120,21 @@ impl<D: Dtype> Tensor<D> {
             let scale = fp8_current_scale(amax, D::MAX.to_f32());
             convert_slice_scaled_saturating(&f32s, &mut data, scale)
                 .expect("lengths equal, scale finite and positive");
-            return Self::from_parts(data, shape, scale);
+            return Ok(Self::from_parts(data, shape, scale));
         }
         D::from_acc_slice(values, &mut data);
-        Self::from_parts(data, shape, 1.0)
+        Ok(Self::from_parts(data, shape, 1.0))
     }
 
     /// Rounds f32 results (of an op that computed in f32) into a new contiguous tensor,
     /// once: `F32` takes the buffer as it is (no copy), FP8 uses current scaling, the rest
     /// round to nearest even through the SIMD slice conversion. Not for `F64`, whose ops
-    /// compute in f64.
-    pub(crate) fn from_f32_results(values: Vec<f32>, shape: &[usize]) -> Self {
+    /// compute in f64. Errors, naming `op` and `shape`, when memory cannot be had.
+    pub(crate) fn from_f32_results(
+        op: &'static str,
+        values: Vec<f32>,
+        shape: &[usize],
+    ) -> Result<Self> {
         debug_assert_eq!(values.len(), numel(shape));
         debug_assert!(D::DTYPE != DType::F64, "F64 ops compute in f64");
         if D::DTYPE == DType::F32 {
@@ -128,22 +142,23 @@ impl<D: Dtype> Tensor<D> {
             let same: Vec<F32> = values.into_iter().map(F32).collect();
             let boxed: Box<dyn Any> = Box::new(same);
             let data = *boxed.downcast::<Vec<D>>().expect("D is F32");
-            return Self::from_parts(data, shape, 1.0);
+            return Ok(Self::from_parts(data, shape, 1.0));
         }
         if D::DTYPE.is_fp8() {
+            // FP8 computes in f32 (`Acc = f32`): the collect reuses the buffer in place.
             let acc: Vec<D::Acc> = values.into_iter().map(D::Acc::from_f32).collect();
-            return Self::from_acc_vec(&acc, shape);
+            return Self::from_acc_vec(op, &acc, shape);
         }
-        let mut data = scratch::<D>(values.len());
+        let mut data = try_scratch::<D>(op, shape, values.len())?;
         convert_slice(&values, &mut data).expect("equal lengths");
-        Self::from_parts(data, shape, 1.0)
+        Ok(Self::from_parts(data, shape, 1.0))
     }
 
     /// A tensor from values in the compute precision, rounded once into `D` (FP8: current
     /// scaling). Errors if the length does not match the shape.
     pub fn from_acc(values: &[D::Acc], shape: &[usize]) -> Result<Self> {
         check_len("from_acc", shape, values.len())?;
-        Ok(Self::from_acc_vec(values, shape))
+        Self::from_acc_vec("from_acc", values, shape)
     }
 
     /// The shape.
@@ -212,13 +227,31 @@ impl<D: Dtype> Tensor<D> {
         Arc::ptr_eq(&self.storage, &other.storage)
     }
 
-    /// The stored elements in logical (row-major) order: borrowed when contiguous.
+    /// The stored elements in logical (row-major) order: borrowed when contiguous. A
+    /// strided view is gathered into a new buffer, which aborts like `Vec` if the memory
+    /// cannot be had; ops that return `Result` use [`Tensor::try_elements`].
     pub(crate) fn elements(&self) -> Cow<'_, [D]> {
+        self.gather_elements(Vec::with_capacity(self.numel()))
+    }
+
+    /// [`Tensor::elements`], or an error naming `op` when a strided view's copy cannot be
+    /// allocated.
+    pub(crate) fn try_elements(&self, op: &'static str) -> Result<Cow<'_, [D]>> {
+        if self.layout.contiguous_range().is_some() {
+            return Ok(self.gather_elements(Vec::new()));
+        }
+        let out = crate::alloc::try_with_capacity(op, self.shape(), self.numel())?;
+        Ok(self.gather_elements(out))
+    }
+
+    /// The elements in logical order: borrowed when contiguous, else appended to `out`
+    /// (which should have room for them).
+    fn gather_elements(&self, mut out: Vec<D>) -> Cow<'_, [D]> {
         let data = self.storage.as_slice();
         match self.layout.contiguous_range() {
             Some(range) => Cow::Borrowed(&data[range]),
             None => {
-                let mut out = Vec::with_capacity(self.numel());
+                out.reserve_exact(self.numel());
                 self.layout.for_each_row(|start, stride, len| {
                     if stride == 1 {
                         out.extend_from_slice(&data[start..start + len]);
@@ -237,10 +270,24 @@ impl<D: Dtype> Tensor<D> {
     }
 
     /// The values in the compute precision, logical order (FP8 divided by the scale).
+    /// Aborts like `Vec` when the memory cannot be had; see [`Tensor::try_to_acc_vec`].
     pub fn to_acc_vec(&self) -> Vec<D::Acc> {
         let elements = self.elements();
-        let mut out = zeroed_acc::<D>(elements.len());
-        D::to_acc_slice(&elements, &mut out);
+        let out = zeroed_acc::<D>(elements.len());
+        self.fill_acc(&elements, out)
+    }
+
+    /// [`Tensor::to_acc_vec`], or an error naming `op` and this tensor's shape when the
+    /// copy (or a strided view's gather) cannot be allocated.
+    pub fn try_to_acc_vec(&self, op: &'static str) -> Result<Vec<D::Acc>> {
+        let elements = self.try_elements(op)?;
+        let out = try_zeroed_acc::<D>(op, self.shape(), elements.len())?;
+        Ok(self.fill_acc(&elements, out))
+    }
+
+    /// Converts `elements` into `out` (same length), dividing FP8 by the scale.
+    fn fill_acc(&self, elements: &[D], mut out: Vec<D::Acc>) -> Vec<D::Acc> {
+        D::to_acc_slice(elements, &mut out);
         if self.scale != 1.0 {
             let s = D::Acc::from_f32(self.scale);
             out.iter_mut().for_each(|v| *v /= s);
@@ -260,6 +307,29 @@ impl<D: Dtype> Tensor<D> {
         elements.iter().map(|v| v.to_f64() / s).collect()
     }
 
+    /// [`Tensor::to_f32_vec`], or an error naming `op` and the shape when the copy cannot
+    /// be allocated.
+    pub fn try_to_f32_vec(&self, op: &'static str) -> Result<Vec<f32>> {
+        let acc: Box<dyn Any> = Box::new(self.try_to_acc_vec(op)?);
+        match acc.downcast::<Vec<f32>>() {
+            // f32 compute: the values already.
+            Ok(values) => Ok(*values),
+            // F64: rounded into one more buffer, sized up front.
+            Err(acc) => {
+                let acc = acc.downcast::<Vec<D::Acc>>().expect("the compute type");
+                try_collect(op, self.shape(), acc.iter().map(|v| v.to_f32()))
+            }
+        }
+    }
+
+    /// [`Tensor::to_f64_vec`], or an error naming `op` and the shape when the copy cannot
+    /// be allocated.
+    pub fn try_to_f64_vec(&self, op: &'static str) -> Result<Vec<f64>> {
+        let elements = self.try_elements(op)?;
+        let s = f64::from(self.scale);
+        try_collect(op, self.shape(), elements.iter().map(|v| v.to_f64() / s))
+    }
+
     /// The single value of a one-element tensor, in the compute precision.
     pub fn item(&self) -> Result<D::Acc> {
         if self.numel() != 1 {
@@ -269,7 +339,7 @@ impl<D: Dtype> Tensor<D> {
                 "exactly one element",
             ));
         }
-        Ok(self.to_acc_vec()[0])
+        Ok(self.try_to_acc_vec("item")?[0])
     }
 }
 

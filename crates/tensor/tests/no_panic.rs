@@ -3,7 +3,9 @@
 //! panic or an abort.
 
 use mixprec_dtype::{Bf16, Dtype, E4M3, F16, F32, F64};
-use mixprec_tensor::{CastOptions, Conv2dParams, Indices, Mask, Pool2dParams, Rng, Tensor};
+use mixprec_tensor::{
+    CastOptions, CastRounding, Conv2dParams, Indices, Mask, Pool2dParams, Rng, Tensor,
+};
 use proptest::prelude::*;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
@@ -230,4 +232,115 @@ fn overflowing_and_unallocatable_sizes_are_errors_naming_the_op() {
     let p = catch_unwind(|| Tensor::<F32>::zeros(&[1 << 32, 1 << 32])).unwrap_err();
     let msg = p.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(msg.starts_with("zeros: shape"), "{msg}");
+}
+
+/// A view of 2^50 elements over one stored element (stride 0): every op that must
+/// materialise it (or a temporary of its size) asks for petabytes.
+fn huge_view<D: Dtype>(shape: &[usize]) -> Tensor<D> {
+    let one = vec![1usize; shape.len()];
+    Tensor::<D>::zeros(&one).broadcast_to(shape).unwrap()
+}
+
+/// `r` is an allocation error (never an abort): its message says "cannot allocate".
+fn assert_alloc_error<T: std::fmt::Debug>(what: &str, r: mixprec_tensor::Result<T>) {
+    let e = r.expect_err(what).to_string();
+    assert!(e.contains("cannot allocate"), "{what}: {e}");
+}
+
+/// Temporaries and results sized like a huge input (its decoded copy, a strided gather,
+/// the row buffers of row-wise ops, a gradient table): each is an error from every op
+/// that returns `Result`, and a panic with the op's message from the infallible ones.
+fn huge_temporaries_are_errors<D: Dtype>() {
+    let x = huge_view::<D>(&[1 << 40, 1 << 10]);
+    assert_alloc_error("try_to_acc_vec", x.try_to_acc_vec("test"));
+    assert_alloc_error("try_contiguous", x.try_contiguous("test"));
+    // Rows of two stored values repeated 2^40 times, transposed: no view can merge them.
+    let pairs = Tensor::<D>::zeros(&[1, 2])
+        .broadcast_to(&[1 << 40, 2])
+        .unwrap();
+    assert_alloc_error(
+        "reshape",
+        pairs.transpose(0, 1).unwrap().reshape(&[1 << 41]),
+    );
+    assert_alloc_error("sum", x.sum(&[1], false));
+    assert_alloc_error("sum leading", x.sum(&[0], false));
+    assert_alloc_error("mean", x.mean(&[0, 1], false));
+    assert_alloc_error("max", x.max(&[1], false));
+    assert_alloc_error("var", x.var(&[1], false, 1));
+    assert_alloc_error("mean_all", x.mean_all());
+    assert_alloc_error("argmax", x.argmax(1, false));
+    assert_alloc_error("softmax", x.softmax(-1));
+    assert_alloc_error("softmax axis 0", x.softmax(0));
+    assert_alloc_error("log_softmax", x.log_softmax(-1));
+    assert_alloc_error("softmax_backward", x.softmax_backward(&x, -1));
+    assert_alloc_error("softmax_backward axis 0", x.softmax_backward(&x, 0));
+    assert_alloc_error("log_softmax_backward", x.log_softmax_backward(&x, -1));
+    assert_alloc_error("layer_norm", x.layer_norm(&[1 << 10], None, None, 1e-5));
+    assert_alloc_error(
+        "layer_norm_backward",
+        x.layer_norm_backward(&x, 1 << 10, None, 1e-5),
+    );
+    assert_alloc_error("add", x.add(&x));
+    assert_alloc_error("powf", x.powf(2.0));
+    assert_alloc_error("clamp", x.clamp(-1.0, 1.0));
+    let default = CastOptions::default();
+    assert_alloc_error("cast", x.cast_with::<F16>(default));
+    assert_alloc_error("cast to E4M3", x.cast_with::<E4M3>(default));
+    assert_alloc_error("cast to F64", x.cast_with::<F64>(default));
+    let stochastic = CastOptions {
+        rounding: CastRounding::Stochastic { seed: 7 },
+        ..default
+    };
+    assert_alloc_error("cast_with stochastic", x.cast_with::<Bf16>(stochastic));
+    assert_alloc_error(
+        "where_cond",
+        x.where_cond(&Mask::from_vec(vec![true], &[1, 1]).unwrap(), &x),
+    );
+    assert_alloc_error(
+        "masked_fill",
+        x.masked_fill(&Mask::from_vec(vec![true], &[1]).unwrap(), 0.0),
+    );
+    assert_alloc_error("eq", x.eq(&x));
+    assert_alloc_error("dropout", x.dropout(0.5, &mut Rng::seed(1)));
+    assert_alloc_error(
+        "index_select",
+        x.index_select(1, &Indices::from_slice(&[0, 1])),
+    );
+    let index = Indices::from_vec(vec![0, 1, 2, 3], &[1, 4]).unwrap();
+    assert_alloc_error("gather", x.gather(1, &index));
+    let g = huge_view::<D>(&[1 << 40, 2]);
+    assert_alloc_error(
+        "index_select_backward",
+        g.index_select_backward(&[1 << 40, 4], 1, &Indices::from_slice(&[0, 3])),
+    );
+    let small = Tensor::<D>::zeros(&[1, 4]);
+    assert_alloc_error(
+        "gather_backward",
+        small.gather_backward(&[1 << 40, 4], 1, &index),
+    );
+    assert_alloc_error("concat", Tensor::concat(&[&x, &x], 0));
+    assert_alloc_error("pad_axis", x.pad_axis(1, 1, 1));
+    assert_alloc_error("matmul_bias", {
+        let w = Tensor::<D>::zeros(&[1 << 10, 2]);
+        x.matmul_bias(&w, &Tensor::<D>::zeros(&[2]))
+    });
+    let img = huge_view::<D>(&[1 << 20, 1 << 10, 32, 32]);
+    assert_alloc_error("max_pool2d", img.max_pool2d(Pool2dParams::square(2)));
+    let w = Tensor::<D>::zeros(&[1, 1 << 10, 1, 1]);
+    assert_alloc_error("conv2d", img.conv2d(&w, None, Conv2dParams::default()));
+    // Infallible ops (no Result in their signature) panic with the op's message.
+    let p = catch_unwind(AssertUnwindSafe(|| x.exp())).unwrap_err();
+    let msg = p.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.starts_with("exp: cannot allocate"), "{msg}");
+    let p = catch_unwind(AssertUnwindSafe(|| x.add_scalar(1.0))).unwrap_err();
+    let msg = p.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(msg.starts_with("add_scalar: cannot allocate"), "{msg}");
+}
+
+#[test]
+fn huge_temporaries_are_errors_for_every_type() {
+    huge_temporaries_are_errors::<F32>();
+    huge_temporaries_are_errors::<Bf16>();
+    huge_temporaries_are_errors::<E4M3>();
+    huge_temporaries_are_errors::<F64>();
 }

@@ -1,7 +1,7 @@
 //! Where the pool's thread count comes from, checked in fresh child processes (the count
 //! is decided when the pool starts): `MIXPREC_NUM_THREADS`, then the CPUs the process may
-//! run on (its affinity mask), then `set_num_threads` at any time; and results that do
-//! not depend on it.
+//! run on (its affinity mask), then `set_num_threads` at any time; and results that depend
+//! neither on it nor on the GEMM kernel the CPU runs (`MIXPREC_GEMM_KERNEL`).
 
 use std::process::Command;
 
@@ -120,4 +120,48 @@ fn results_do_not_depend_on_the_thread_count() {
     mixprec_tensor::set_num_threads(std::thread::available_parallelism().map_or(1, |n| n.get()));
     assert_eq!(one, two);
     assert_eq!(one, three);
+}
+
+/// A matmul's bits, folded into one number (FNV-1a over the f32 bit patterns).
+fn matmul_fingerprint() -> u64 {
+    use mixprec_dtype::{Bf16, F32};
+    use mixprec_tensor::{Rng, Tensor};
+    let mut rng = Rng::seed(11);
+    // Sizes that span several KC blocks and leave partial tiles; random (non-dyadic)
+    // values, so each product rounds and a tile without FMA would differ.
+    let a = Tensor::<F32>::randn(&[203, 517], 0.0, 1.0, &mut rng).unwrap();
+    let b = Tensor::<F32>::randn(&[517, 171], 0.0, 1.0, &mut rng).unwrap();
+    let y = a.matmul(&b).unwrap();
+    let z = a
+        .cast::<Bf16>()
+        .matmul(&b.cast::<Bf16>())
+        .unwrap()
+        .cast::<F32>();
+    y.to_f32_vec()
+        .iter()
+        .chain(&z.to_f32_vec())
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, v| {
+            (h ^ u64::from(v.to_bits())).wrapping_mul(0x0100_0000_01b3)
+        })
+}
+
+/// The portable GEMM kernel gives the bits of the SIMD kernel this CPU picks by default.
+#[test]
+fn the_portable_gemm_kernel_gives_the_same_bits() {
+    if in_child() {
+        let want: u64 = std::env::var("MIXPREC_TEST_FINGERPRINT")
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(matmul_fingerprint(), want);
+        return;
+    }
+    let default = matmul_fingerprint().to_string();
+    assert!(child(
+        "the_portable_gemm_kernel_gives_the_same_bits",
+        &[
+            ("MIXPREC_GEMM_KERNEL", "portable"),
+            ("MIXPREC_TEST_FINGERPRINT", &default)
+        ]
+    ));
 }

@@ -4,8 +4,8 @@
 use super::{grad, saved, unary_record};
 use crate::error::Result;
 use crate::var::Var;
-use mixprec_dtype::{Acc, Dtype, FullPrecision};
-use mixprec_tensor::{Indices, Tensor};
+use mixprec_dtype::{Dtype, FullPrecision};
+use mixprec_tensor::Indices;
 
 impl<D: FullPrecision> Var<D> {
     /// Mean cross-entropy of `[N, C]` logits against `[N]` class labels (rank-0 result),
@@ -26,14 +26,7 @@ impl<D: Dtype> Var<D> {
         let id = self.id;
         let rec = unary_record("cross_entropy", self, vec![saved(&x)]);
         Ok(self.tape.record(y, rec, move |g| {
-            let (n, c) = (x.shape()[0], x.shape()[1]);
-            let mut p = x.softmax(-1)?.to_acc_vec();
-            let scale = g.to_acc_vec()[0] / D::Acc::from_usize(n);
-            for (row, &label) in p.chunks_mut(c).zip(labels.as_slice()) {
-                row[label] -= D::Acc::from_f64(1.0);
-                row.iter_mut().for_each(|v| *v *= scale);
-            }
-            Ok(vec![grad(id, Tensor::<D>::from_acc(&p, x.shape())?)])
+            Ok(vec![grad(id, x.cross_entropy_backward(&labels, &g)?)])
         }))
     }
 }

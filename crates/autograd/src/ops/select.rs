@@ -7,7 +7,6 @@ use crate::error::{Error, Result};
 use crate::var::{Record, Var};
 use mixprec_dtype::Dtype;
 use mixprec_tensor::{Indices, Mask, Rng, Tensor};
-use num_traits::Zero;
 
 impl<D: Dtype> Var<D> {
     /// Joins vars along `axis`.
@@ -44,7 +43,10 @@ impl<D: Dtype> Var<D> {
             let mut start = 0;
             let mut out = Vec::with_capacity(parts.len());
             for &(id, len) in &parts {
-                out.push(grad(id, g.narrow(axis, start, len)?.contiguous()));
+                out.push(grad(
+                    id,
+                    g.narrow(axis, start, len)?.try_contiguous("concat")?,
+                ));
                 start += len;
             }
             Ok(out)
@@ -117,28 +119,7 @@ impl<D: Dtype> Var<D> {
         Ok(self
             .tape
             .record(y, unary_record("gather", self, vec![]), move |g| {
-                let a = (if axis < 0 {
-                    axis + shape.len() as isize
-                } else {
-                    axis
-                }) as usize;
-                let strides: Vec<usize> = (0..shape.len())
-                    .map(|d| shape[d + 1..].iter().product())
-                    .collect();
-                let gv = g.to_acc_vec();
-                let mut out = vec![D::Acc::zero(); shape.iter().product()];
-                let ishape = index.shape();
-                for (flat, (&i, &gval)) in index.as_slice().iter().zip(&gv).enumerate() {
-                    let mut rem = flat;
-                    let mut off = 0;
-                    for d in (0..ishape.len()).rev() {
-                        let coord = rem % ishape[d];
-                        rem /= ishape[d];
-                        off += if d == a { i } else { coord } * strides[d];
-                    }
-                    out[off] += gval;
-                }
-                Ok(vec![grad(id, Tensor::<D>::from_acc(&out, &shape)?)])
+                Ok(vec![grad(id, g.gather_backward(&shape, axis, &index)?)])
             }))
     }
 }

@@ -3,11 +3,9 @@
 //! `p *= 1 - lr wd`; `m = b1 m + (1 - b1) g`; `v = b2 v + (1 - b2) g^2`;
 //! `p -= (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)`.
 
-use super::{Optimizer, check_hyper, check_step};
+use super::{Optimizer, check_hyper, check_step, into_param, try_state_zeros};
 use mixprec_amp::{MasterWeights, OptimizerKind, UnscaledGrads};
 use mixprec_autograd::Result;
-use mixprec_dtype::F32;
-use mixprec_tensor::Tensor;
 
 /// AdamW settings; `Default` is PyTorch's (betas 0.9 / 0.999, eps 1e-8, decay 0.01).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -86,32 +84,50 @@ impl AdamW {
 
 impl Optimizer for AdamW {
     fn step(&mut self, master: &mut MasterWeights, grads: &UnscaledGrads, lr: f32) -> Result<()> {
-        // Every check happens here; after it nothing can fail, so the moments are updated
-        // in place and the parameters replaced together (the step is atomic).
+        // Every check and every allocation happens first (phase 1); after it nothing can
+        // fail, so the moments are updated in place and the parameters replaced together
+        // (the step is atomic).
         check_step("AdamW", master, grads, lr, self.allow_non_finite)?;
         let c = self.cfg;
+        let mut work = Vec::with_capacity(master.len());
+        for (i, ((_, p), g)) in master.iter().zip(grads.iter()).enumerate() {
+            let Some(g) = g else {
+                work.push(None);
+                continue;
+            };
+            let (w, gv) = (p.try_to_f32_vec("AdamW")?, g.try_to_f32_vec("AdamW")?);
+            let fresh = match self.state.get(i) {
+                Some(Some(_)) => None,
+                _ => Some(Moments {
+                    m: try_state_zeros("AdamW", p.shape(), w.len())?,
+                    v: try_state_zeros("AdamW", p.shape(), w.len())?,
+                    t: 0,
+                }),
+            };
+            work.push(Some((w, gv, fresh)));
+        }
+        // Phase 2: no allocation that can fail, no error.
         if self.state.len() < master.len() {
             self.state.resize(master.len(), None);
         }
         let mut new_params = Vec::with_capacity(master.len());
-        for (i, ((_, p), g)) in master.iter().zip(grads.iter()).enumerate() {
-            let Some(g) = g else {
+        for (i, ((_, p), item)) in master.iter().zip(work).enumerate() {
+            let Some((mut w, gv, fresh)) = item else {
                 new_params.push(None);
                 continue;
             };
-            let n = p.numel();
-            let s = self.state[i].get_or_insert_with(|| Moments {
-                m: vec![0.0; n],
-                v: vec![0.0; n],
-                t: 0,
-            });
+            let s = match fresh {
+                Some(m) => self.state[i].insert(m),
+                None => self.state[i]
+                    .as_mut()
+                    .expect("state kept from earlier steps"),
+            };
             s.t += 1;
             let bc1 = 1.0 - f64::from(c.beta1).powi(s.t as i32);
             let bc2 = 1.0 - f64::from(c.beta2).powi(s.t as i32);
             let step_size = (f64::from(lr) / bc1) as f32;
             let bc2_sqrt = bc2.sqrt() as f32;
             let decay = 1.0 - lr * c.weight_decay;
-            let (mut w, gv) = (p.to_f32_vec(), g.to_f32_vec());
             for (((wj, &gj), mj), vj) in w.iter_mut().zip(&gv).zip(&mut s.m).zip(&mut s.v) {
                 *wj *= decay;
                 *mj = c.beta1 * *mj + (1.0 - c.beta1) * gj;
@@ -119,7 +135,7 @@ impl Optimizer for AdamW {
                 let denom = vj.sqrt() / bc2_sqrt + c.eps;
                 *wj -= step_size * *mj / denom;
             }
-            new_params.push(Some(Tensor::<F32>::from_f32(&w, p.shape())?));
+            new_params.push(Some(into_param(w, p.shape())));
         }
         master.apply(grads, |i, _, _| {
             Ok(new_params[i].take().expect("computed for every gradient"))

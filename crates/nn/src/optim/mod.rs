@@ -77,6 +77,31 @@ pub(crate) fn check_hyper(
 }
 
 /// Checks that `grads` fits `master` (one slot per parameter, same shapes).
+/// `n` zeros of optimizer state for a parameter shaped `shape`, or an error naming `op`
+/// when the memory cannot be had (never an abort).
+pub(crate) fn try_state_zeros(op: &'static str, shape: &[usize], n: usize) -> Result<Vec<f32>> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| mixprec_tensor::Error {
+        op,
+        kind: mixprec_tensor::ErrorKind::Allocation {
+            shape: shape.to_vec(),
+            bytes: n.saturating_mul(4),
+        },
+    })?;
+    v.resize(n, 0.0);
+    Ok(v)
+}
+
+/// An updated parameter's values as the new master tensor (no copy: `F32` is stored as
+/// `f32`, so the collect reuses the buffer).
+pub(crate) fn into_param(
+    w: Vec<f32>,
+    shape: &[usize],
+) -> mixprec_tensor::Tensor<mixprec_dtype::F32> {
+    mixprec_tensor::Tensor::from_vec(w.into_iter().map(mixprec_dtype::F32).collect(), shape)
+        .expect("the values of a parameter of this shape")
+}
+
 fn check_grads(op: &'static str, master: &MasterWeights, grads: &UnscaledGrads) -> Result<()> {
     let n = grads.iter().count();
     if n != master.len() {

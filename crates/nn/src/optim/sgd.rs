@@ -3,11 +3,9 @@
 //! `g += wd p`; `buf = g` on the first step, else `buf = momentum buf + (1 - dampening) g`;
 //! `g = g + momentum buf` (Nesterov) or `buf`; `p -= lr g`.
 
-use super::{Optimizer, check_hyper, check_step};
+use super::{Optimizer, check_hyper, check_step, into_param, try_state_zeros};
 use mixprec_amp::{MasterWeights, OptimizerKind, UnscaledGrads};
 use mixprec_autograd::Result;
-use mixprec_dtype::F32;
-use mixprec_tensor::Tensor;
 
 /// SGD settings; `Default` is PyTorch's (no momentum, no decay).
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
@@ -69,37 +67,55 @@ impl Sgd {
 
 impl Optimizer for Sgd {
     fn step(&mut self, master: &mut MasterWeights, grads: &UnscaledGrads, lr: f32) -> Result<()> {
-        // Every check happens here; after it nothing can fail, so the buffers are updated
-        // in place and the parameters replaced together (the step is atomic).
+        // Every check and every allocation happens first (phase 1); after it nothing can
+        // fail, so the buffers are updated in place and the parameters replaced together
+        // (the step is atomic).
         check_step("Sgd", master, grads, lr, self.allow_non_finite)?;
         let c = self.cfg;
+        let mut work = Vec::with_capacity(master.len());
+        for (i, ((_, p), g)) in master.iter().zip(grads.iter()).enumerate() {
+            let Some(g) = g else {
+                work.push(None);
+                continue;
+            };
+            let (w, gv) = (p.try_to_f32_vec("Sgd")?, g.try_to_f32_vec("Sgd")?);
+            let fresh = match self.buffers.get(i) {
+                _ if c.momentum == 0.0 => None,
+                Some(Some(_)) => None,
+                _ => Some(try_state_zeros("Sgd", p.shape(), w.len())?),
+            };
+            work.push(Some((w, gv, fresh)));
+        }
+        // Phase 2: no allocation that can fail, no error.
         if self.buffers.len() < master.len() {
             self.buffers.resize(master.len(), None);
         }
         let mut new_params = Vec::with_capacity(master.len());
-        for (i, ((_, p), g)) in master.iter().zip(grads.iter()).enumerate() {
-            let Some(g) = g else {
+        for (i, ((_, p), item)) in master.iter().zip(work).enumerate() {
+            let Some((mut w, mut d, fresh)) = item else {
                 new_params.push(None);
                 continue;
             };
-            let mut w = p.to_f32_vec();
-            let gv = g.to_f32_vec();
             // The (decayed) gradient; with momentum, the buffer update folds it in.
-            let mut d: Vec<f32> = gv
-                .iter()
-                .zip(&w)
-                .map(|(&gj, &wj)| gj + c.weight_decay * wj)
-                .collect();
+            for (dj, &wj) in d.iter_mut().zip(&w) {
+                *dj += c.weight_decay * wj;
+            }
             if c.momentum != 0.0 {
-                let buf = match &mut self.buffers[i] {
-                    Some(b) => {
+                let buf = match fresh {
+                    // First step: the buffer is the decayed gradient itself.
+                    Some(mut b) => {
+                        b.copy_from_slice(&d);
+                        self.buffers[i].insert(b)
+                    }
+                    None => {
+                        let b = self.buffers[i]
+                            .as_mut()
+                            .expect("buffer kept from earlier steps");
                         for (bj, &dj) in b.iter_mut().zip(&d) {
                             *bj = c.momentum * *bj + (1.0 - c.dampening) * dj;
                         }
                         b
                     }
-                    // First step: the buffer is the decayed gradient itself.
-                    none => none.insert(d.clone()),
                 };
                 for (dj, &bj) in d.iter_mut().zip(buf.iter()) {
                     *dj = if c.nesterov {
@@ -112,7 +128,7 @@ impl Optimizer for Sgd {
             for (wj, dj) in w.iter_mut().zip(&d) {
                 *wj -= lr * dj;
             }
-            new_params.push(Some(Tensor::<F32>::from_f32(&w, p.shape())?));
+            new_params.push(Some(into_param(w, p.shape())));
         }
         master.apply(grads, |i, _, _| {
             Ok(new_params[i].take().expect("computed for every gradient"))

@@ -2,7 +2,7 @@
 //! computes in `D::Acc` and rounds once into `D`.
 
 use super::map::{map_unary, zip_binary};
-use crate::error::Result;
+use crate::error::{Result, or_panic};
 use crate::tensor::Tensor;
 use mixprec_dtype::{Acc, Dtype};
 use num_traits::Float;
@@ -25,7 +25,7 @@ macro_rules! binary_ops {
                 /// Scalar form: the scalar is rounded to the compute precision first.
                 pub fn $scalar(&self, scalar: f64) -> Tensor<D> {
                     let $b = D::Acc::from_f64(scalar);
-                    map_unary(self, |$a: D::Acc| $body)
+                    or_panic(map_unary(stringify!($scalar), self, |$a: D::Acc| $body))
                 }
             )*
         }

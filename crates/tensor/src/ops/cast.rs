@@ -154,7 +154,11 @@ impl<D: Dtype> Tensor<D> {
             let same = *boxed
                 .downcast::<Tensor<T>>()
                 .expect("D and T are the same type");
-            let nan = same.elements().iter().filter(|v| v.is_nan()).count();
+            let nan = same
+                .try_elements("cast")?
+                .iter()
+                .filter(|v| v.is_nan())
+                .count();
             let report = CastReport {
                 from: D::DTYPE,
                 to: T::DTYPE,
@@ -172,40 +176,40 @@ impl<D: Dtype> Tensor<D> {
         if fast {
             // f32 values (exact for every non-F64 source), SIMD rounding into T, counted
             // chunk by chunk.
-            let scale = pick_scale::<T>(opts.scale, || super::cast_chunks::finite_amax(self));
+            let scale = pick_scale::<T>(opts.scale, || super::cast_chunks::finite_amax(self))?;
             let (out, report) = super::cast_chunks::cast_chunks::<D, T>(self, scale, saturate)?;
             return Ok((Tensor::from_parts(out, self.shape(), scale), report));
         }
         // F64 on either side, or stochastic rounding: element by element from f64 values.
-        let values = self.to_f64_vec();
+        let values = self.try_to_f64_vec("cast")?;
         let (out, scale): (Vec<T>, f32) = {
             let scale = pick_scale::<T>(opts.scale, || {
-                values
+                Ok(values
                     .iter()
                     .filter(|v| v.is_finite())
-                    .fold(0.0f64, |m, v| m.max(v.abs())) as f32
-            });
+                    .fold(0.0f64, |m, v| m.max(v.abs())) as f32)
+            })?;
             let mut rng = match opts.rounding {
                 CastRounding::Stochastic { seed } => Some(Rng::seed(seed)),
                 CastRounding::NearestEven => None,
             };
             let s = f64::from(scale);
-            let out = values
-                .iter()
-                .map(|&v| {
-                    let x = v * s;
-                    let r = match &mut rng {
-                        Some(rng) => T::from_f32_stochastic(x as f32, rng.next_u32()),
-                        None => T::from_f64(x),
-                    };
-                    if saturate && !r.is_finite() && !x.is_nan() {
-                        T::from_f64(T::MAX.to_f64().copysign(x))
-                    } else {
-                        r
-                    }
-                })
-                .collect();
-            (out, scale)
+            let rounded = values.iter().map(|&v| {
+                let x = v * s;
+                let r = match &mut rng {
+                    Some(rng) => T::from_f32_stochastic(x as f32, rng.next_u32()),
+                    None => T::from_f64(x),
+                };
+                if saturate && !r.is_finite() && !x.is_nan() {
+                    T::from_f64(T::MAX.to_f64().copysign(x))
+                } else {
+                    r
+                }
+            });
+            (
+                crate::alloc::try_collect("cast", self.shape(), rounded)?,
+                scale,
+            )
         };
         let mut report = CastReport {
             from: D::DTYPE,
@@ -238,12 +242,12 @@ impl<D: Dtype> Tensor<D> {
 }
 
 /// The target scale: fixed, current scaling from `amax` for FP8 targets, or 1.
-fn pick_scale<T: Dtype>(scale: CastScale, amax: impl FnOnce() -> f32) -> f32 {
-    match scale {
+fn pick_scale<T: Dtype>(scale: CastScale, amax: impl FnOnce() -> Result<f32>) -> Result<f32> {
+    Ok(match scale {
         CastScale::Fixed(s) => s,
-        CastScale::Auto if T::DTYPE.is_fp8() => fp8_current_scale(amax(), T::MAX.to_f32()),
+        CastScale::Auto if T::DTYPE.is_fp8() => fp8_current_scale(amax()?, T::MAX.to_f32()),
         CastScale::Auto => 1.0,
-    }
+    })
 }
 
 #[cfg(test)]

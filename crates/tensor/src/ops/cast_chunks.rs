@@ -43,16 +43,16 @@ fn widen<D: Dtype>(t: &Tensor<D>, src: &[D], out: &mut [f32]) {
 }
 
 /// The largest finite magnitude of `t`'s values (for current FP8 scaling).
-pub(super) fn finite_amax<D: Dtype>(t: &Tensor<D>) -> f32 {
-    let src = t.elements();
+pub(super) fn finite_amax<D: Dtype>(t: &Tensor<D>) -> crate::Result<f32> {
+    let src = t.try_elements("cast")?;
     let mut buf = [0.0f32; CHUNK];
-    src.chunks(CHUNK).fold(0.0f32, |m, s| {
+    Ok(src.chunks(CHUNK).fold(0.0f32, |m, s| {
         let f = &mut buf[..s.len()];
         widen(t, s, f);
         f.iter()
             .filter(|v| v.is_finite())
             .fold(m, |m, v| m.max(v.abs()))
-    })
+    }))
 }
 
 /// Rounds `t`'s values times `scale` into `T` (nearest even; clamped to `±T::MAX` when
@@ -63,7 +63,7 @@ pub(super) fn cast_chunks<D: Dtype, T: Dtype>(
     scale: f32,
     saturate: bool,
 ) -> crate::Result<(Vec<T>, CastReport)> {
-    let src = t.elements();
+    let src = t.try_elements("cast")?;
     // A cast can widen (E4M3 -> F64 is 8x the bytes): fallible.
     let mut out = crate::alloc::try_scratch::<T>("cast", t.shape(), src.len())?;
     let total = Mutex::new(Counts::default());

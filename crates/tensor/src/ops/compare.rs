@@ -20,7 +20,8 @@ macro_rules! compare_ops {
                     let bits = broadcast_values(stringify!($name), &shape, [self, other], |[$a, $b]| {
                         if $body { D::Acc::one() } else { D::Acc::zero() }
                     })?;
-                    Ok(Mask::from_vec(bits.iter().map(|v| !v.is_zero()).collect(), &shape).expect("shape matches"))
+                    let flags = bits.iter().map(|v| !v.is_zero());
+                    Mask::from_vec(crate::alloc::try_collect(stringify!($name), &shape, flags)?, &shape)
                 }
 
                 $(#[$doc])*

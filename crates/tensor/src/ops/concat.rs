@@ -38,7 +38,7 @@ impl<D: Dtype> Tensor<D> {
             .ok_or_else(|| Error::size_overflow("pad_axis", self.shape()))?;
         crate::layout::checked_numel("pad_axis", &shape)?;
         let inner: usize = shape[a + 1..].iter().product();
-        let src = self.elements();
+        let src = self.try_elements("pad_axis")?;
         // A reused buffer (no page faults) written in one pass: zeros, the run, zeros.
         let mut out: Vec<D> =
             crate::alloc::try_scratch::<D>("pad_axis", &shape, shape.iter().product())?;
@@ -85,7 +85,7 @@ impl<D: Dtype> Tensor<D> {
             && plain(src)
             && let Some(dst) = self.storage_mut()
         {
-            let src = src.elements();
+            let src = src.try_elements("add_padded")?;
             if let (Some(dst), Some(src)) =
                 (crate::simd::f32_view_mut(dst), crate::simd::f32_view(&src))
             {
@@ -145,7 +145,10 @@ impl<D: Dtype> Tensor<D> {
         let same_scale = tensors.iter().all(|t| t.scale == first.scale);
         if !same_scale {
             // FP8 with differing scales: join the values and requantise once.
-            let parts: Vec<Vec<D::Acc>> = tensors.iter().map(|t| t.to_acc_vec()).collect();
+            let parts = tensors
+                .iter()
+                .map(|t| t.try_to_acc_vec("concat"))
+                .collect::<Result<Vec<_>>>()?;
             let mut out =
                 crate::alloc::try_with_capacity("concat", &shape, shape.iter().product())?;
             for o in 0..outer {
@@ -154,9 +157,12 @@ impl<D: Dtype> Tensor<D> {
                     out.extend_from_slice(&p[o * len..(o + 1) * len]);
                 }
             }
-            return Ok(Tensor::from_acc_vec(&out, &shape));
+            return Tensor::from_acc_vec("concat", &out, &shape);
         }
-        let parts: Vec<Vec<D>> = tensors.iter().map(|t| t.to_vec()).collect();
+        let parts = tensors
+            .iter()
+            .map(|t| t.try_elements("concat"))
+            .collect::<Result<Vec<_>>>()?;
         let mut out = crate::alloc::try_with_capacity("concat", &shape, shape.iter().product())?;
         for o in 0..outer {
             for (t, p) in tensors.iter().zip(&parts) {

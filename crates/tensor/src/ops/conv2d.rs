@@ -167,10 +167,8 @@ impl<D: Dtype> Tensor<D> {
                 "bias must have shape [out_channels]",
             ));
         }
-        let x = self.contiguous();
-        let xd = x.elements();
-        let wt = weight.contiguous();
-        let wd = wt.elements();
+        let xd = self.try_elements("conv2d")?;
+        let wd = weight.try_elements("conv2d")?;
         let (og, kk, hw) = (o / g, cg * kh * kw, ho * wo);
         // im2col for one image and group: rows (ci, ki, kj), columns (oy, ox).
         let im2col = |img: usize, grp: usize, cols: &mut Vec<D>| {
@@ -204,12 +202,18 @@ impl<D: Dtype> Tensor<D> {
         // channels) can be far larger than the input: fallible.
         let mut cols: Vec<D> =
             crate::alloc::try_with_capacity("conv2d", &[cg, kh, kw, ho, wo], kk * hw)?;
-        let bias_vals = bias.map(|b| b.to_acc_vec());
+        let bias_vals = bias.map(|b| b.try_to_acc_vec("conv2d")).transpose()?;
         let mut acc: Vec<D::Acc> =
             crate::alloc::try_with_capacity("conv2d", &[n, o, ho, wo], total)?;
         let descale = f64::from(self.scale) * f64::from(weight.scale);
-        let mut out32 = vec![0.0f32; og * hw];
-        let mut out64 = vec![0.0f64; og * hw];
+        // One output block per (image, group), in the precision the GEMM computes in.
+        let block = if D::DTYPE == DType::F64 {
+            (0, og * hw)
+        } else {
+            (og * hw, 0)
+        };
+        let mut out32 = crate::alloc::try_zeros_of::<f32>("conv2d", &[og, ho, wo], block.0)?;
+        let mut out64 = crate::alloc::try_zeros_of::<f64>("conv2d", &[og, ho, wo], block.1)?;
         for img in 0..n {
             for grp in 0..g {
                 im2col(img, grp, &mut cols);
@@ -243,7 +247,7 @@ impl<D: Dtype> Tensor<D> {
                 *v += bv[(i / hw) % o];
             }
         }
-        Ok(Tensor::from_acc_vec(&acc, &[n, o, ho, wo]))
+        Tensor::from_acc_vec("conv2d", &acc, &[n, o, ho, wo])
     }
 }
 

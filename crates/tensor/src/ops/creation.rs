@@ -1,7 +1,7 @@
 //! Creation: from data, constants, ranges, identity, and seeded random tensors.
 
-use crate::alloc::{try_scratch, try_zeroed, zeroed};
-use crate::error::{Error, ErrorKind, Result};
+use crate::alloc::{try_collect, try_scratch, try_zeroed, zeroed};
+use crate::error::{Error, Result};
 use crate::layout::{checked_numel, expect_numel};
 use crate::rng::Rng;
 use crate::tensor::{Tensor, check_len, fp8_current_scale};
@@ -26,14 +26,19 @@ impl<D: Dtype> Tensor<D> {
     /// Like [`Tensor::from_vec`], copying from a slice.
     pub fn from_slice(data: &[D], shape: &[usize]) -> Result<Self> {
         check_len("from_slice", shape, data.len())?;
-        Ok(Self::from_parts(data.to_vec(), shape, 1.0))
+        let copy = try_collect("from_slice", shape, data.iter().copied())?;
+        Ok(Self::from_parts(copy, shape, 1.0))
     }
 
     /// Rounds f32 values into `D` once (nearest even; FP8 with current scaling).
     pub fn from_f32(values: &[f32], shape: &[usize]) -> Result<Self> {
         check_len("from_f32", shape, values.len())?;
-        let acc: Vec<D::Acc> = values.iter().map(|&v| D::Acc::from_f32(v)).collect();
-        Ok(Self::from_acc_vec(&acc, shape))
+        let acc = try_collect(
+            "from_f32",
+            shape,
+            values.iter().map(|&v| D::Acc::from_f32(v)),
+        )?;
+        Self::from_acc_vec("from_f32", &acc, shape)
     }
 
     /// Rounds f64 values into `D` once (nearest even, no double rounding through f32;
@@ -41,14 +46,15 @@ impl<D: Dtype> Tensor<D> {
     pub fn from_f64(values: &[f64], shape: &[usize]) -> Result<Self> {
         check_len("from_f64", shape, values.len())?;
         if D::DTYPE.is_fp8() {
-            let acc: Vec<D::Acc> = values.iter().map(|&v| D::Acc::from_f64(v)).collect();
-            return Ok(Self::from_acc_vec(&acc, shape));
+            let acc = try_collect(
+                "from_f64",
+                shape,
+                values.iter().map(|&v| D::Acc::from_f64(v)),
+            )?;
+            return Self::from_acc_vec("from_f64", &acc, shape);
         }
-        Ok(Self::from_parts(
-            values.iter().map(|&v| D::from_f64(v)).collect(),
-            shape,
-            1.0,
-        ))
+        let data = try_collect("from_f64", shape, values.iter().map(|&v| D::from_f64(v)))?;
+        Ok(Self::from_parts(data, shape, 1.0))
     }
 
     /// FP8 quantisation with an explicit scale: stores `from_f32_saturating(v * scale)`
@@ -127,7 +133,11 @@ impl<D: Dtype> Tensor<D> {
             ));
         }
         let count = ((end - start) / step).ceil().max(0.0) as usize;
-        let values: Vec<f64> = (0..count).map(|i| start + i as f64 * step).collect();
+        let values = try_collect(
+            "arange",
+            &[count],
+            (0..count).map(|i| start + i as f64 * step),
+        )?;
         Self::from_f64(&values, &[count])
     }
 
@@ -172,17 +182,7 @@ impl<D: Dtype> Tensor<D> {
 /// error naming `op` when the count overflows or the memory cannot be had.
 fn try_values(op: &'static str, shape: &[usize]) -> Result<Vec<f64>> {
     let n = checked_numel(op, shape)?;
-    let mut v = Vec::new();
-    v.try_reserve_exact(n).map_err(|_| {
-        Error::new(
-            op,
-            ErrorKind::Allocation {
-                shape: shape.to_vec(),
-                bytes: n * 8,
-            },
-        )
-    })?;
-    Ok(v)
+    crate::alloc::try_with_capacity(op, shape, n)
 }
 
 #[cfg(test)]

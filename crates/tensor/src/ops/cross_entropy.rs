@@ -8,46 +8,70 @@ use crate::tensor::Tensor;
 use mixprec_dtype::{Acc, Dtype};
 use num_traits::Float;
 
+/// Checks `op`'s logits shape `[N, C]` (both non-zero) and labels (`[N]`, below `C`);
+/// returns `(N, C)`.
+fn check_inputs(op: &'static str, shape: &[usize], labels: &Indices) -> Result<(usize, usize)> {
+    if shape.len() != 2 {
+        return Err(Error::bad_shape(
+            op,
+            shape,
+            "logits of rank 2 ([batch, classes])",
+        ));
+    }
+    let (n, c) = (shape[0], shape[1]);
+    if labels.shape() != [n] {
+        return Err(Error::shapes(
+            op,
+            shape,
+            labels.shape(),
+            "labels must have shape [batch]",
+        ));
+    }
+    if n == 0 || c == 0 {
+        return Err(Error::empty(op, shape));
+    }
+    labels.check_bound(op, c)?;
+    Ok((n, c))
+}
+
 impl<D: Dtype> Tensor<D> {
     /// Mean over the batch of `-log softmax(logits)[i, label_i]`, for `logits` of shape
     /// `[N, C]` and `labels` of shape `[N]` with values below `C`: PyTorch's
     /// `cross_entropy` with `reduction="mean"`. Returns a rank-0 tensor. Errors on other
     /// shapes, an empty batch, or a label out of range.
     pub fn cross_entropy(&self, labels: &Indices) -> Result<Tensor<D>> {
-        if self.rank() != 2 {
-            return Err(Error::bad_shape(
-                "cross_entropy",
-                self.shape(),
-                "logits of rank 2 ([batch, classes])",
-            ));
+        let (n, c) = check_inputs("cross_entropy", self.shape(), labels)?;
+        let x = self.try_to_acc_vec("cross_entropy")?;
+        let mut losses = crate::alloc::try_with_capacity("cross_entropy", &[n], n)?;
+        let mut e = crate::alloc::try_zeroed_acc::<D>("cross_entropy", &[c], c)?;
+        for (row, &label) in x.chunks(c).zip(labels.as_slice()) {
+            let m = row.iter().fold(D::Acc::neg_infinity(), |a, &v| a.max(v));
+            e.iter_mut().zip(row).for_each(|(e, &v)| *e = (v - m).exp());
+            losses.push(m + sum_acc(&e).ln() - row[label]);
         }
-        let (n, c) = (self.shape()[0], self.shape()[1]);
-        if labels.shape() != [n] {
-            return Err(Error::shapes(
-                "cross_entropy",
-                self.shape(),
-                labels.shape(),
-                "labels must have shape [batch]",
-            ));
-        }
-        if n == 0 || c == 0 {
-            return Err(Error::empty("cross_entropy", self.shape()));
-        }
-        labels.check_bound("cross_entropy", c)?;
-        let x = self.to_acc_vec();
-        let losses: Vec<D::Acc> = x
-            .chunks(c)
-            .zip(labels.as_slice())
-            .map(|(row, &label)| {
-                let m = row.iter().fold(D::Acc::neg_infinity(), |a, &v| a.max(v));
-                let e: Vec<D::Acc> = row.iter().map(|&v| (v - m).exp()).collect();
-                m + sum_acc(&e).ln() - row[label]
-            })
-            .collect();
-        Ok(Tensor::from_acc_vec(
+        Tensor::from_acc_vec(
+            "cross_entropy",
             &[sum_acc(&losses) / D::Acc::from_usize(n)],
             &[],
-        ))
+        )
+    }
+
+    /// The gradient of [`Tensor::cross_entropy`] for `self` the logits `[N, C]`, its
+    /// `labels` and the loss's gradient `grad` (one element): `(softmax(x) - onehot) *
+    /// grad / N`, the softmax rounded into `D` first (as the forward pass keeps it), the
+    /// rest in `D::Acc`, rounded once. Errors on the forward op's bad inputs or a `grad`
+    /// with other than one element.
+    pub fn cross_entropy_backward(&self, labels: &Indices, grad: &Tensor<D>) -> Result<Tensor<D>> {
+        let op = "cross_entropy_backward";
+        let (n, c) = check_inputs(op, self.shape(), labels)?;
+        let g = grad.item().map_err(|e| Error { op, ..e })?;
+        let mut p = self.softmax(-1)?.try_to_acc_vec(op)?;
+        let scale = g / D::Acc::from_usize(n);
+        for (row, &label) in p.chunks_mut(c).zip(labels.as_slice()) {
+            row[label] -= D::Acc::from_f64(1.0);
+            row.iter_mut().for_each(|v| *v *= scale);
+        }
+        Tensor::from_acc_vec(op, &p, self.shape())
     }
 }
 

@@ -20,8 +20,9 @@ impl<D: Dtype> Tensor<D> {
                 format!("probability must be in [0, 1), got {p}"),
             ));
         }
-        let keep: Vec<bool> = (0..self.numel()).map(|_| rng.next_f64() >= p).collect();
-        let mask = Mask::from_vec(keep, self.shape()).expect("shape matches");
+        let draws = (0..self.numel()).map(|_| rng.next_f64() >= p);
+        let keep = crate::alloc::try_collect("dropout", self.shape(), draws)?;
+        let mask = Mask::from_vec(keep, self.shape())?;
         let out = self.dropout_with_mask(&mask, p)?;
         Ok((out, mask))
     }
@@ -52,7 +53,7 @@ impl<D: Dtype> Tensor<D> {
                 D::Acc::zero()
             }
         })?;
-        Ok(Tensor::from_acc_vec(&values, self.shape()))
+        Tensor::from_acc_vec("dropout_with_mask", &values, self.shape())
     }
 }
 

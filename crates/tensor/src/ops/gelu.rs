@@ -22,7 +22,12 @@ impl<D: Dtype> Tensor<D> {
     /// `1 + erf` form loses all digits below about -5). For f32 compute it runs the
     /// branch-free f64 path of [`crate::fast_math`] (error near 1e-12, then one rounding).
     pub fn gelu(&self) -> Tensor<D> {
-        map_unary_chunks(self, PARALLEL_MIN_EXPENSIVE, fast_math::gelu_in_place)
+        crate::error::or_panic(map_unary_chunks(
+            "gelu",
+            self,
+            PARALLEL_MIN_EXPENSIVE,
+            fast_math::gelu_in_place,
+        ))
     }
 
     /// The gradient through [`Tensor::gelu`]: `grad * (Phi(x) + x phi(x))` for `self = x`,

@@ -14,8 +14,7 @@ impl<D: Dtype> Tensor<D> {
         let a = normalize_axis("index_select", axis, self.rank())?;
         let size = self.shape()[a];
         ids.check_bound("index_select", size)?;
-        let x = self.contiguous();
-        let data = x.elements();
+        let data = self.try_elements("index_select")?;
         let outer: usize = self.shape()[..a].iter().product();
         let inner: usize = self.shape()[a + 1..].iter().product();
         let mut shape = self.shape()[..a].to_vec();
@@ -70,11 +69,10 @@ impl<D: Dtype> Tensor<D> {
             ));
         }
         index.check_bound("gather", self.shape()[a])?;
-        let x = self.contiguous();
-        let data = x.elements();
+        let data = self.try_elements("gather")?;
         let strides = contiguous_strides(self.shape());
         let ishape = index.shape();
-        let mut out = Vec::with_capacity(numel(ishape));
+        let mut out = crate::alloc::try_with_capacity("gather", ishape, numel(ishape))?;
         for (flat, &id) in index.as_slice().iter().enumerate() {
             let mut rem = flat;
             let mut offset = 0;
@@ -86,6 +84,94 @@ impl<D: Dtype> Tensor<D> {
             out.push(data[offset]);
         }
         Ok(Tensor::from_parts(out, ishape, self.scale))
+    }
+
+    /// The gradient of [`Tensor::index_select`] (and [`Tensor::embedding`], `axis` 0):
+    /// `self` is the output gradient, of shape `input_shape` with `axis` replaced by
+    /// `ids`' shape; returns a tensor of `input_shape` with every row of `self`
+    /// scatter-added to the row its id selected (rows never selected stay zero), summed in
+    /// `D::Acc` in id order and rounded once into `D`. Errors when the shapes do not fit
+    /// or an id is out of range.
+    pub fn index_select_backward(
+        &self,
+        input_shape: &[usize],
+        axis: isize,
+        ids: &Indices,
+    ) -> Result<Tensor<D>> {
+        let op = "index_select_backward";
+        let a = normalize_axis(op, axis, input_shape.len())?;
+        ids.check_bound(op, input_shape[a])?;
+        let mut want = input_shape[..a].to_vec();
+        want.extend_from_slice(ids.shape());
+        want.extend_from_slice(&input_shape[a + 1..]);
+        if self.shape() != want {
+            return Err(Error::shapes(
+                op,
+                self.shape(),
+                &want,
+                "the gradient must have index_select's output shape",
+            ));
+        }
+        let n = crate::layout::checked_numel(op, input_shape)?;
+        let outer: usize = input_shape[..a].iter().product();
+        let inner: usize = input_shape[a + 1..].iter().product();
+        let gv = self.try_to_acc_vec(op)?;
+        let mut table = crate::alloc::try_zeroed_acc::<D>(op, input_shape, n)?;
+        let per_outer = ids.len() * inner;
+        for o in 0..outer {
+            for (k, &row) in ids.as_slice().iter().enumerate() {
+                let src = &gv[o * per_outer + k * inner..][..inner];
+                let dst = &mut table[(o * input_shape[a] + row) * inner..][..inner];
+                dst.iter_mut().zip(src).for_each(|(d, &s)| *d += s);
+            }
+        }
+        Tensor::from_acc_vec(op, &table, input_shape)
+    }
+
+    /// The gradient of [`Tensor::gather`]: `self` is the output gradient (of `index`'s
+    /// shape); returns a tensor of `input_shape` where each gradient element is added at
+    /// the position its index gathered from (in `D::Acc`, in the index's order; rounded
+    /// once into `D`). Errors when the shapes do not fit or an index is out of range.
+    pub fn gather_backward(
+        &self,
+        input_shape: &[usize],
+        axis: isize,
+        index: &Indices,
+    ) -> Result<Tensor<D>> {
+        let op = "gather_backward";
+        let a = normalize_axis(op, axis, input_shape.len())?;
+        let ishape = index.shape();
+        if self.shape() != ishape
+            || ishape.len() != input_shape.len()
+            || ishape
+                .iter()
+                .zip(input_shape)
+                .enumerate()
+                .any(|(d, (&i, &s))| d != a && i > s)
+        {
+            return Err(Error::shapes(
+                op,
+                self.shape(),
+                input_shape,
+                "the gradient must have the index's shape, which fits the input off the axis",
+            ));
+        }
+        index.check_bound(op, input_shape[a])?;
+        let n = crate::layout::checked_numel(op, input_shape)?;
+        let strides = contiguous_strides(input_shape);
+        let gv = self.try_to_acc_vec(op)?;
+        let mut out = crate::alloc::try_zeroed_acc::<D>(op, input_shape, n)?;
+        for (flat, (&i, &gval)) in index.as_slice().iter().zip(&gv).enumerate() {
+            let mut rem = flat;
+            let mut off = 0;
+            for d in (0..ishape.len()).rev() {
+                let coord = rem % ishape[d];
+                rem /= ishape[d];
+                off += if d == a { i } else { coord } * strides[d];
+            }
+            out[off] += gval;
+        }
+        Tensor::from_acc_vec(op, &out, input_shape)
     }
 }
 

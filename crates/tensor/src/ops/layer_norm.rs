@@ -44,6 +44,15 @@ crate::simd::multiversioned! {
     }
 }
 
+/// Row-length buffers of [`layer_norm_backward_rows`]: the sums `dw` and `db` it adds
+/// into, and its scratch rows `xhat` and `dy`.
+struct RowSums<'a, A> {
+    dw: &'a mut [A],
+    db: &'a mut [A],
+    xhat: &'a mut [A],
+    dy: &'a mut [A],
+}
+
 crate::simd::multiversioned! {
     /// Layer-norm backward over rows of `n`: `dx` for every row of `x` and `g`, and the
     /// rows' `g * xhat` and `g` added into `dw` and `db` (formulas at
@@ -56,19 +65,17 @@ crate::simd::multiversioned! {
         n: usize,
         w: Option<&[A]>,
         eps: A,
-        dw: &mut [A],
-        db: &mut [A]
+        sums: RowSums<'_, A>
     ) {
         let count = A::from_usize(n);
-        let zero = A::from_f64(0.0);
-        let (mut xhat, mut dy) = (vec![zero; n], vec![zero; n]);
+        let RowSums { dw, db, xhat, dy } = sums;
         let rows = x.chunks_exact(n).zip(g.chunks_exact(n));
         for ((xr, gr), dxr) in rows.zip(dx.chunks_exact_mut(n)) {
             let mean = sum_acc(xr) / count;
             for (h, &v) in xhat.iter_mut().zip(xr) {
                 *h = (v - mean) * (v - mean);
             }
-            let inv = A::one() / (sum_acc(&xhat) / count + eps).sqrt();
+            let inv = A::one() / (sum_acc(xhat) / count + eps).sqrt();
             for (h, &v) in xhat.iter_mut().zip(xr) {
                 *h = (v - mean) * inv;
             }
@@ -80,9 +87,9 @@ crate::simd::multiversioned! {
                     .for_each(|((d, &g), &w)| *d = g * w),
                 None => dy.copy_from_slice(gr),
             }
-            let mean_dy = sum_acc(&dy) / count;
+            let mean_dy = sum_acc(dy) / count;
             // dxr holds dy * xhat for a moment (summed with the 8-lane reduction).
-            for (d, (&h, &y)) in dxr.iter_mut().zip(xhat.iter().zip(&dy)) {
+            for (d, (&h, &y)) in dxr.iter_mut().zip(xhat.iter().zip(dy.iter())) {
                 *d = h * y;
             }
             let mean_dy_xhat = sum_acc(dxr) / count;
@@ -144,8 +151,8 @@ impl<D: Dtype> Tensor<D> {
                 ));
             }
         }
-        let w = weight.map(|w| w.to_acc_vec());
-        let b = bias.map(|b| b.to_acc_vec());
+        let w = weight.map(|w| w.try_to_acc_vec("layer_norm")).transpose()?;
+        let b = bias.map(|b| b.try_to_acc_vec("layer_norm")).transpose()?;
         let eps = D::Acc::from_f64(eps);
         // Normalise rows of n = prod(normalized_shape) values: view as [rows, n].
         let rows = self.reshape(&[self.numel() / n, n])?;
@@ -185,10 +192,10 @@ impl<D: Dtype> Tensor<D> {
                 format!("rows of {n} do not divide shape {:?}", self.shape()),
             ));
         }
-        let wv = weight.map(|w| w.to_acc_vec());
+        let op = "layer_norm_backward";
+        let wv = weight.map(|w| w.try_to_acc_vec(op)).transpose()?;
         let eps = D::Acc::from_f64(eps);
-        let zero = D::Acc::from_f64(0.0);
-        let (xs, gs) = (self.elements(), g.elements());
+        let (xs, gs) = (self.try_elements(op)?, g.try_elements(op)?);
         // Values of `t`'s elements `range` (FP8: divided by the scale) into `out`.
         let decode = |t: &Tensor<D>, src: &[D], out: &mut [D::Acc]| {
             D::to_acc_slice(src, out);
@@ -199,7 +206,6 @@ impl<D: Dtype> Tensor<D> {
         };
         // FP8 results need one scale for the whole tensor: computed in full, then rounded.
         let fp8 = D::DTYPE.is_fp8();
-        let op = "layer_norm_backward";
         let mut dx_acc = if fp8 {
             crate::alloc::try_zeroed_acc::<D>(op, self.shape(), xs.len())?
         } else {
@@ -208,18 +214,38 @@ impl<D: Dtype> Tensor<D> {
         let mut dx =
             crate::alloc::try_scratch::<D>(op, self.shape(), if fp8 { 0 } else { xs.len() })?;
         let partials = std::sync::Mutex::new(Vec::new());
-        // Rows go in blocks of about 4096 values through small decode buffers.
+        // Rows go in blocks of about 4096 values (at least one row) through decode buffers,
+        // which like the row sums grow with the row: fallible.
         let block = (4096 / n).max(1) * n;
+        let failed = crate::alloc::FirstError::new();
+        let buffers = |len: usize, count: usize| -> Result<Vec<Vec<D::Acc>>> {
+            (0..count)
+                .map(|_| crate::alloc::try_zeroed_acc::<D>(op, &[len], len))
+                .collect()
+        };
         let piece_job = |off: usize, len: usize, out: &mut dyn FnMut(usize, &[D::Acc])| {
-            let (mut dw, mut db) = (vec![zero; n], vec![zero; n]);
-            let (mut xb, mut gb, mut db_out) =
-                (vec![zero; block], vec![zero; block], vec![zero; block]);
+            let Some(rows) = failed.keep(buffers(n, 4)) else {
+                return;
+            };
+            let Some(blocks) = failed.keep(buffers(block, 3)) else {
+                return;
+            };
+            let ([mut dw, mut db, mut xhat, mut dy], [mut xb, mut gb, mut ob]) = (
+                <[_; 4]>::try_from(rows).expect("4"),
+                <[_; 3]>::try_from(blocks).expect("3"),
+            );
             for b0 in (off..off + len).step_by(block) {
                 let m = block.min(off + len - b0);
-                let (xb, gb, ob) = (&mut xb[..m], &mut gb[..m], &mut db_out[..m]);
+                let (xb, gb, ob) = (&mut xb[..m], &mut gb[..m], &mut ob[..m]);
                 decode(self, &xs[b0..b0 + m], xb);
                 decode(g, &gs[b0..b0 + m], gb);
-                layer_norm_backward_rows(xb, gb, ob, n, wv.as_deref(), eps, &mut dw, &mut db);
+                let sums = RowSums {
+                    dw: &mut dw,
+                    db: &mut db,
+                    xhat: &mut xhat,
+                    dy: &mut dy,
+                };
+                layer_norm_backward_rows(xb, gb, ob, n, wv.as_deref(), eps, sums);
                 out(b0, ob);
             }
             partials
@@ -242,15 +268,17 @@ impl<D: Dtype> Tensor<D> {
                 });
             });
         }
+        failed.into_result()?;
         let mut parts = partials.into_inner().unwrap_or_else(|e| e.into_inner());
         parts.sort_by_key(|p| p.0);
-        let (mut dw, mut db) = (vec![zero; n], vec![zero; n]);
+        let mut dw = crate::alloc::try_zeroed_acc::<D>(op, &[n], n)?;
+        let mut db = crate::alloc::try_zeroed_acc::<D>(op, &[n], n)?;
         for (_, pw, pb) in parts {
             dw.iter_mut().zip(&pw).for_each(|(a, &b)| *a += b);
             db.iter_mut().zip(&pb).for_each(|(a, &b)| *a += b);
         }
         let dx = if fp8 {
-            Tensor::from_acc_vec(&dx_acc, self.shape())
+            Tensor::from_acc_vec(op, &dx_acc, self.shape())?
         } else {
             Tensor::from_parts(dx, self.shape(), 1.0)
         };

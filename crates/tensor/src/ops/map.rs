@@ -3,8 +3,8 @@
 //! cache-sized chunks, on both cores when large; broadcast or strided inputs walk their
 //! layouts row by row.
 
-use crate::alloc::scratch;
-use crate::error::Result;
+use crate::alloc::{FirstError, try_scratch, try_zeroed_acc};
+use crate::error::{Result, or_panic};
 use crate::layout::{Layout, broadcast_shapes, for_each_row_n};
 use crate::pool::{par_pieces, par_zip_chunks};
 use crate::tensor::Tensor;
@@ -35,26 +35,32 @@ fn unscaled<D: Dtype>(t: &Tensor<D>) -> bool {
     !D::DTYPE.is_fp8() && t.scale == 1.0
 }
 
-/// `f` applied to every element, rounded once into `D`.
-pub(crate) fn map_unary<D: Dtype>(x: &Tensor<D>, f: impl Fn(D::Acc) -> D::Acc + Sync) -> Tensor<D> {
-    map_unary_chunks(x, PARALLEL_MIN, |buf| apply_unary(buf, &f))
+/// `f` applied to every element, rounded once into `D`; an error naming `op` when the
+/// result's memory cannot be had.
+pub(crate) fn map_unary<D: Dtype>(
+    op: &'static str,
+    x: &Tensor<D>,
+    f: impl Fn(D::Acc) -> D::Acc + Sync,
+) -> Result<Tensor<D>> {
+    map_unary_chunks(op, x, PARALLEL_MIN, |buf| apply_unary(buf, &f))
 }
 
 /// `f` applied to chunks of elements decoded into `D::Acc` (in place), each result
 /// rounded once into `D`: for functions that evaluate several elements together.
 pub(crate) fn map_unary_chunks<D: Dtype>(
+    op: &'static str,
     x: &Tensor<D>,
     parallel_min: usize,
     f: impl Fn(&mut [D::Acc]) + Sync,
-) -> Tensor<D> {
-    let shape = x.shape().to_vec();
+) -> Result<Tensor<D>> {
+    let shape = x.shape();
     if !unscaled(x) {
-        let mut v = x.to_acc_vec();
+        let mut v = x.try_to_acc_vec(op)?;
         f(&mut v);
-        return Tensor::from_acc_vec(&v, &shape);
+        return Tensor::from_acc_vec(op, &v, shape);
     }
-    let src = x.elements();
-    let mut out = scratch::<D>(src.len());
+    let src = x.try_elements(op)?;
+    let mut out = try_scratch::<D>(op, shape, src.len())?;
     let body = |(o, s): (&mut [D], &[D])| {
         let mut buf = [D::Acc::zero(); CHUNK];
         let buf = &mut buf[..s.len()];
@@ -63,7 +69,7 @@ pub(crate) fn map_unary_chunks<D: Dtype>(
         D::from_acc_slice(buf, o);
     };
     par_zip_chunks(&mut out, &src, CHUNK, parallel_min, |o, s| body((o, s)));
-    Tensor::from_parts(out, &shape, 1.0)
+    Ok(Tensor::from_parts(out, shape, 1.0))
 }
 
 /// `f(a, b)` with NumPy broadcasting, rounded once into `D`.
@@ -74,6 +80,15 @@ pub(crate) fn zip_binary<D: Dtype>(
     f: impl Fn(D::Acc, D::Acc) -> D::Acc + Sync,
 ) -> Result<Tensor<D>> {
     let shape = broadcast_shapes(op, a.shape(), b.shape())?;
+    // One operand a single value (a scalar tensor): the unary engine with it fixed.
+    if b.numel() == 1 && a.shape() == shape.as_slice() {
+        let y = b.try_to_acc_vec(op)?[0];
+        return map_unary(op, a, |x| f(x, y));
+    }
+    if a.numel() == 1 && b.shape() == shape.as_slice() {
+        let x = a.try_to_acc_vec(op)?[0];
+        return map_unary(op, b, |y| f(x, y));
+    }
     let same = |x: &mut [D::Acc], y: &[D::Acc]| apply_binary(x, y, &f);
     if let Some(out) = zip_same_shape_chunks(op, a, b, PARALLEL_MIN, same) {
         return out;
@@ -84,7 +99,7 @@ pub(crate) fn zip_binary<D: Dtype>(
         return out;
     }
     let values = broadcast_values(op, &shape, [a, b], |[x, y]| f(x, y))?;
-    Ok(Tensor::from_acc_vec(&values, &shape))
+    Tensor::from_acc_vec(op, &values, &shape)
 }
 
 /// `f(a, b)` over chunks decoded into `D::Acc` (`f` writes its results into the first
@@ -106,11 +121,19 @@ pub(crate) fn zip_same_shape_chunks<D: Dtype>(
     {
         return None;
     }
-    let (sa, sb) = (a.elements(), b.elements());
-    let mut out = match crate::alloc::try_scratch::<D>(op, a.shape(), sa.len()) {
-        Ok(out) => out,
-        Err(e) => return Some(Err(e)),
-    };
+    Some(zip_same_shape(op, a, b, parallel_min, f))
+}
+
+/// The body of [`zip_same_shape_chunks`], for contiguous unscaled inputs of one shape.
+fn zip_same_shape<D: Dtype>(
+    op: &'static str,
+    a: &Tensor<D>,
+    b: &Tensor<D>,
+    parallel_min: usize,
+    f: impl Fn(&mut [D::Acc], &[D::Acc]) + Sync,
+) -> Result<Tensor<D>> {
+    let (sa, sb) = (a.try_elements(op)?, b.try_elements(op)?);
+    let mut out = try_scratch::<D>(op, a.shape(), sa.len())?;
     let body = |((o, x), y): ((&mut [D], &[D]), &[D])| {
         let mut bx = [D::Acc::zero(); CHUNK];
         let mut by = [D::Acc::zero(); CHUNK];
@@ -128,7 +151,7 @@ pub(crate) fn zip_same_shape_chunks<D: Dtype>(
             .zip(sb[off..end].chunks(CHUNK))
             .for_each(body)
     });
-    Some(Ok(Tensor::from_parts(out, a.shape(), 1.0)))
+    Ok(Tensor::from_parts(out, a.shape(), 1.0))
 }
 
 /// Fast path for `big op small` where `small` repeats along leading axes (a bias added
@@ -153,16 +176,30 @@ fn trailing_broadcast<D: Dtype>(
     {
         return None;
     }
-    let mut s = vec![D::Acc::zero(); row];
-    D::to_acc_slice(&small.elements(), &mut s);
-    let src = big.elements();
-    let mut out = match crate::alloc::try_scratch::<D>(op, shape, src.len()) {
-        Ok(out) => out,
-        Err(e) => return Some(Err(e)),
-    };
+    Some(trailing_broadcast_rows(op, big, small, shape, row, f))
+}
+
+/// The body of [`trailing_broadcast`]: `small` (of `row` elements) against every row of
+/// `big`.
+fn trailing_broadcast_rows<D: Dtype>(
+    op: &'static str,
+    big: &Tensor<D>,
+    small: &Tensor<D>,
+    shape: &[usize],
+    row: usize,
+    f: &(impl Fn(D::Acc, D::Acc) -> D::Acc + Sync),
+) -> Result<Tensor<D>> {
+    let mut s = try_zeroed_acc::<D>(op, small.shape(), row)?;
+    D::to_acc_slice(&small.try_elements(op)?, &mut s);
+    let src = big.try_elements(op)?;
+    let mut out = try_scratch::<D>(op, shape, src.len())?;
+    // A task holds at least one row: its buffer is fallible (a row may be huge).
     let rows_per_task = (CHUNK / row).max(1) * row;
+    let failed = FirstError::new();
     let job = |(o, x): (&mut [D], &[D])| {
-        let mut buf = vec![D::Acc::zero(); x.len()];
+        let Some(mut buf) = failed.keep(try_zeroed_acc::<D>(op, &[x.len()], x.len())) else {
+            return;
+        };
         D::to_acc_slice(x, &mut buf);
         for r in buf.chunks_mut(row) {
             apply_binary(r, &s, f);
@@ -172,7 +209,8 @@ fn trailing_broadcast<D: Dtype>(
     par_zip_chunks(&mut out, &src, rows_per_task, PARALLEL_MIN, |o, x| {
         job((o, x))
     });
-    Some(Ok(Tensor::from_parts(out, shape, 1.0)))
+    failed.into_result()?;
+    Ok(Tensor::from_parts(out, shape, 1.0))
 }
 
 /// `f` over `N` tensors broadcast to `shape` (already checked), in logical order, in
@@ -202,7 +240,7 @@ impl<D: Dtype> Tensor<D> {
     /// rounded once into `D` (chunked and parallel like the built-in ops). Backward rules
     /// and user-defined layers use it for fused derivatives.
     pub fn map(&self, f: impl Fn(D::Acc) -> D::Acc + Sync) -> Tensor<D> {
-        map_unary(self, f)
+        or_panic(map_unary("map", self, f))
     }
 
     /// A custom binary element-wise op with NumPy broadcasting, computed in `D::Acc` and

@@ -51,7 +51,8 @@ impl<D: Dtype> Tensor<D> {
                 "bias must have shape [n], n the last axis of the right operand",
             ));
         }
-        matmul_impl("matmul_bias", self, other, Some(bias.to_f64_vec()))
+        let bias = bias.try_to_f64_vec("matmul_bias")?;
+        matmul_impl("matmul_bias", self, other, Some(bias))
     }
 
     /// Matrix product with operands of different precisions and the result rounded once
@@ -112,7 +113,7 @@ fn matmul_impl<A: Dtype, B: Dtype, O: Dtype>(
     let nb = batch.len();
     let mn = m * n;
     if A::DTYPE == DType::F64 || B::DTYPE == DType::F64 || O::DTYPE == DType::F64 {
-        let mut c = vec![0.0f64; batches * mn];
+        let mut c = crate::alloc::try_zeros_of::<f64>(op, &out_shape, batches * mn)?;
         for bi in 0..batches {
             let (ma, mb) = (
                 mat_at(da, &la, nb, batch_offset(&la, bi)),
@@ -121,17 +122,14 @@ fn matmul_impl<A: Dtype, B: Dtype, O: Dtype>(
             gemm_f64(m, n, k, ma, mb, &mut c[bi * mn..(bi + 1) * mn]);
         }
         let descale = f64::from(this.scale) * f64::from(other.scale);
-        let acc: Vec<O::Acc> = c
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| {
-                let b = bias.as_ref().map_or(0.0, |b| b[i % n]);
-                O::Acc::from_f64(v / descale + b)
-            })
-            .collect();
-        return Ok(Tensor::from_acc_vec(&acc, &out_shape));
+        let values = c.into_iter().enumerate().map(|(i, v)| {
+            let b = bias.as_ref().map_or(0.0, |b| b[i % n]);
+            O::Acc::from_f64(v / descale + b)
+        });
+        let acc = crate::alloc::try_collect(op, &out_shape, values)?;
+        return Tensor::from_acc_vec(op, &acc, &out_shape);
     }
-    let mut c = crate::alloc::try_scratch_f32("matmul", &out_shape, batches * mn)?;
+    let mut c = crate::alloc::try_scratch_f32(op, &out_shape, batches * mn)?;
     if batches > 1 && lb.strides[..nb].iter().all(|&s| s == 0) && rows_fold(&la, &batch, m) {
         // B is shared by every batch entry and A's rows run evenly through the batch axes
         // (a [.., m, k] activation times a weight): one GEMM with batches * m rows.
@@ -173,12 +171,12 @@ fn matmul_impl<A: Dtype, B: Dtype, O: Dtype>(
         && n > 0
     {
         // Exact in f32: the bias has a non-F64 precision on this path.
-        let b: Vec<f32> = b.iter().map(|&v| v as f32).collect();
+        let b = crate::alloc::try_collect(op, &[n], b.iter().map(|&v| v as f32))?;
         for row in c.chunks_exact_mut(n) {
             row.iter_mut().zip(&b).for_each(|(v, &bv)| *v += bv);
         }
     }
-    Ok(Tensor::from_f32_results(c, &out_shape))
+    Tensor::from_f32_results(op, c, &out_shape)
 }
 
 /// True when the `m` rows of every batch entry of layout `l` follow each other at one

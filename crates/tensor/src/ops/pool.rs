@@ -97,9 +97,10 @@ impl<D: Dtype> Tensor<D> {
                 ),
             ));
         };
-        let x = self.to_acc_vec();
-        let mut out = Vec::with_capacity(n * c * ho * wo);
-        let mut window = Vec::with_capacity(kh * kw);
+        let x = self.try_to_acc_vec(op)?;
+        let out_shape = [n, c, ho, wo];
+        let mut out = crate::alloc::try_with_capacity(op, &out_shape, n * c * ho * wo)?;
+        let mut window = crate::alloc::try_with_capacity(op, &[kh, kw], kh * kw)?;
         for plane in x.chunks(h * w) {
             for oy in 0..ho {
                 for ox in 0..wo {
@@ -119,7 +120,7 @@ impl<D: Dtype> Tensor<D> {
                 }
             }
         }
-        Ok(Tensor::from_acc_vec(&out, &[n, c, ho, wo]))
+        Tensor::from_acc_vec(op, &out, &out_shape)
     }
 }
 

@@ -4,7 +4,7 @@
 //! result rounds once into `D`.
 
 use super::map::PARALLEL_MIN;
-use crate::alloc::zeroed_acc;
+use crate::alloc::try_zeroed_acc;
 use crate::error::{Error, Result};
 use crate::layout::{normalize_axis, numel};
 use crate::mask::Indices;
@@ -16,15 +16,22 @@ use num_traits::{Float, Zero};
 /// Sum in eight interleaved lanes, then the lanes pairwise.
 #[inline(always)]
 pub(crate) fn sum_acc<A: Acc>(xs: &[A]) -> A {
+    sum_acc_by(xs, |v| v)
+}
+
+/// `sum_acc` of `f(x)` for every `x` (the same lanes and order, so the same bits as
+/// summing a vector of the `f(x)`), without that vector.
+#[inline(always)]
+fn sum_acc_by<A: Acc>(xs: &[A], f: impl Fn(A) -> A) -> A {
     let mut lanes = [A::zero(); 8];
     let mut chunks = xs.chunks_exact(8);
     for c in &mut chunks {
         for (l, &v) in lanes.iter_mut().zip(c) {
-            *l += v;
+            *l += f(v);
         }
     }
     for (l, &v) in lanes.iter_mut().zip(chunks.remainder()) {
-        *l += v;
+        *l += f(v);
     }
     ((lanes[0] + lanes[4]) + (lanes[2] + lanes[6]))
         + ((lanes[1] + lanes[5]) + (lanes[3] + lanes[7]))
@@ -75,17 +82,18 @@ fn rows_for<D: Dtype>(
     } else {
         kept.iter().map(|&a| t.shape()[a]).collect()
     };
-    Ok((t.permute(&order)?.to_acc_vec(), row_len, out_shape))
+    Ok((t.permute(&order)?.try_to_acc_vec(op)?, row_len, out_shape))
 }
 
 /// Applies `f` to every row (in parallel when large) and rounds the results into `D`.
 fn reduce_rows<D: Dtype>(
+    op: &'static str,
     values: &[D::Acc],
     row_len: usize,
     shape: &[usize],
     f: impl Fn(&[D::Acc]) -> D::Acc + Sync,
-) -> Tensor<D> {
-    let mut out = zeroed_acc::<D>(numel(shape));
+) -> Result<Tensor<D>> {
+    let mut out = try_zeroed_acc::<D>(op, shape, numel(shape))?;
     if row_len == 0 {
         out.fill(f(&[]));
     } else {
@@ -95,7 +103,7 @@ fn reduce_rows<D: Dtype>(
             }
         });
     }
-    Tensor::from_acc_vec(&out, shape)
+    Tensor::from_acc_vec(op, &out, shape)
 }
 
 fn max_of<A: Acc>(row: &[A]) -> A {
@@ -123,8 +131,7 @@ fn min_of<A: Acc>(row: &[A]) -> A {
 fn var_of<A: Acc>(row: &[A], correction: usize) -> A {
     let n = A::from_usize(row.len());
     let mean = sum_acc(row) / n;
-    let dev: Vec<A> = row.iter().map(|&v| (v - mean) * (v - mean)).collect();
-    sum_acc(&dev) / A::from_usize(row.len() - correction)
+    sum_acc_by(row, |v| (v - mean) * (v - mean)) / A::from_usize(row.len() - correction)
 }
 
 impl<D: Dtype> Tensor<D> {
@@ -132,15 +139,15 @@ impl<D: Dtype> Tensor<D> {
     /// `keepdim`. Accumulates in `D::Acc`.
     pub fn sum(&self, axes: &[isize], keepdim: bool) -> Result<Tensor<D>> {
         if let Some(t) = self.sum_leading(axes, keepdim) {
-            return Ok(t);
+            return t;
         }
         let (v, n, shape) = rows_for("sum", self, axes, keepdim)?;
-        Ok(reduce_rows::<D>(&v, n, &shape, sum_acc))
+        reduce_rows::<D>("sum", &v, n, &shape, sum_acc)
     }
 
     /// Fast path of `sum` over the leading axes `0..k` of a contiguous tensor (the bias
     /// gradient of a batch): adds whole rows into one accumulator row, no transpose.
-    fn sum_leading(&self, axes: &[isize], keepdim: bool) -> Option<Tensor<D>> {
+    fn sum_leading(&self, axes: &[isize], keepdim: bool) -> Option<Result<Tensor<D>>> {
         let rank = self.rank() as isize;
         let mut norm: Vec<usize> = axes
             .iter()
@@ -159,18 +166,24 @@ impl<D: Dtype> Tensor<D> {
         {
             return None;
         }
+        Some(self.sum_leading_rows(k, keepdim))
+    }
+
+    /// The body of [`Tensor::sum_leading`]: the sum over the first `k` axes.
+    fn sum_leading_rows(&self, k: usize, keepdim: bool) -> Result<Tensor<D>> {
         let inner: usize = self.shape()[k..].iter().product();
-        let mut acc = vec![D::Acc::zero(); inner];
+        let row_shape = &self.shape()[k..];
+        let mut acc = try_zeroed_acc::<D>("sum", row_shape, inner)?;
         if inner > 0 && self.scale == 1.0 && !D::DTYPE.is_fp8() {
             // Stream the rows (decoded one at a time) instead of decoding a full copy.
-            let src = self.elements();
-            let mut row = vec![D::Acc::zero(); inner];
+            let src = self.try_elements("sum")?;
+            let mut row = try_zeroed_acc::<D>("sum", row_shape, inner)?;
             for r in src.chunks(inner) {
                 D::to_acc_slice(r, &mut row);
                 super::map::apply_binary(&mut acc, &row, &|a, v| a + v);
             }
         } else if inner > 0 {
-            for r in self.to_acc_vec().chunks(inner) {
+            for r in self.try_to_acc_vec("sum")?.chunks(inner) {
                 acc.iter_mut().zip(r).for_each(|(a, &v)| *a += v);
             }
         }
@@ -179,9 +192,9 @@ impl<D: Dtype> Tensor<D> {
                 .map(|a| if a < k { 1 } else { self.shape()[a] })
                 .collect()
         } else {
-            self.shape()[k..].to_vec()
+            row_shape.to_vec()
         };
-        Some(Tensor::from_acc_vec(&acc, &shape))
+        Tensor::from_acc_vec("sum", &acc, &shape)
     }
 
     /// Mean over `axes`. Errors if a reduced axis is empty.
@@ -191,7 +204,7 @@ impl<D: Dtype> Tensor<D> {
             return Err(Error::empty("mean", self.shape()));
         }
         let count = D::Acc::from_usize(n);
-        Ok(reduce_rows::<D>(&v, n, &shape, |r| sum_acc(r) / count))
+        reduce_rows::<D>("mean", &v, n, &shape, |r| sum_acc(r) / count)
     }
 
     /// Maximum over `axes` (NaN if any element is NaN). Errors if a reduced axis is empty.
@@ -200,7 +213,7 @@ impl<D: Dtype> Tensor<D> {
         if n == 0 {
             return Err(Error::empty("max", self.shape()));
         }
-        Ok(reduce_rows::<D>(&v, n, &shape, max_of))
+        reduce_rows::<D>("max", &v, n, &shape, max_of)
     }
 
     /// Minimum over `axes` (NaN if any element is NaN). Errors if a reduced axis is empty.
@@ -209,7 +222,7 @@ impl<D: Dtype> Tensor<D> {
         if n == 0 {
             return Err(Error::empty("min", self.shape()));
         }
-        Ok(reduce_rows::<D>(&v, n, &shape, min_of))
+        reduce_rows::<D>("min", &v, n, &shape, min_of)
     }
 
     /// Variance over `axes` with `correction` (1: unbiased, PyTorch's default; 0:
@@ -225,7 +238,7 @@ impl<D: Dtype> Tensor<D> {
                 ),
             ));
         }
-        Ok(reduce_rows::<D>(&v, n, &shape, |r| var_of(r, correction)))
+        reduce_rows::<D>("var", &v, n, &shape, |r| var_of(r, correction))
     }
 
     /// Sums a broadcast result back to `shape` (NumPy broadcasting in reverse): leading
@@ -264,7 +277,11 @@ impl<D: Dtype> Tensor<D> {
 
     /// Sum of every element, as a rank-0 tensor.
     pub fn sum_all(&self) -> Tensor<D> {
-        Tensor::from_acc_vec(&[sum_acc(&self.to_acc_vec())], &[])
+        crate::error::or_panic(Tensor::from_acc_vec(
+            "sum_all",
+            &[sum_acc(&self.to_acc_vec())],
+            &[],
+        ))
     }
 
     /// Mean of every element, as a rank-0 tensor. Errors on an empty tensor.
@@ -272,11 +289,12 @@ impl<D: Dtype> Tensor<D> {
         if self.numel() == 0 {
             return Err(Error::empty("mean_all", self.shape()));
         }
-        let v = self.to_acc_vec();
-        Ok(Tensor::from_acc_vec(
+        let v = self.try_to_acc_vec("mean_all")?;
+        Tensor::from_acc_vec(
+            "mean_all",
             &[sum_acc(&v) / D::Acc::from_usize(v.len())],
             &[],
-        ))
+        )
     }
 
     /// Index of the largest element along `axis` (first one on ties; NaN counts as
@@ -302,22 +320,19 @@ impl<D: Dtype> Tensor<D> {
         if n == 0 {
             return Err(Error::empty(op, self.shape()));
         }
-        let idx = v
-            .chunks(n)
-            .map(|row| {
-                let mut best = 0;
-                for (i, &x) in row.iter().enumerate() {
-                    if row[best].is_nan() {
-                        break;
-                    }
-                    if x.is_nan() || better(x, row[best]) {
-                        best = i;
-                    }
+        let rows = v.chunks(n).map(|row| {
+            let mut best = 0;
+            for (i, &x) in row.iter().enumerate() {
+                if row[best].is_nan() {
+                    break;
                 }
-                best
-            })
-            .collect();
-        Indices::from_vec(idx, &shape)
+                if x.is_nan() || better(x, row[best]) {
+                    best = i;
+                }
+            }
+            best
+        });
+        Indices::from_vec(crate::alloc::try_collect(op, &shape, rows)?, &shape)
     }
 
     /// Global L2 norm `sqrt(sum x^2)`. For f32 compute the squares are summed in f64 (one
@@ -353,8 +368,7 @@ impl<D: Dtype> Tensor<D> {
         if amax.is_zero() || !amax.is_finite() {
             return amax;
         }
-        let sq: Vec<D::Acc> = v.iter().map(|&x| (x / amax) * (x / amax)).collect();
-        amax * sum_acc(&sq).sqrt()
+        amax * sum_acc_by(&v, |x| (x / amax) * (x / amax)).sqrt()
     }
 
     /// True when no element is infinite or NaN (one pass over the stored elements, no

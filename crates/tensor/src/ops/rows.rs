@@ -5,13 +5,12 @@
 //! small buffers, computed and rounded straight into the output, so 16-bit storage moves
 //! half the bytes of f32.
 
-use crate::alloc::{try_scratch, try_zeroed_acc};
+use crate::alloc::{FirstError, try_scratch, try_zeroed_acc};
 use crate::error::Result;
 use crate::layout::normalize_axis;
 use crate::pool::par_zip_chunks;
 use crate::tensor::Tensor;
 use mixprec_dtype::Dtype;
-use num_traits::Zero;
 
 /// Applies `f(input_rows, output_rows, row_len)` to the rows along `axis`, in blocks of
 /// whole rows (a multiple of `row_len` elements, so per-element work can run over many
@@ -33,7 +32,7 @@ pub(crate) fn map_row_blocks<D: Dtype>(
     // Order that moves `axis` last, and its inverse.
     let order: Vec<usize> = (0..rank).filter(|&a| a != axis).chain([axis]).collect();
     let moved = t.permute(&order)?;
-    let values = moved.to_acc_vec();
+    let values = moved.try_to_acc_vec(op)?;
     let mut out = try_zeroed_acc::<D>(op, t.shape(), values.len())?;
     if let Some(rows) = super::map::CHUNK.checked_div(row_len) {
         let rows_per_task = rows.max(1) * row_len;
@@ -41,7 +40,7 @@ pub(crate) fn map_row_blocks<D: Dtype>(
             f(i, o, row_len)
         });
     }
-    let result = Tensor::from_acc_vec(&out, moved.shape());
+    let result = Tensor::from_acc_vec(op, &out, moved.shape())?;
     if axis == rank - 1 {
         return Ok(result);
     }
@@ -49,7 +48,7 @@ pub(crate) fn map_row_blocks<D: Dtype>(
     for (i, &a) in order.iter().enumerate() {
         inverse[a] = i;
     }
-    Ok(result.permute(&inverse)?.contiguous())
+    result.permute(&inverse)?.try_contiguous(op)
 }
 
 /// Rows of a contiguous, unscaled tensor: decode a block of rows, compute, round.
@@ -60,12 +59,17 @@ fn stream_rows<D: Dtype>(
     parallel_min: usize,
     f: impl Fn(&[D::Acc], &mut [D::Acc], usize) + Sync,
 ) -> Result<Tensor<D>> {
-    let src = t.elements();
+    let src = t.try_elements(op)?;
     let mut out = try_scratch::<D>(op, t.shape(), src.len())?;
     let rows_per_task = (super::map::CHUNK / row_len).max(1) * row_len;
+    // A block holds at least one row: its buffers are fallible (a row may be huge).
+    let failed = FirstError::new();
     let job = |(o, s): (&mut [D], &[D])| {
-        let mut x = vec![D::Acc::zero(); s.len()];
-        let mut y = vec![D::Acc::zero(); s.len()];
+        let buffers = try_zeroed_acc::<D>(op, &[s.len()], s.len())
+            .and_then(|x| Ok((x, try_zeroed_acc::<D>(op, &[s.len()], s.len())?)));
+        let Some((mut x, mut y)) = failed.keep(buffers) else {
+            return;
+        };
         D::to_acc_slice(s, &mut x);
         f(&x, &mut y, row_len);
         D::from_acc_slice(&y, o);
@@ -73,5 +77,6 @@ fn stream_rows<D: Dtype>(
     par_zip_chunks(&mut out, &src, rows_per_task, parallel_min, |o, s| {
         job((o, s))
     });
+    failed.into_result()?;
     Ok(Tensor::from_parts(out, t.shape(), 1.0))
 }

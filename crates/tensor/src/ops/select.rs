@@ -15,11 +15,11 @@ impl<D: Dtype> Tensor<D> {
     pub fn where_cond(&self, mask: &Mask, other: &Tensor<D>) -> Result<Tensor<D>> {
         let shape = broadcast_shapes("where_cond", self.shape(), other.shape())?;
         let shape = broadcast_shapes("where_cond", &shape, mask.shape())?;
-        let m = mask_tensor::<D>(mask);
+        let m = mask_tensor::<D>("where_cond", mask)?;
         let values = broadcast_values("where_cond", &shape, [&m, self, other], |[c, a, b]| {
             if c.is_zero() { b } else { a }
         })?;
-        Ok(Tensor::from_acc_vec(&values, &shape))
+        Tensor::from_acc_vec("where_cond", &values, &shape)
     }
 
     /// `self` with `value` wherever `mask` is true (mask broadcast to `self`'s shape).
@@ -38,11 +38,11 @@ impl<D: Dtype> Tensor<D> {
         if let Some(out) = fill_repeating(self, mask, fill) {
             return out;
         }
-        let m = mask_tensor::<D>(mask);
+        let m = mask_tensor::<D>("masked_fill", mask)?;
         let values = broadcast_values("masked_fill", &shape, [&m, self], |[c, a]| {
             if c.is_zero() { a } else { fill }
         })?;
-        Ok(Tensor::from_acc_vec(&values, &shape))
+        Tensor::from_acc_vec("masked_fill", &values, &shape)
     }
 }
 
@@ -61,30 +61,31 @@ fn fill_repeating<D: Dtype>(t: &Tensor<D>, mask: &Mask, fill: D::Acc) -> Option<
     {
         return None;
     }
-    let fill = D::from_acc(fill);
-    let src = t.elements();
-    let mut out = match crate::alloc::try_scratch::<D>("masked_fill", t.shape(), src.len()) {
-        Ok(out) => out,
-        Err(e) => return Some(Err(e)),
-    };
+    Some(fill_periods(t, mask, D::from_acc(fill), period))
+}
+
+/// The body of [`fill_repeating`]: `fill` where the mask, repeated every `period`
+/// elements, is true.
+fn fill_periods<D: Dtype>(t: &Tensor<D>, mask: &Mask, fill: D, period: usize) -> Result<Tensor<D>> {
+    let src = t.try_elements("masked_fill")?;
+    let mut out = crate::alloc::try_scratch::<D>("masked_fill", t.shape(), src.len())?;
     for (o, s) in out.chunks_exact_mut(period).zip(src.chunks_exact(period)) {
         for ((o, &s), &m) in o.iter_mut().zip(s).zip(mask.as_slice()) {
             *o = if m { fill } else { s };
         }
     }
-    Some(Ok(Tensor::from_parts(out, t.shape(), 1.0)))
+    Ok(Tensor::from_parts(out, t.shape(), 1.0))
 }
 
-/// The mask as 0/1 in `D` (exact in every type), so it can walk the broadcast engine.
-fn mask_tensor<D: Dtype>(mask: &Mask) -> Tensor<D> {
-    let one = D::Acc::one();
-    let values: Vec<D::Acc> = mask
-        .as_slice()
-        .iter()
-        .map(|&b| if b { one } else { D::Acc::zero() })
-        .collect();
-    let data: Vec<D> = values.iter().map(|&v| D::from_acc(v)).collect();
-    Tensor::from_vec(data, mask.shape()).expect("shape matches")
+/// The mask as 0/1 in `D` (exact in every type), so it can walk the broadcast engine;
+/// an error naming `op` when its memory cannot be had.
+fn mask_tensor<D: Dtype>(op: &'static str, mask: &Mask) -> Result<Tensor<D>> {
+    let (one, zero) = (D::from_acc(D::Acc::one()), D::from_acc(D::Acc::zero()));
+    let flags = mask.as_slice().iter().map(|&b| if b { one } else { zero });
+    Tensor::from_vec(
+        crate::alloc::try_collect(op, mask.shape(), flags)?,
+        mask.shape(),
+    )
 }
 
 #[cfg(test)]

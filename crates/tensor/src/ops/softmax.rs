@@ -79,14 +79,19 @@ impl<D: Dtype> Tensor<D> {
         let n = self.shape()[a];
         let plain = |t: &Tensor<D>| t.is_contiguous() && t.scale == 1.0 && !D::DTYPE.is_fp8();
         if a + 1 == rank && plain(self) && plain(g) && n > 0 {
-            let (ys, gs) = (self.elements(), g.elements());
-            let mut out =
-                crate::alloc::try_scratch::<D>("softmax_backward", self.shape(), ys.len())?;
+            let op = "softmax_backward";
+            let (ys, gs) = (self.try_elements(op)?, g.try_elements(op)?);
+            let mut out = crate::alloc::try_scratch::<D>(op, self.shape(), ys.len())?;
             let rows = (super::map::CHUNK / n).max(1) * n;
+            // A block holds at least one row: its buffers are fallible (a row may be huge).
+            let failed = crate::alloc::FirstError::new();
             crate::pool::par_pieces(&mut out, rows, super::map::PARALLEL_MIN, |off, piece| {
-                let zero = D::Acc::from_f64(0.0);
-                let (mut yb, mut gb, mut ob) =
-                    (vec![zero; rows], vec![zero; rows], vec![zero; rows]);
+                let buffer = || crate::alloc::try_zeroed_acc::<D>(op, &[rows], rows);
+                let Some((mut yb, mut gb, mut ob)) =
+                    failed.keep(buffer().and_then(|y| Ok((y, buffer()?, buffer()?))))
+                else {
+                    return;
+                };
                 for (k, o) in piece.chunks_mut(rows).enumerate() {
                     let at = off + k * rows;
                     let m = o.len();
@@ -96,21 +101,58 @@ impl<D: Dtype> Tensor<D> {
                     D::from_acc_slice(&ob[..m], o);
                 }
             });
+            failed.into_result()?;
             return Ok(Tensor::from_parts(out, self.shape(), 1.0));
         }
         // Move the axis last, compute, move it back.
+        let op = "softmax_backward";
         let last = rank as isize - 1;
         let (yt, gt) = (
             self.transpose(a as isize, last)?,
             g.transpose(a as isize, last)?,
         );
-        let (yv, gv) = (yt.to_acc_vec(), gt.to_acc_vec());
-        let mut out = yv.clone();
+        let (yv, gv) = (yt.try_to_acc_vec(op)?, gt.try_to_acc_vec(op)?);
+        let mut out = crate::alloc::try_collect(op, yt.shape(), yv.iter().copied())?;
         if n > 0 {
             softmax_grad_rows(&yv, &gv, &mut out, n);
         }
-        let t = Tensor::<D>::from_acc(&out, yt.shape())?;
-        Ok(t.transpose(a as isize, last)?.contiguous())
+        let t = Tensor::<D>::from_acc_vec(op, &out, yt.shape())?;
+        t.transpose(a as isize, last)?.try_contiguous(op)
+    }
+
+    /// The gradient through [`Tensor::log_softmax`] along `axis` for its output
+    /// `self = y` and the output gradient `g`: `dx = g - e^y sum(g)` per row (the sum in
+    /// order), computed in `D::Acc` and rounded once. Errors when the shapes differ or
+    /// `axis` is out of range.
+    pub fn log_softmax_backward(&self, g: &Tensor<D>, axis: isize) -> Result<Tensor<D>> {
+        let op = "log_softmax_backward";
+        if g.shape() != self.shape() {
+            return Err(crate::error::Error::shapes(
+                op,
+                self.shape(),
+                g.shape(),
+                "the gradient must have the output's shape",
+            ));
+        }
+        let a = crate::layout::normalize_axis(op, axis, self.rank())?;
+        let last = self.rank() as isize - 1;
+        let (yt, gt) = (
+            self.transpose(a as isize, last)?,
+            g.transpose(a as isize, last)?,
+        );
+        let (yv, gv) = (yt.try_to_acc_vec(op)?, gt.try_to_acc_vec(op)?);
+        let mut out = crate::alloc::try_collect(op, yt.shape(), gv.iter().copied())?;
+        let n = self.shape()[a];
+        if n > 0 {
+            for (o, y) in out.chunks_mut(n).zip(yv.chunks(n)) {
+                let total: D::Acc = o.iter().copied().sum();
+                o.iter_mut()
+                    .zip(y)
+                    .for_each(|(o, &y)| *o -= y.exp() * total);
+            }
+        }
+        let t = Tensor::<D>::from_acc_vec(op, &out, yt.shape())?;
+        t.transpose(a as isize, last)?.try_contiguous(op)
     }
 
     /// `x - max - log(sum(exp(x - max)))` along `axis`: the stable log-probabilities that

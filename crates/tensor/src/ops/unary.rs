@@ -2,7 +2,7 @@
 //! result once into `D` (nearest even).
 
 use super::map::map_unary;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, or_panic};
 use crate::tensor::Tensor;
 use mixprec_dtype::{Acc, Dtype};
 use num_traits::{Float, One, Zero};
@@ -14,7 +14,7 @@ macro_rules! unary_ops {
             $(
                 $(#[$doc])*
                 pub fn $name(&self) -> Tensor<D> {
-                    map_unary(self, |$x: D::Acc| $body)
+                    or_panic(map_unary(stringify!($name), self, |$x: D::Acc| $body))
                 }
             )*
         }
@@ -60,11 +60,12 @@ impl<D: Dtype> Tensor<D> {
     /// block of elements at a time) and rounded once, so correctly rounded except within
     /// 1e-15 of a rounding boundary; libm's `exp` for f64.
     pub fn exp(&self) -> Tensor<D> {
-        super::map::map_unary_chunks(
+        or_panic(super::map::map_unary_chunks(
+            "exp",
             self,
             super::map::PARALLEL_MIN_EXPENSIVE,
             crate::fast_math::exp_in_place,
-        )
+        ))
     }
 
     /// `x^p` for every element. Errors if `p` is NaN or infinite.
@@ -76,7 +77,7 @@ impl<D: Dtype> Tensor<D> {
             ));
         }
         let p = D::Acc::from_f64(p);
-        Ok(map_unary(self, |x| x.powf(p)))
+        map_unary("powf", self, |x| x.powf(p))
     }
 
     /// Clamps every element into `[min, max]` (NaN stays NaN). Errors unless
@@ -89,7 +90,7 @@ impl<D: Dtype> Tensor<D> {
             ));
         }
         let (lo, hi) = (D::Acc::from_f64(min), D::Acc::from_f64(max));
-        Ok(map_unary(self, |x| {
+        map_unary("clamp", self, |x| {
             if x < lo {
                 lo
             } else if x > hi {
@@ -97,7 +98,7 @@ impl<D: Dtype> Tensor<D> {
             } else {
                 x
             }
-        }))
+        })
     }
 }
 

@@ -23,15 +23,28 @@ impl<D: Dtype> Tensor<D> {
         if let Some(layout) = self.layout.reshaped(shape) {
             return Ok(self.view(layout));
         }
-        Ok(self.contiguous().view(Layout::contiguous(shape)))
+        Ok(self
+            .try_contiguous("reshape")?
+            .view(Layout::contiguous(shape)))
     }
 
-    /// A contiguous copy (or `self` shared, when already contiguous).
+    /// A contiguous copy (or `self` shared, when already contiguous). Aborts like `Vec`
+    /// when the copy cannot be allocated; see [`Tensor::try_contiguous`].
     pub fn contiguous(&self) -> Self {
         if self.is_contiguous() {
             return self.clone();
         }
         Tensor::from_parts(self.to_vec(), self.shape(), self.scale)
+    }
+
+    /// [`Tensor::contiguous`], or an error naming `op` and the shape when the copy cannot
+    /// be allocated.
+    pub fn try_contiguous(&self, op: &'static str) -> Result<Self> {
+        if self.is_contiguous() {
+            return Ok(self.clone());
+        }
+        let copy = self.try_elements(op)?.into_owned();
+        Ok(Tensor::from_parts(copy, self.shape(), self.scale))
     }
 
     /// Swaps two axes (negative axes count from the end). No copy.

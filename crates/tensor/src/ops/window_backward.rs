@@ -5,10 +5,10 @@
 
 use super::conv2d::{Conv2dParams, ConvGeometry};
 use super::pool::Pool2dParams;
+use crate::alloc::try_zeroed_acc;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use mixprec_dtype::{Acc, Dtype};
-use num_traits::Zero;
 
 impl<D: Dtype> Tensor<D> {
     /// Gradients of `self.conv2d(weight, bias, p)` given the output gradient `grad`:
@@ -41,10 +41,14 @@ impl<D: Dtype> Tensor<D> {
                 "the gradient must have the convolution's output shape",
             ));
         }
-        let (x, wt, gy) = (self.to_acc_vec(), weight.to_acc_vec(), grad.to_acc_vec());
-        let mut dx = vec![D::Acc::zero(); x.len()];
-        let mut dw = vec![D::Acc::zero(); wt.len()];
-        let mut db = vec![D::Acc::zero(); o];
+        let (x, wt, gy) = (
+            self.try_to_acc_vec(op)?,
+            weight.try_to_acc_vec(op)?,
+            grad.try_to_acc_vec(op)?,
+        );
+        let mut dx = try_zeroed_acc::<D>(op, self.shape(), x.len())?;
+        let mut dw = try_zeroed_acc::<D>(op, weight.shape(), wt.len())?;
+        let mut db = try_zeroed_acc::<D>(op, &[o], o)?;
         let og = o / g;
         for img in 0..n {
             for oc in 0..o {
@@ -79,9 +83,9 @@ impl<D: Dtype> Tensor<D> {
             }
         }
         Ok((
-            Tensor::from_acc(&dx, self.shape())?,
-            Tensor::from_acc(&dw, weight.shape())?,
-            Tensor::from_acc(&db, &[o])?,
+            Tensor::from_acc_vec(op, &dx, self.shape())?,
+            Tensor::from_acc_vec(op, &dw, weight.shape())?,
+            Tensor::from_acc_vec(op, &db, &[o])?,
         ))
     }
 
@@ -125,8 +129,8 @@ impl<D: Dtype> Tensor<D> {
             self.shape()[3],
         ];
         let [ho, wo] = [expected.shape()[2], expected.shape()[3]];
-        let (x, gy) = (self.to_acc_vec(), grad.to_acc_vec());
-        let mut dx = vec![D::Acc::zero(); x.len()];
+        let (x, gy) = (self.try_to_acc_vec(op)?, grad.try_to_acc_vec(op)?);
+        let mut dx = try_zeroed_acc::<D>(op, self.shape(), x.len())?;
         let area = D::Acc::from_usize(p.kernel.0 * p.kernel.1);
         for (plane, (xp, gp)) in x.chunks(h * w).zip(gy.chunks(ho * wo)).enumerate() {
             let base = plane * h * w;
@@ -157,7 +161,7 @@ impl<D: Dtype> Tensor<D> {
                 }
             }
         }
-        Tensor::from_acc(&dx, self.shape())
+        Tensor::from_acc_vec(op, &dx, self.shape())
     }
 }
 
