@@ -11,7 +11,7 @@
 use crate::scaler::{GradScaler, ScaledGrads, UnscaledGrads};
 use mixprec_autograd::{Error, Gradients, Result, Var};
 use mixprec_dtype::F32;
-use mixprec_tensor::Tensor;
+use mixprec_tensor::{BinaryOp, Tensor};
 
 /// Sums of per-parameter gradients over micro-batches.
 #[derive(Clone, Debug, Default)]
@@ -127,10 +127,10 @@ fn mean(sums: Vec<Option<Tensor<F32>>>, n: usize) -> Result<Vec<Option<Tensor<F3
     if n == 1 {
         return Ok(sums);
     }
-    let inv = Tensor::<F32>::from_f32(&[1.0 / n as f32], &[])?;
+    let inv = f64::from(1.0 / n as f32);
     Ok(sums
         .into_iter()
-        .map(|s| s.map(|t| t.mul(&inv)).transpose())
+        .map(|s| s.map(|t| t.binary_scalar(BinaryOp::Mul, inv)).transpose())
         .collect::<std::result::Result<_, _>>()?)
 }
 

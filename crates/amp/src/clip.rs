@@ -4,7 +4,7 @@
 use crate::scaler::UnscaledGrads;
 use mixprec_autograd::{Error, Result};
 use mixprec_dtype::F32;
-use mixprec_tensor::Tensor;
+use mixprec_tensor::{BinaryOp, Tensor};
 
 /// The global L2 norm of all gradients, computed in f32 as the norm of the per-tensor
 /// norms (PyTorch's `clip_grad_norm_`), scaled by the largest so that the squares neither
@@ -51,8 +51,7 @@ pub fn clip_grad_norm(grads: &mut UnscaledGrads, max_norm: f32) -> Result<f32> {
     let coef = max_norm / (total + 1e-6);
     if coef < 1.0 {
         // Every product first (each may fail to allocate), then all are kept.
-        let coef = Tensor::<F32>::from_f32(&[coef], &[])?;
-        replace_all(grads, |g| g.mul(&coef))?;
+        replace_all(grads, |g| g.binary_scalar(BinaryOp::Mul, f64::from(coef)))?;
     }
     Ok(total)
 }

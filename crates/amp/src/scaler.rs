@@ -273,7 +273,15 @@ impl GradScaler {
         let found_inf = grads.iter().flatten().any(has_non_finite);
         let grads = grads
             .into_iter()
-            .map(|g| g.map(|g| if inv == 1.0 { g } else { g.map(|v| v * inv) }))
+            .map(|g| {
+                g.map(|g| {
+                    if inv == 1.0 {
+                        g
+                    } else {
+                        g.mul_scalar(f64::from(inv))
+                    }
+                })
+            })
             .collect();
         self.found_inf |= found_inf;
         UnscaledGrads { grads, found_inf }

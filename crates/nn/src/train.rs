@@ -313,7 +313,7 @@ impl<O: Optimizer, S: Scaler> Trainer<O, S> {
                 }
             }
             let loss = loss?;
-            loss_sum += f64::from(loss.value().to_f32_vec()[0]);
+            loss_sum += f64::from(loss.value().item()?);
             let loss = if self.cfg.loss_weight == 1.0 {
                 loss
             } else {

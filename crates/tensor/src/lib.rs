@@ -32,7 +32,8 @@ pub use alloc::{release_workspace, workspace_bytes};
 pub use error::{Error, ErrorKind, Result};
 pub use mask::{Indices, Mask};
 pub use ops::{
-    CastOptions, CastOverflow, CastReport, CastRounding, CastScale, Conv2dParams, Pool2dParams,
+    BinaryOp, CastOptions, CastOverflow, CastReport, CastRounding, CastScale, Conv2dParams,
+    Pool2dParams, Saves, UnaryOp,
 };
 pub use pool::{MAX_THREADS, num_threads, set_num_threads};
 pub use rng::Rng;

@@ -4,8 +4,8 @@
 use super::{grad, saved, sum_to};
 use crate::error::Result;
 use crate::var::{Record, Var};
-use mixprec_dtype::{Acc, Dtype};
-use mixprec_tensor::Tensor;
+use mixprec_dtype::Dtype;
+use mixprec_tensor::{BinaryOp, Tensor, UnaryOp};
 
 fn record<D: Dtype>(op: &'static str, a: &Var<D>, b: &Var<D>, keep: &[&Tensor<D>]) -> Record {
     Record {
@@ -52,7 +52,7 @@ impl<D: Dtype> Var<D> {
             .record(y, record("sub", self, other, &[]), move |g| {
                 Ok(vec![
                     grad(ia, sum_to(g.clone(), &sa)?),
-                    grad(ib, sum_to(g.neg(), &sb)?),
+                    grad(ib, sum_to(g.unary(UnaryOp::Neg)?, &sb)?),
                 ])
             }))
     }
@@ -81,7 +81,7 @@ impl<D: Dtype> Var<D> {
         Ok(self.tape.record(y, rec, move |g| {
             let ga = g.div(&b)?;
             // -g a / b^2 = -(g / b) * y
-            let gb = sum_to(ga.zip_map(&yk, |q, y| -q * y)?, b.shape())?;
+            let gb = sum_to(ga.binary(BinaryOp::DivRhsBackward, &yk)?, b.shape())?;
             Ok(vec![grad(ia, sum_to(ga, &sa)?), grad(ib, gb)])
         }))
     }
@@ -108,16 +108,12 @@ impl<D: Dtype> Var<D> {
         let rec = record(op, self, other, &[&a, &b]);
         Ok(self.tape.record(y, rec, move |g| {
             // Share of the gradient that goes to `a`: 1 where a wins, 1/2 on ties.
-            let share = a.zip_map(&b, |x, z| {
-                let wins = if max { x > z } else { x < z };
-                D::Acc::from_f64(if wins {
-                    1.0
-                } else if x == z {
-                    0.5
-                } else {
-                    0.0
-                })
-            })?;
+            let rule = if max {
+                BinaryOp::MaximumShare
+            } else {
+                BinaryOp::MinimumShare
+            };
+            let share = a.binary(rule, &b)?;
             let ga = g.mul(&share)?;
             let gb = g.sub(&ga)?;
             Ok(vec![
@@ -143,7 +139,7 @@ impl<D: Dtype> Var<D> {
         self.tape.record(
             self.value.mul_scalar(s),
             super::unary_record("mul_scalar", self, vec![]),
-            move |g| Ok(vec![grad(id, g.mul_scalar(s))]),
+            move |g| Ok(vec![grad(id, g.binary_scalar(BinaryOp::Mul, s)?)]),
         )
     }
 }

@@ -4,8 +4,8 @@
 use super::{grad, saved, unary_record};
 use crate::error::Result;
 use crate::var::Var;
-use mixprec_dtype::{Acc, Dtype};
-use mixprec_tensor::Tensor;
+use mixprec_dtype::Dtype;
+use mixprec_tensor::{BinaryOp, Tensor};
 
 /// Broadcasts a reduced gradient back to `shape`, re-inserting the reduced axes when
 /// they were dropped (`keepdim == false`).
@@ -50,7 +50,7 @@ impl<D: Dtype> Var<D> {
         Ok(self
             .tape
             .record(y, unary_record("mean", self, vec![]), move |g| {
-                let g = g.mul_scalar(1.0 / count as f64);
+                let g = g.binary_scalar(BinaryOp::Mul, 1.0 / count as f64)?;
                 Ok(vec![grad(id, expand_back(g, &shape, &axes, keepdim)?)])
             }))
     }
@@ -75,7 +75,8 @@ impl<D: Dtype> Var<D> {
         Ok(self
             .tape
             .record(y, unary_record("mean_all", self, vec![]), move |g| {
-                Ok(vec![grad(id, g.mul_scalar(1.0 / n).broadcast_to(&shape)?)])
+                let g = g.binary_scalar(BinaryOp::Mul, 1.0 / n)?;
+                Ok(vec![grad(id, g.broadcast_to(&shape)?)])
             }))
     }
 
@@ -106,12 +107,12 @@ impl<D: Dtype> Var<D> {
         Ok(self.tape.record(y, rec, move |g| {
             let shape = x.shape().to_vec();
             let yb = expand_back(yk, &shape, &axes, keepdim)?;
-            let hit = x.zip_map(&yb, |a, m| D::Acc::from_f64(if a == m { 1.0 } else { 0.0 }))?;
+            let hit = x.binary(BinaryOp::Equal, &yb)?;
             let ties = hit.sum(&axes, true)?;
             let g = if keepdim {
                 g
             } else {
-                expand_back(g, &shape, &axes, false)?.contiguous()
+                expand_back(g, &shape, &axes, false)?.try_contiguous(op)?
             };
             let share = g.div(&ties)?.broadcast_to(&shape)?;
             Ok(vec![grad(id, hit.mul(&share)?)])
@@ -133,7 +134,7 @@ impl<D: Dtype> Var<D> {
             let g = expand_back(g, &shape, &axes, keepdim)?;
             Ok(vec![grad(
                 id,
-                centered.zip_map(&g, |c, g| c * g * D::Acc::from_f64(scale))?,
+                centered.binary(BinaryOp::ScaledMul(scale), &g)?,
             )])
         }))
     }

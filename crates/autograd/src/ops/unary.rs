@@ -1,79 +1,74 @@
-//! Element-wise unary ops. Each derivative is fused into one `zip_map` (computed in
-//! `D::Acc`, rounded once into `D`).
+//! Element-wise unary ops: each rule records the op and, for backward, the tensor its
+//! [`UnaryOp`] saves; the derivative is the tensor crate's backward form
+//! ([`Tensor::unary_backward`], computed in `D::Acc`, rounded once into `D`).
 
 use super::{grad, saved, unary_record};
 use crate::error::Result;
 use crate::var::Var;
-use mixprec_dtype::{Acc, Dtype, F32};
-use mixprec_tensor::Tensor;
-use num_traits::Float;
+use mixprec_dtype::{Dtype, F32};
+use mixprec_tensor::{Saves, Tensor, UnaryOp};
 
-/// `dx = g * f'(x)` for a rule that saves the input `x`, or the output `y`.
+impl<D: Dtype> Var<D> {
+    /// Records `op` applied to this var: its output, and a backward rule that reads what
+    /// [`UnaryOp::saves`] names. Errors on invalid parameters or when memory cannot be had.
+    pub fn unary(&self, op: UnaryOp) -> Result<Var<D>> {
+        let y = self.value.unary(op)?;
+        let keep = match op.saves() {
+            Saves::Input => Some(self.value.clone()),
+            Saves::Output => Some(y.clone()),
+            Saves::Nothing => None,
+        };
+        let id = self.id;
+        let rec = unary_record(op.name(), self, keep.iter().map(saved).collect());
+        Ok(self.tape.record(y, rec, move |g| {
+            let dx = Tensor::unary_backward(op, keep.as_ref().unwrap_or(&g), &g)?;
+            Ok(vec![grad(id, dx)])
+        }))
+    }
+}
+
+/// Defines the infallible methods: [`Var::unary`] of the variant, panicking (with the
+/// op's message) only when memory cannot be had.
 macro_rules! unary_rules {
-    ($($(#[$doc:meta])* $name:ident saves $which:ident => |$v:ident, $g:ident| $d:expr;)*) => {
+    ($($(#[$doc:meta])* $name:ident => $variant:ident;)*) => {
         impl<D: Dtype> Var<D> {
             $(
                 $(#[$doc])*
                 pub fn $name(&self) -> Var<D> {
-                    let y = self.value.$name();
-                    let keep: Tensor<D> = unary_rules!(@pick $which, self.value, y);
-                    let id = self.id;
-                    let rec = unary_record(stringify!($name), self, vec![saved(&keep)]);
-                    self.tape.record(y, rec, move |g| {
-                        let dx = keep.zip_map(&g, |$v: D::Acc, $g: D::Acc| $d)?;
-                        Ok(vec![grad(id, dx)])
-                    })
+                    self.unary(UnaryOp::$variant).unwrap_or_else(|e| panic!("{e}"))
                 }
             )*
         }
     };
-    (@pick x, $x:expr, $y:expr) => { $x.clone() };
-    (@pick y, $x:expr, $y:expr) => { $y.clone() };
-}
-
-fn one<A: Acc>() -> A {
-    A::from_f64(1.0)
-}
-
-fn sigmoid<A: Acc>(x: A) -> A {
-    one::<A>() / (one::<A>() + (-x).exp())
 }
 
 unary_rules! {
+    /// `-x`; `dx = -g`.
+    neg => Neg;
     /// `|x|`; the derivative at 0 is 0 (as in PyTorch).
-    abs saves x => |x, g| if x > D::Acc::from_f64(0.0) { g } else if x < D::Acc::from_f64(0.0) { -g } else { D::Acc::from_f64(0.0) };
-    /// `e^x`; `dx = g * e^x`.
-    exp saves y => |y, g| g * y;
+    abs => Abs;
+    /// `e^x`; `dx = g * e^x` (saves the output).
+    exp => Exp;
     /// `ln x`; `dx = g / x`.
-    log saves x => |x, g| g / x;
-    /// `sqrt x`; `dx = g / (2 sqrt x)`.
-    sqrt saves y => |y, g| g / (y + y);
-    /// `1 / sqrt x`; `dx = -g y^3 / 2`.
-    rsqrt saves y => |y, g| -g * y * y * y * D::Acc::from_f64(0.5);
-    /// `1 / x`; `dx = -g y^2`.
-    recip saves y => |y, g| -g * y * y;
+    log => Log;
+    /// `sqrt x`; `dx = g / (2 sqrt x)` (saves the output).
+    sqrt => Sqrt;
+    /// `1 / sqrt x`; `dx = -g y^3 / 2` (saves the output).
+    rsqrt => Rsqrt;
+    /// `1 / x`; `dx = -g y^2` (saves the output).
+    recip => Recip;
     /// `x^2`; `dx = 2 g x`.
-    square saves x => |x, g| (g + g) * x;
-    /// `tanh x`; `dx = g (1 - y^2)`.
-    tanh saves y => |y, g| g * (one::<D::Acc>() - y * y);
-    /// Logistic sigmoid; `dx = g y (1 - y)`.
-    sigmoid saves y => |y, g| g * y * (one::<D::Acc>() - y);
+    square => Square;
+    /// `tanh x`; `dx = g (1 - y^2)` (saves the output).
+    tanh => Tanh;
+    /// Logistic sigmoid; `dx = g y (1 - y)` (saves the output).
+    sigmoid => Sigmoid;
     /// `max(x, 0)`; the derivative at 0 is 0.
-    relu saves x => |x, g| if x > D::Acc::from_f64(0.0) { g } else { D::Acc::from_f64(0.0) };
+    relu => Relu;
     /// Tanh-approximation GELU, `x s(2u)` with `s` the sigmoid; its exact derivative.
-    gelu_tanh saves x => |x, g| {
-        let xf = x.to_f64();
-        let k = (2.0 / std::f64::consts::PI).sqrt();
-        let u = k * (xf + 0.044715 * xf * xf * xf);
-        let s = sigmoid(2.0 * u);
-        let du = k * (1.0 + 3.0 * 0.044715 * xf * xf);
-        D::Acc::from_f64(g.to_f64() * (s + xf * s * (1.0 - s) * 2.0 * du))
-    };
+    gelu_tanh => GeluTanh;
     /// SiLU `x s(x)`; `dx = g s(x) (1 + x (1 - s(x)))`.
-    silu saves x => |x, g| {
-        let s = sigmoid(x);
-        g * s * (one::<D::Acc>() + x * (one::<D::Acc>() - s))
-    };
+    silu => Silu;
 }
 
 impl<D: Dtype> Var<D> {
@@ -99,54 +94,16 @@ impl<D: Dtype> Var<D> {
                 .tape
                 .record(y, rec, move |g| Ok(vec![grad(id, g.mul(&d)?)]));
         }
-        let x = self.value.clone();
-        let rec = unary_record("gelu", self, vec![saved(&x)]);
-        self.tape.record(self.value.gelu(), rec, move |g| {
-            Ok(vec![grad(id, x.gelu_backward(&g)?)])
-        })
-    }
-
-    /// `-x`; `dx = -g`.
-    pub fn neg(&self) -> Var<D> {
-        let id = self.id;
-        self.tape.record(
-            self.value.neg(),
-            unary_record("neg", self, vec![]),
-            move |g| Ok(vec![grad(id, g.neg())]),
-        )
+        self.unary(UnaryOp::Gelu).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// `x^p`; `dx = g p x^(p-1)`. Errors if `p` is not finite.
     pub fn powf(&self, p: f64) -> Result<Var<D>> {
-        let y = self.value.powf(p)?;
-        let x = self.value.clone();
-        let id = self.id;
-        let rec = unary_record("powf", self, vec![saved(&x)]);
-        Ok(self.tape.record(y, rec, move |g| {
-            let pa = D::Acc::from_f64(p);
-            let pm1 = D::Acc::from_f64(p - 1.0);
-            Ok(vec![grad(id, x.zip_map(&g, |x, g| g * pa * x.powf(pm1))?)])
-        }))
+        self.unary(UnaryOp::Powf(p))
     }
 
     /// Clamp into `[min, max]`; the gradient passes where `min <= x <= max`.
     pub fn clamp(&self, min: f64, max: f64) -> Result<Var<D>> {
-        let y = self.value.clamp(min, max)?;
-        let x = self.value.clone();
-        let id = self.id;
-        let rec = unary_record("clamp", self, vec![saved(&x)]);
-        Ok(self.tape.record(y, rec, move |g| {
-            let (lo, hi) = (D::Acc::from_f64(min), D::Acc::from_f64(max));
-            Ok(vec![grad(
-                id,
-                x.zip_map(&g, |x, g| {
-                    if x >= lo && x <= hi {
-                        g
-                    } else {
-                        D::Acc::from_f64(0.0)
-                    }
-                })?,
-            )])
-        }))
+        self.unary(UnaryOp::Clamp(min, max))
     }
 }

@@ -1,5 +1,8 @@
-//! Element-wise binary ops with NumPy broadcasting, and their scalar forms. Each
-//! computes in `D::Acc` and rounds once into `D`.
+//! Element-wise binary ops with NumPy broadcasting, as data: [`BinaryOp`] names each op
+//! (the forward ops and the backward forms autograd's rules need). The CPU evaluates a
+//! variant with its function of two elements in `D::Acc` and rounds the result once into
+//! `D`; a device finds its kernel through [`BinaryOp::kernel`]. Scalar forms fix the
+//! second operand to a value rounded to the compute precision.
 
 use super::map::{map_unary, zip_binary};
 use crate::error::{Result, or_panic};
@@ -7,9 +10,211 @@ use crate::tensor::Tensor;
 use mixprec_dtype::{Acc, Dtype};
 use num_traits::Float;
 
-/// Defines broadcasting binary ops and their scalar forms.
-macro_rules! binary_ops {
-    ($($(#[$doc:meta])* $name:ident, $scalar:ident => |$a:ident, $b:ident| $body:expr;)*) => {
+/// An element-wise binary op of `a` and `b`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum BinaryOp {
+    /// `a + b`.
+    Add,
+    /// `a - b`.
+    Sub,
+    /// `a * b`.
+    Mul,
+    /// `a / b`.
+    Div,
+    /// `max(a, b)`; NaN if either is NaN (PyTorch's `maximum`).
+    Maximum,
+    /// `min(a, b)`; NaN if either is NaN (PyTorch's `minimum`).
+    Minimum,
+    /// `-a * b`: the gradient of a quotient's denominator, `-(g / b) * y`, from `g / b`
+    /// and the quotient `y` (one rounding).
+    DivRhsBackward,
+    /// The share of the gradient that goes to `a` in `maximum(a, b)`: 1 where `a > b`,
+    /// 1/2 where they tie, else 0 (PyTorch splits ties evenly).
+    MaximumShare,
+    /// The same for `minimum(a, b)`: 1 where `a < b`, 1/2 on ties, else 0.
+    MinimumShare,
+    /// 1 where `a == b`, else 0 (the elements that reached a reduction's extreme).
+    Equal,
+    /// `a * b * s`, rounded once (a variance's gradient: centered values times `g` times
+    /// `2 / (n - correction)`).
+    ScaledMul(f64),
+}
+
+impl BinaryOp {
+    /// One of every variant (the parameterised one with an example parameter).
+    pub const EXAMPLES: [BinaryOp; 11] = [
+        BinaryOp::Add,
+        BinaryOp::Sub,
+        BinaryOp::Mul,
+        BinaryOp::Div,
+        BinaryOp::Maximum,
+        BinaryOp::Minimum,
+        BinaryOp::DivRhsBackward,
+        BinaryOp::MaximumShare,
+        BinaryOp::MinimumShare,
+        BinaryOp::Equal,
+        BinaryOp::ScaledMul(0.25),
+    ];
+
+    /// The op's name (the public method's, or the backward form's), used in errors.
+    pub const fn name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "add",
+            BinaryOp::Sub => "sub",
+            BinaryOp::Mul => "mul",
+            BinaryOp::Div => "div",
+            BinaryOp::Maximum => "maximum",
+            BinaryOp::Minimum => "minimum",
+            BinaryOp::DivRhsBackward => "div_rhs_backward",
+            BinaryOp::MaximumShare => "maximum_share",
+            BinaryOp::MinimumShare => "minimum_share",
+            BinaryOp::Equal => "equal",
+            BinaryOp::ScaledMul(_) => "scaled_mul",
+        }
+    }
+
+    /// The name of the scalar form ([`Tensor::binary_scalar`]), used in its errors.
+    pub const fn scalar_name(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "add_scalar",
+            BinaryOp::Sub => "sub_scalar",
+            BinaryOp::Mul => "mul_scalar",
+            BinaryOp::Div => "div_scalar",
+            BinaryOp::Maximum => "maximum_scalar",
+            BinaryOp::Minimum => "minimum_scalar",
+            BinaryOp::DivRhsBackward => "div_rhs_backward_scalar",
+            BinaryOp::MaximumShare => "maximum_share_scalar",
+            BinaryOp::MinimumShare => "minimum_share_scalar",
+            BinaryOp::Equal => "equal_scalar",
+            BinaryOp::ScaledMul(_) => "scaled_mul_scalar",
+        }
+    }
+
+    /// A device's kernel for the op (the parameter is a kernel argument).
+    pub const fn kernel(self) -> &'static str {
+        match self {
+            BinaryOp::Add => "binary_add",
+            BinaryOp::Sub => "binary_sub",
+            BinaryOp::Mul => "binary_mul",
+            BinaryOp::Div => "binary_div",
+            BinaryOp::Maximum => "binary_maximum",
+            BinaryOp::Minimum => "binary_minimum",
+            BinaryOp::DivRhsBackward => "binary_div_rhs_backward",
+            BinaryOp::MaximumShare => "binary_maximum_share",
+            BinaryOp::MinimumShare => "binary_minimum_share",
+            BinaryOp::Equal => "binary_equal",
+            BinaryOp::ScaledMul(_) => "binary_scaled_mul",
+        }
+    }
+}
+
+/// Evaluates `$op` on the CPU: binds `$f` to the variant's function of two `D::Acc`
+/// elements and evaluates `$call` (a broadcasting or a scalar engine using `$f`), so each
+/// arm is its own monomorphic loop.
+macro_rules! dispatch_binary {
+    ($op:expr, $f:ident => $call:expr) => {{
+        let unit = |b: bool| D::Acc::from_f64(if b { 1.0 } else { 0.0 });
+        let share = |wins: bool, tie: bool| {
+            D::Acc::from_f64(if wins {
+                1.0
+            } else if tie {
+                0.5
+            } else {
+                0.0
+            })
+        };
+        match $op {
+            BinaryOp::Add => {
+                let $f = |a: D::Acc, b: D::Acc| a + b;
+                $call
+            }
+            BinaryOp::Sub => {
+                let $f = |a: D::Acc, b: D::Acc| a - b;
+                $call
+            }
+            BinaryOp::Mul => {
+                let $f = |a: D::Acc, b: D::Acc| a * b;
+                $call
+            }
+            BinaryOp::Div => {
+                let $f = |a: D::Acc, b: D::Acc| a / b;
+                $call
+            }
+            BinaryOp::Maximum => {
+                let $f = |a: D::Acc, b: D::Acc| {
+                    if a.is_nan() || b.is_nan() {
+                        D::Acc::nan()
+                    } else {
+                        a.max(b)
+                    }
+                };
+                $call
+            }
+            BinaryOp::Minimum => {
+                let $f = |a: D::Acc, b: D::Acc| {
+                    if a.is_nan() || b.is_nan() {
+                        D::Acc::nan()
+                    } else {
+                        a.min(b)
+                    }
+                };
+                $call
+            }
+            BinaryOp::DivRhsBackward => {
+                let $f = |q: D::Acc, y: D::Acc| -q * y;
+                $call
+            }
+            BinaryOp::MaximumShare => {
+                let $f = |a: D::Acc, b: D::Acc| share(a > b, a == b);
+                $call
+            }
+            BinaryOp::MinimumShare => {
+                let $f = |a: D::Acc, b: D::Acc| share(a < b, a == b);
+                $call
+            }
+            BinaryOp::Equal => {
+                let $f = |a: D::Acc, b: D::Acc| unit(a == b);
+                $call
+            }
+            BinaryOp::ScaledMul(s) => {
+                let s = D::Acc::from_f64(s);
+                let $f = move |a: D::Acc, b: D::Acc| a * b * s;
+                $call
+            }
+        }
+    }};
+}
+
+impl<D: Dtype> Tensor<D> {
+    /// `op(self, other)` element by element with NumPy broadcasting, computed in `D::Acc`
+    /// and rounded once into `D`. Errors (naming the op and both shapes) when the shapes
+    /// do not broadcast, or when the result cannot be allocated.
+    ///
+    /// ```
+    /// use mixprec_tensor::{BinaryOp, Tensor};
+    /// use mixprec_dtype::F32;
+    /// let a = Tensor::<F32>::from_f32(&[1.0, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+    /// let b = Tensor::<F32>::from_f32(&[10.0, 20.0], &[2]).unwrap();
+    /// let c = a.binary(BinaryOp::Add, &b).unwrap();
+    /// assert_eq!(c.to_f32_vec(), vec![11.0, 22.0, 13.0, 24.0]);
+    /// ```
+    pub fn binary(&self, op: BinaryOp, other: &Tensor<D>) -> Result<Tensor<D>> {
+        let name = op.name();
+        dispatch_binary!(op, f => zip_binary(name, self, other, f))
+    }
+
+    /// `op(self, scalar)` for every element: the scalar is rounded to the compute
+    /// precision first. Errors only when the result cannot be allocated.
+    pub fn binary_scalar(&self, op: BinaryOp, scalar: f64) -> Result<Tensor<D>> {
+        let (name, s) = (op.scalar_name(), D::Acc::from_f64(scalar));
+        dispatch_binary!(op, f => map_unary(name, self, move |a| f(a, s)))
+    }
+}
+
+/// Defines the broadcasting methods and their infallible scalar forms, each
+/// [`Tensor::binary`] / [`Tensor::binary_scalar`] of its variant.
+macro_rules! binary_methods {
+    ($($(#[$doc:meta])* $name:ident, $scalar:ident => $variant:ident;)*) => {
         impl<D: Dtype> Tensor<D> {
             $(
                 $(#[$doc])*
@@ -17,34 +222,35 @@ macro_rules! binary_ops {
                 /// Broadcasts by NumPy rules; errors (naming the op and both shapes) when
                 /// the shapes do not broadcast.
                 pub fn $name(&self, other: &Tensor<D>) -> Result<Tensor<D>> {
-                    zip_binary(stringify!($name), self, other, |$a: D::Acc, $b: D::Acc| $body)
+                    self.binary(BinaryOp::$variant, other)
                 }
 
                 $(#[$doc])*
                 ///
                 /// Scalar form: the scalar is rounded to the compute precision first.
+                /// Panics (with the op's message) only when memory cannot be had; see
+                /// [`Tensor::binary_scalar`].
                 pub fn $scalar(&self, scalar: f64) -> Tensor<D> {
-                    let $b = D::Acc::from_f64(scalar);
-                    or_panic(map_unary(stringify!($scalar), self, |$a: D::Acc| $body))
+                    or_panic(self.binary_scalar(BinaryOp::$variant, scalar))
                 }
             )*
         }
     };
 }
 
-binary_ops! {
+binary_methods! {
     /// `a + b`.
-    add, add_scalar => |a, b| a + b;
+    add, add_scalar => Add;
     /// `a - b`.
-    sub, sub_scalar => |a, b| a - b;
+    sub, sub_scalar => Sub;
     /// `a * b`.
-    mul, mul_scalar => |a, b| a * b;
+    mul, mul_scalar => Mul;
     /// `a / b`.
-    div, div_scalar => |a, b| a / b;
+    div, div_scalar => Div;
     /// `max(a, b)`; NaN if either is NaN (PyTorch's `maximum`).
-    maximum, maximum_scalar => |a, b| if a.is_nan() || b.is_nan() { D::Acc::nan() } else { a.max(b) };
+    maximum, maximum_scalar => Maximum;
     /// `min(a, b)`; NaN if either is NaN (PyTorch's `minimum`).
-    minimum, minimum_scalar => |a, b| if a.is_nan() || b.is_nan() { D::Acc::nan() } else { a.min(b) };
+    minimum, minimum_scalar => Minimum;
 }
 
 #[cfg(test)]

@@ -3,9 +3,7 @@
 //! Both compute in f64 for f32 compute precision (error near 1e-12 relative, far below
 //! half an f32 ulp) and round once into `D`; for f64 compute they use libm's `erfc`.
 
-use super::map::{
-    CHUNK, PARALLEL_MIN_EXPENSIVE, map_unary_chunks, zip_binary, zip_same_shape_chunks,
-};
+use super::map::{CHUNK, PARALLEL_MIN_EXPENSIVE, zip_binary, zip_same_shape_chunks};
 use crate::alloc::scratch;
 use crate::error::Result;
 use crate::fast_math;
@@ -17,19 +15,6 @@ use mixprec_dtype::F32;
 use std::sync::Mutex;
 
 impl<D: Dtype> Tensor<D> {
-    /// GELU with the exact error function: `x/2 * (1 + erf(x / sqrt 2))`, evaluated as
-    /// `x/2 * erfc(-x / sqrt 2)`, which does not cancel for negative `x` (PyTorch's
-    /// `1 + erf` form loses all digits below about -5). For f32 compute it runs the
-    /// branch-free f64 path of [`crate::fast_math`] (error near 1e-12, then one rounding).
-    pub fn gelu(&self) -> Tensor<D> {
-        crate::error::or_panic(map_unary_chunks(
-            "gelu",
-            self,
-            PARALLEL_MIN_EXPENSIVE,
-            fast_math::gelu_in_place,
-        ))
-    }
-
     /// The gradient through [`Tensor::gelu`]: `grad * (Phi(x) + x phi(x))` for `self = x`,
     /// computed like `gelu` and rounded once into `D`. `grad` broadcasts to `x`'s shape.
     /// Errors when the shapes do not broadcast.

@@ -1,9 +1,11 @@
 //! The ops, one unit each: public functions with docs, CPU kernels and tests side by side.
 
+pub use binary::BinaryOp;
 pub use cast::{CastOptions, CastOverflow, CastReport, CastRounding, CastScale};
 pub use conv2d::Conv2dParams;
 pub use layer_norm::LayerNormGrads;
 pub use pool::Pool2dParams;
+pub use unary::{Saves, UnaryOp};
 
 mod binary;
 mod cast;
