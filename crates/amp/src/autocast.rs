@@ -105,12 +105,19 @@ impl<P: Policy> Autocast<P> {
     /// A parameter's compute copy is kept out of the tape's saved-for-backward count
     /// (GEMMs save it, but it is accounted once, as a compute copy, or as the master
     /// weight itself when no cast happens).
+    ///
+    /// Panics (with the cast's message) only when memory cannot be had;
+    /// [`Autocast::try_cast`] returns that as an error.
     pub fn cast<S: Dtype, T: Dtype>(&self, x: &Var<S>) -> Var<T> {
+        self.try_cast::<S, T>(x).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Autocast::cast`], or an error when the cast's result cannot be allocated.
+    pub fn try_cast<S: Dtype, T: Dtype>(&self, x: &Var<S>) -> Result<Var<T>> {
         if let Some(same) = self.same_precision::<S, T>(x) {
-            return same;
+            return Ok(same);
         }
-        self.cast_param_or(x, |x| Ok(x.cast::<T>()))
-            .expect("a default cast cannot fail")
+        self.cast_param_or(x, |x| Ok(x.cast_with::<T>(CastOptions::default())?.0))
     }
 
     /// `x` itself when `T` is `S` (and not FP8, whose casts rescale): no cast node, no
@@ -178,8 +185,8 @@ impl<P: Policy> Autocast<P> {
     ) -> Result<Var<P::Activation>> {
         if <P::GemmFwd as Dtype>::DTYPE.is_fp8() {
             let (ac, bc) = (
-                self.cast::<A, P::Activation>(a),
-                self.cast::<B, P::Activation>(b),
+                self.try_cast::<A, P::Activation>(a)?,
+                self.try_cast::<B, P::Activation>(b)?,
             );
             return ac.matmul(&bc);
         }
@@ -199,15 +206,17 @@ impl<P: Policy> Autocast<P> {
     ) -> Result<Var<P::Activation>> {
         match bias {
             Some(b) if !<P::GemmFwd as Dtype>::DTYPE.is_fp8() => {
-                let xc = self.cast::<A, P::GemmFwd>(x);
-                let wc = self.cast::<P::Param, P::GemmFwd>(w).transpose(-1, -2)?;
-                let bc = self.cast::<P::Param, P::GemmFwd>(b);
+                let xc = self.try_cast::<A, P::GemmFwd>(x)?;
+                let wc = self
+                    .try_cast::<P::Param, P::GemmFwd>(w)?
+                    .transpose(-1, -2)?;
+                let bc = self.try_cast::<P::Param, P::GemmFwd>(b)?;
                 let y = xc.matmul_bias(&wc, &bc)?;
-                Ok(self.cast::<P::GemmFwd, P::Activation>(&y))
+                self.try_cast::<P::GemmFwd, P::Activation>(&y)
             }
             Some(b) => self
                 .gemm(x, w, true)?
-                .add(&self.cast::<P::Param, P::Activation>(b)),
+                .add(&self.try_cast::<P::Param, P::Activation>(b)?),
             None => self.gemm(x, w, true),
         }
     }
@@ -222,13 +231,16 @@ impl<P: Policy> Autocast<P> {
         if <P::GemmFwd as Dtype>::DTYPE.is_fp8() {
             return self.fp8_gemm(a, b, transpose_b);
         }
-        let (ac, bc) = (self.cast::<A, P::GemmFwd>(a), self.cast::<B, P::GemmFwd>(b));
+        let (ac, bc) = (
+            self.try_cast::<A, P::GemmFwd>(a)?,
+            self.try_cast::<B, P::GemmFwd>(b)?,
+        );
         let bc = if transpose_b {
             bc.transpose(-1, -2)?
         } else {
             bc
         };
-        Ok(self.cast::<P::GemmFwd, P::Activation>(&ac.matmul(&bc)?))
+        self.try_cast::<P::GemmFwd, P::Activation>(&ac.matmul(&bc)?)
     }
 
     /// FP8 GEMM: operands quantised to `P::GemmFwd` with per-tensor scales (cast points on
@@ -244,7 +256,10 @@ impl<P: Policy> Autocast<P> {
     ) -> Result<Var<P::Activation>> {
         let gemm = self.fp8_gemms.fetch_add(1, Ordering::Relaxed);
         let (a8, b8) = match &self.fp8 {
-            None => (self.cast::<A, P::GemmFwd>(a), self.cast::<B, P::GemmFwd>(b)),
+            None => (
+                self.try_cast::<A, P::GemmFwd>(a)?,
+                self.try_cast::<B, P::GemmFwd>(b)?,
+            ),
             Some(fp8) => {
                 let scope = self.tape.current_scope();
                 let a8 = self.cast_param_or(a, |a| {
@@ -345,7 +360,7 @@ impl<P: Policy> Autocast<P> {
             return self.conv2d_in::<A, P::Activation>(x, w, bias, params);
         }
         let y = self.conv2d_in::<A, P::GemmFwd>(x, w, bias, params)?;
-        Ok(self.cast::<P::GemmFwd, P::Activation>(&y))
+        self.try_cast::<P::GemmFwd, P::Activation>(&y)
     }
 
     fn conv2d_in<A: Dtype, C: Dtype>(
@@ -355,32 +370,32 @@ impl<P: Policy> Autocast<P> {
         bias: Option<&Var<P::Param>>,
         params: Conv2dParams,
     ) -> Result<Var<C>> {
-        let b = bias.map(|b| self.cast::<P::Param, C>(b));
-        self.cast::<A, C>(x)
-            .conv2d(&self.cast::<P::Param, C>(w), b.as_ref(), params)
+        let b = bias.map(|b| self.try_cast::<P::Param, C>(b)).transpose()?;
+        self.try_cast::<A, C>(x)?
+            .conv2d(&self.try_cast::<P::Param, C>(w)?, b.as_ref(), params)
     }
 
     /// `a + b` in the wider of the two precisions ([`Promote`], PyTorch's promote rule):
     /// both are cast to it first.
     pub fn add<A: Promote<B>, B: Dtype>(&self, a: &Var<A>, b: &Var<B>) -> Result<Var<A::Output>> {
-        self.cast::<A, A::Output>(a)
-            .add(&self.cast::<B, A::Output>(b))
+        self.try_cast::<A, A::Output>(a)?
+            .add(&self.try_cast::<B, A::Output>(b)?)
     }
 
     /// `a * b` in the wider of the two precisions (promote rule).
     pub fn mul<A: Promote<B>, B: Dtype>(&self, a: &Var<A>, b: &Var<B>) -> Result<Var<A::Output>> {
-        self.cast::<A, A::Output>(a)
-            .mul(&self.cast::<B, A::Output>(b))
+        self.try_cast::<A, A::Output>(a)?
+            .mul(&self.try_cast::<B, A::Output>(b)?)
     }
 
     /// Softmax in `P::Sensitive`.
     pub fn softmax<A: Dtype>(&self, x: &Var<A>, axis: isize) -> Result<Var<P::Sensitive>> {
-        self.cast::<A, P::Sensitive>(x).softmax(axis)
+        self.try_cast::<A, P::Sensitive>(x)?.softmax(axis)
     }
 
     /// Log-softmax in `P::Sensitive`.
     pub fn log_softmax<A: Dtype>(&self, x: &Var<A>, axis: isize) -> Result<Var<P::Sensitive>> {
-        self.cast::<A, P::Sensitive>(x).log_softmax(axis)
+        self.try_cast::<A, P::Sensitive>(x)?.log_softmax(axis)
     }
 
     /// Layer norm in `P::Sensitive`, with parameters in `P::Param`.
@@ -392,10 +407,18 @@ impl<P: Policy> Autocast<P> {
         bias: Option<&Var<P::Param>>,
         eps: f64,
     ) -> Result<Var<P::Sensitive>> {
-        let w = weight.map(|w| self.cast::<P::Param, P::Sensitive>(w));
-        let b = bias.map(|b| self.cast::<P::Param, P::Sensitive>(b));
-        self.cast::<A, P::Sensitive>(x)
-            .layer_norm(normalized_shape, w.as_ref(), b.as_ref(), eps)
+        let w = weight
+            .map(|w| self.try_cast::<P::Param, P::Sensitive>(w))
+            .transpose()?;
+        let b = bias
+            .map(|b| self.try_cast::<P::Param, P::Sensitive>(b))
+            .transpose()?;
+        self.try_cast::<A, P::Sensitive>(x)?.layer_norm(
+            normalized_shape,
+            w.as_ref(),
+            b.as_ref(),
+            eps,
+        )
     }
 
     /// Mean cross-entropy in `P::Sensitive`.
@@ -404,7 +427,8 @@ impl<P: Policy> Autocast<P> {
         logits: &Var<A>,
         labels: &Indices,
     ) -> Result<Var<P::Sensitive>> {
-        self.cast::<A, P::Sensitive>(logits).cross_entropy(labels)
+        self.try_cast::<A, P::Sensitive>(logits)?
+            .cross_entropy(labels)
     }
 
     /// ReLU in `P::Activation`.

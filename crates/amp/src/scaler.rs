@@ -245,7 +245,7 @@ impl GradScaler {
 
     /// Backward of `loss * scale`: the gradients, still scaled.
     pub fn backward(&self, loss: &Var<F32>) -> Result<ScaledGrads> {
-        let scaled = loss.mul_scalar(f64::from(self.state.scale));
+        let scaled = loss.try_mul_scalar(f64::from(self.state.scale))?;
         Ok(ScaledGrads {
             grads: scaled.backward()?,
             scale: self.state.scale,

@@ -317,7 +317,7 @@ impl<O: Optimizer, S: Scaler> Trainer<O, S> {
             let loss = if self.cfg.loss_weight == 1.0 {
                 loss
             } else {
-                loss.mul_scalar(f64::from(self.cfg.loss_weight))
+                loss.try_mul_scalar(f64::from(self.cfg.loss_weight))?
             };
             match self.scaler.grad_scaler() {
                 Some(s) => acc.add_scaled(&s.backward(&loss)?, &step.params())?,

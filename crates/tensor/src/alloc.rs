@@ -162,15 +162,9 @@ pub(crate) fn recycle<T: Send + 'static>(v: Vec<T>) {
     }
 }
 
-/// A buffer of `n` elements whose contents are unspecified (a reused buffer, or zeros):
-/// for op outputs that write every element.
-pub(crate) fn scratch<D: mixprec_dtype::Dtype>(n: usize) -> Vec<D> {
-    reuse::<D>(n).unwrap_or_else(|| zeroed::<D>(n))
-}
-
-/// [`scratch`] for the result of `op` with `shape`, or an error naming them when the
-/// memory cannot be had (ops whose result can outgrow their inputs use this: broadcasts,
-/// matmul, concatenation, padding, gathers).
+/// A buffer of `n` elements whose contents are unspecified (a reused buffer, or zeros),
+/// for an op output that writes every element: the result of `op` with `shape`, or an
+/// error naming them when the memory cannot be had.
 pub(crate) fn try_scratch<D: mixprec_dtype::Dtype>(
     op: &'static str,
     shape: &[usize],
@@ -370,11 +364,11 @@ mod tests {
         v[5] = F32(7.0);
         let ptr = v.as_ptr();
         recycle(v);
-        let w = scratch::<F32>(n);
+        let w = try_scratch::<F32>("test", &[n], n).unwrap();
         assert_eq!(w.len(), n);
         assert_eq!(w.as_ptr(), ptr, "the same allocation is reused");
         assert_eq!(
-            scratch::<F32>(n).len(),
+            try_scratch::<F32>("test", &[n], n).unwrap().len(),
             n,
             "and a fresh one when the pool is empty"
         );

@@ -68,7 +68,10 @@ fn every_variant_has_a_unique_name_and_kernel() {
         assert!(kernels.insert(fwd) && kernels.insert(bwd), "{op:?}");
     }
     for op in BinaryOp::EXAMPLES {
-        assert!(names.insert(op.name()) && names.insert(op.scalar_name()), "{op:?}");
+        assert!(
+            names.insert(op.name()) && names.insert(op.scalar_name()),
+            "{op:?}"
+        );
         assert!(kernels.insert(op.kernel()), "{op:?}");
     }
 }

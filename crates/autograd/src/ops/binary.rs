@@ -123,23 +123,35 @@ impl<D: Dtype> Var<D> {
         }))
     }
 
-    /// `x + s`.
+    /// `x + s`. Panics (with the op's message) only when memory cannot be had; see
+    /// [`Var::try_add_scalar`].
     pub fn add_scalar(&self, s: f64) -> Var<D> {
-        let id = self.id;
-        self.tape.record(
-            self.value.add_scalar(s),
-            super::unary_record("add_scalar", self, vec![]),
-            move |g| Ok(vec![grad(id, g)]),
-        )
+        self.try_add_scalar(s).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    /// `x * s`.
-    pub fn mul_scalar(&self, s: f64) -> Var<D> {
+    /// `x + s`, or an error when memory cannot be had.
+    pub fn try_add_scalar(&self, s: f64) -> Result<Var<D>> {
         let id = self.id;
-        self.tape.record(
-            self.value.mul_scalar(s),
+        Ok(self.tape.record(
+            self.value.binary_scalar(BinaryOp::Add, s)?,
+            super::unary_record("add_scalar", self, vec![]),
+            move |g| Ok(vec![grad(id, g)]),
+        ))
+    }
+
+    /// `x * s`. Panics (with the op's message) only when memory cannot be had; see
+    /// [`Var::try_mul_scalar`].
+    pub fn mul_scalar(&self, s: f64) -> Var<D> {
+        self.try_mul_scalar(s).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `x * s`, or an error when memory cannot be had.
+    pub fn try_mul_scalar(&self, s: f64) -> Result<Var<D>> {
+        let id = self.id;
+        Ok(self.tape.record(
+            self.value.binary_scalar(BinaryOp::Mul, s)?,
             super::unary_record("mul_scalar", self, vec![]),
             move |g| Ok(vec![grad(id, g.binary_scalar(BinaryOp::Mul, s)?)]),
-        )
+        ))
     }
 }

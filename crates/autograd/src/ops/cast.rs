@@ -15,16 +15,22 @@ impl<D: Dtype> Var<D> {
     /// power-of-two scale and saturate). A cast to the same (non-FP8) precision is the
     /// value itself: nothing is recorded, as no precision changes (use
     /// [`Var::cast_with`] to record a cast point regardless).
+    ///
+    /// Panics (with the cast's message) only when memory cannot be had; [`Var::try_cast`]
+    /// returns that as an error.
     pub fn cast<T: Dtype>(&self) -> Var<T> {
+        self.try_cast::<T>().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Var::cast`], or an error when the result cannot be allocated.
+    pub fn try_cast<T: Dtype>(&self) -> Result<Var<T>> {
         if D::DTYPE == T::DTYPE && !T::DTYPE.is_fp8() {
             let boxed: Box<dyn std::any::Any> = Box::new(self.clone());
             if let Ok(same) = boxed.downcast::<Var<T>>() {
-                return *same;
+                return Ok(*same);
             }
         }
-        self.cast_with::<T>(CastOptions::default())
-            .expect("default cast options are valid")
-            .0
+        Ok(self.cast_with::<T>(CastOptions::default())?.0)
     }
 
     /// Casts to `T` with explicit options; returns the var and the cast's report (also

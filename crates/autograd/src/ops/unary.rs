@@ -79,7 +79,15 @@ impl<D: Dtype> Var<D> {
     /// ([`Tensor::gelu_with_derivative`], rounded once to f32) and saved instead of `x`
     /// (same bytes); backward is then `g * d` rounded once more: within one f32 rounding
     /// of the exactly rounded gradient, for half the work of evaluating `Phi` twice.
+    ///
+    /// Panics (with the op's message) only when memory cannot be had; see
+    /// [`Var::try_gelu`].
     pub fn gelu(&self) -> Var<D> {
+        self.try_gelu().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Var::gelu`], or an error when memory cannot be had.
+    pub fn try_gelu(&self) -> Result<Var<D>> {
         let id = self.id;
         let as_d = |t: Tensor<F32>| -> Tensor<D> {
             *(Box::new(t) as Box<dyn std::any::Any>)
@@ -87,14 +95,14 @@ impl<D: Dtype> Var<D> {
                 .expect("D is F32")
         };
         if let Some(x) = (&self.value as &dyn std::any::Any).downcast_ref::<Tensor<F32>>() {
-            let (y, d) = x.gelu_with_derivative();
+            let (y, d) = x.try_gelu_with_derivative()?;
             let (y, d) = (as_d(y), as_d(d));
             let rec = unary_record("gelu", self, vec![saved(&d)]);
-            return self
+            return Ok(self
                 .tape
-                .record(y, rec, move |g| Ok(vec![grad(id, g.mul(&d)?)]));
+                .record(y, rec, move |g| Ok(vec![grad(id, g.mul(&d)?)])));
         }
-        self.unary(UnaryOp::Gelu).unwrap_or_else(|e| panic!("{e}"))
+        self.unary(UnaryOp::Gelu)
     }
 
     /// `x^p`; `dx = g p x^(p-1)`. Errors if `p` is not finite.

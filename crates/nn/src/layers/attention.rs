@@ -80,8 +80,8 @@ impl<P: TrainPolicy> CausalSelfAttention<P> {
         let y = step.with_policy::<P, _>(&self.name, Some(&self.fp8), |ac| {
             let scores = ac
                 .attention_matmul(&q, &k.transpose(-1, -2)?)?
-                .cast::<P::Sensitive>()
-                .mul_scalar(1.0 / (hd as f64).sqrt());
+                .try_cast::<P::Sensitive>()?
+                .try_mul_scalar(1.0 / (hd as f64).sqrt())?;
             let probs = scores
                 .masked_fill(&Mask::causal(t), f64::NEG_INFINITY)?
                 .softmax(-1)?;

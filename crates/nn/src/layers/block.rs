@@ -43,9 +43,9 @@ impl<P: TrainPolicy> TransformerBlock<P> {
     /// `x`: `[batch, time, dim]` residual stream in F32.
     pub fn forward(&self, step: &Step, x: &Var<F32>) -> Result<Var<F32>> {
         let a = self.attn.forward(step, &self.ln1.forward(step, x)?)?;
-        let x = x.add(&self.dropout.forward(step, &a.cast::<F32>())?)?;
+        let x = x.add(&self.dropout.forward(step, &a.try_cast::<F32>()?)?)?;
         let m = self.mlp.forward(step, &self.ln2.forward(step, &x)?)?;
-        x.add(&self.dropout.forward(step, &m.cast::<F32>())?)
+        x.add(&self.dropout.forward(step, &m.try_cast::<F32>()?)?)
     }
 
     /// Bytes of the FP8 scaling state.

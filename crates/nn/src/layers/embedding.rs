@@ -51,7 +51,7 @@ impl<P: TrainPolicy> Embedding<P> {
         }
         let table = step.param(self.table);
         step.tape().scope(&self.name, || {
-            Ok(table.embedding(ids)?.cast::<P::Activation>())
+            table.embedding(ids)?.try_cast::<P::Activation>()
         })
     }
 

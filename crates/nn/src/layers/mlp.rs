@@ -34,7 +34,7 @@ impl<P: TrainPolicy> Mlp<P> {
     /// `fc2(gelu(fc1(x)))`.
     pub fn forward<A: Dtype>(&self, step: &Step, x: &Var<A>) -> Result<Var<P::Activation>> {
         let h = self.fc1.forward(step, x)?;
-        let a = step.tape().scope(&self.name, || h.gelu());
+        let a = step.tape().scope(&self.name, || h.try_gelu())?;
         self.fc2.forward(step, &a)
     }
 

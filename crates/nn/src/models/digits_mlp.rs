@@ -36,9 +36,9 @@ impl<B: TrainPolicy, E: TrainPolicy> DigitsMlp<B, E> {
     /// Logits `[batch, 10]` (F32) for images `[batch, 64]`.
     pub fn logits(&self, step: &Step, images: &Tensor<F32>) -> Result<Var<F32>> {
         let x = step.input(images.clone());
-        let h = self.fc_in.forward(step, &x)?.gelu();
-        let h = self.fc_hidden.forward(step, &h)?.gelu();
-        Ok(self.fc_out.forward(step, &h)?.cast::<F32>())
+        let h = self.fc_in.forward(step, &x)?.try_gelu()?;
+        let h = self.fc_hidden.forward(step, &h)?.try_gelu()?;
+        self.fc_out.forward(step, &h)?.try_cast::<F32>()
     }
 }
 

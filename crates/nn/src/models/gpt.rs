@@ -73,8 +73,8 @@ impl<B: TrainPolicy, E: TrainPolicy> Gpt<B, E> {
             ));
         }
         let positions = Indices::from_slice(&(0..t).collect::<Vec<_>>());
-        let x = self.tok.forward(step, tokens)?.cast::<F32>();
-        let mut x = x.add(&self.pos.forward(step, &positions)?.cast::<F32>())?;
+        let x = self.tok.forward(step, tokens)?.try_cast::<F32>()?;
+        let mut x = x.add(&self.pos.forward(step, &positions)?.try_cast::<F32>()?)?;
         for b in &self.blocks {
             x = b.forward(step, &x)?;
         }
@@ -91,7 +91,7 @@ impl<B: TrainPolicy, E: TrainPolicy> Gpt<B, E> {
         logits
             .narrow(1, n, n)?
             .reshape(&[batch.rows * n, self.cfg.vocab])
-            .map(|l| l.cast::<F32>())
+            .and_then(|l| l.try_cast::<F32>())
     }
 }
 

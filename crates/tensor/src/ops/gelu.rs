@@ -4,7 +4,7 @@
 //! half an f32 ulp) and round once into `D`; for f64 compute they use libm's `erfc`.
 
 use super::map::{CHUNK, PARALLEL_MIN_EXPENSIVE, zip_binary, zip_same_shape_chunks};
-use crate::alloc::scratch;
+use crate::alloc::try_scratch;
 use crate::error::Result;
 use crate::fast_math;
 use crate::pool::par_pieces;
@@ -37,10 +37,20 @@ impl Tensor<F32> {
     /// evaluation (the costly `exp` and `erfc` parts are shared), each rounded once to
     /// f32: the values of `gelu()` and of `gelu_backward(ones)`. A training step keeps
     /// the derivative instead of the input, so the backward pass is one multiply.
+    ///
+    /// Panics (with the op's message) only when memory cannot be had; see
+    /// [`Tensor::try_gelu_with_derivative`].
     pub fn gelu_with_derivative(&self) -> (Tensor<F32>, Tensor<F32>) {
-        let src = self.elements();
+        crate::error::or_panic(self.try_gelu_with_derivative())
+    }
+
+    /// [`Tensor::gelu_with_derivative`], or an error when memory cannot be had.
+    pub fn try_gelu_with_derivative(&self) -> Result<(Tensor<F32>, Tensor<F32>)> {
+        let op = "gelu_with_derivative";
+        let src = self.try_elements(op)?;
         let n = src.len();
-        let (mut y, mut d) = (scratch::<F32>(n), scratch::<F32>(n));
+        let y = try_scratch::<F32>(op, self.shape(), n)?;
+        let (mut y, mut d) = (y, try_scratch::<F32>(op, self.shape(), n)?);
         let d_chunks: Vec<Mutex<&mut [F32]>> = d.chunks_mut(CHUNK).map(Mutex::new).collect();
         par_pieces(&mut y, CHUNK, PARALLEL_MIN_EXPENSIVE, |off, piece| {
             for (k, yc) in piece.chunks_mut(CHUNK).enumerate() {
@@ -57,10 +67,10 @@ impl Tensor<F32> {
             }
         });
         drop(d_chunks);
-        (
+        Ok((
             Tensor::from_parts(y, self.shape(), 1.0),
             Tensor::from_parts(d, self.shape(), 1.0),
-        )
+        ))
     }
 }
 
