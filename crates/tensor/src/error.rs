@@ -76,6 +76,20 @@ pub enum ErrorKind {
         /// Bytes asked for.
         bytes: usize,
     },
+    /// The operands live on different devices.
+    DeviceMismatch {
+        /// The first operand's device.
+        lhs: crate::Device,
+        /// The other operand's device.
+        rhs: crate::Device,
+    },
+    /// The device cannot do this (for a GPU: a build without its backend).
+    Unsupported {
+        /// The device asked for.
+        device: crate::Device,
+        /// What it cannot do.
+        what: String,
+    },
 }
 
 /// `bytes` in binary units with one decimal (`4.0 PiB`).
@@ -199,6 +213,10 @@ impl fmt::Display for Error {
                     human_bytes(*bytes)
                 )
             }
+            ErrorKind::DeviceMismatch { lhs, rhs } => {
+                write!(f, "tensors on different devices: {lhs} and {rhs}")
+            }
+            ErrorKind::Unsupported { device, what } => write!(f, "{device}: {what}"),
         }
     }
 }

@@ -87,9 +87,7 @@ impl<D: Dtype> Tensor<D> {
     /// A view of the same storage with another layout.
     /// The stored elements for writing, when no other tensor shares the storage.
     pub(crate) fn storage_mut(&mut self) -> Option<&mut [D]> {
-        Arc::get_mut(&mut self.storage).map(|s| match s {
-            Storage::Cpu(v) => v.as_mut_slice(),
-        })
+        Arc::get_mut(&mut self.storage).map(|s| s.as_mut_slice())
     }
 
     pub(crate) fn view(&self, layout: Layout) -> Self {
@@ -194,6 +192,27 @@ impl<D: Dtype> Tensor<D> {
     /// Where the storage lives.
     pub fn device(&self) -> Device {
         self.storage.device()
+    }
+
+    /// This tensor on `device`: itself (sharing storage) when it is there already, else a
+    /// copy there. Errors when the device cannot hold it (a GPU in a build without the
+    /// CUDA backend: "built without CUDA support").
+    pub fn to_device(&self, device: Device) -> Result<Tensor<D>> {
+        if device == self.device() {
+            return Ok(self.clone());
+        }
+        match device {
+            Device::Cpu => Ok(self.try_contiguous("to_device")?),
+            Device::Cuda(ordinal) => {
+                let host = self.try_elements("to_device")?;
+                let storage = crate::storage::CudaStorage::from_host("to_device", ordinal, &host)?;
+                Ok(Tensor {
+                    storage: Arc::new(Storage::Cuda(storage)),
+                    layout: Layout::contiguous(self.shape()),
+                    scale: self.scale,
+                })
+            }
+        }
     }
 
     /// The FP8 per-tensor scale (`value = decode(bits) / scale`); 1 for other types.

@@ -64,6 +64,7 @@ impl<D: Dtype> Tensor<D> {
     /// else shares it (the accumulation of `narrow` gradients). Errors when the ranks or
     /// the other sizes differ or the range exceeds the axis.
     pub fn add_narrow(mut self, axis: isize, start: usize, src: &Tensor<D>) -> Result<Tensor<D>> {
+        crate::storage::same_device("add_narrow", self.device(), src.device())?;
         let a = normalize_axis("add_narrow", axis, self.rank())?;
         let len = src.shape().get(a).copied().unwrap_or(0);
         let fits = same_off_axis(self.shape(), src.shape(), a) && start + len <= self.shape()[a];
@@ -125,6 +126,7 @@ impl<D: Dtype> Tensor<D> {
             .ok_or_else(|| Error::invalid("concat", "needs at least one tensor"))?;
         let a = normalize_axis("concat", axis, first.rank())?;
         for t in &tensors[1..] {
+            crate::storage::same_device("concat", first.device(), t.device())?;
             if !same_off_axis(first.shape(), t.shape(), a) {
                 return Err(Error::shapes(
                     "concat",

@@ -144,6 +144,13 @@ impl<D: Dtype> Tensor<D> {
         bias: Option<&Tensor<D>>,
         p: Conv2dParams,
     ) -> Result<Tensor<D>> {
+        crate::storage::all_on_one_device(
+            "conv2d",
+            [Some(self), Some(weight), bias]
+                .into_iter()
+                .flatten()
+                .map(|t| t.device()),
+        )?;
         let ConvGeometry {
             n,
             c,

@@ -63,6 +63,7 @@ impl<D: Dtype> Tensor<D> {
     /// with other than one element.
     pub fn cross_entropy_backward(&self, labels: &Indices, grad: &Tensor<D>) -> Result<Tensor<D>> {
         let op = "cross_entropy_backward";
+        crate::storage::same_device(op, self.device(), grad.device())?;
         let (n, c) = check_inputs(op, self.shape(), labels)?;
         let g = grad.item().map_err(|e| Error { op, ..e })?;
         let mut p = self.softmax(-1)?.try_to_acc_vec(op)?;

@@ -19,6 +19,7 @@ impl<D: Dtype> Tensor<D> {
     /// computed like `gelu` and rounded once into `D`. `grad` broadcasts to `x`'s shape.
     /// Errors when the shapes do not broadcast.
     pub fn gelu_backward(&self, grad: &Tensor<D>) -> Result<Tensor<D>> {
+        crate::storage::same_device("gelu_backward", self.device(), grad.device())?;
         if let Some(dx) = zip_same_shape_chunks(
             "gelu_backward",
             self,

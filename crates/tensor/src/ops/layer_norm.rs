@@ -115,6 +115,13 @@ impl<D: Dtype> Tensor<D> {
         bias: Option<&Tensor<D>>,
         eps: f64,
     ) -> Result<Tensor<D>> {
+        crate::storage::all_on_one_device(
+            "layer_norm",
+            [Some(self), weight, bias]
+                .into_iter()
+                .flatten()
+                .map(|t| t.device()),
+        )?;
         let rank = self.rank();
         let k = normalized_shape.len();
         if k == 0 || k > rank || self.shape()[rank - k..] != *normalized_shape {
@@ -175,6 +182,11 @@ impl<D: Dtype> Tensor<D> {
         weight: Option<&Tensor<D>>,
         eps: f64,
     ) -> Result<LayerNormGrads<D>> {
+        let devices = [Some(self), Some(g), weight]
+            .into_iter()
+            .flatten()
+            .map(|t| t.device());
+        crate::storage::all_on_one_device("layer_norm_backward", devices)?;
         if g.shape() != self.shape() {
             return Err(Error::shapes(
                 "layer_norm_backward",

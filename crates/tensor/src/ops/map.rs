@@ -79,6 +79,7 @@ pub(crate) fn zip_binary<D: Dtype>(
     b: &Tensor<D>,
     f: impl Fn(D::Acc, D::Acc) -> D::Acc + Sync,
 ) -> Result<Tensor<D>> {
+    crate::storage::same_device(op, a.device(), b.device())?;
     let shape = broadcast_shapes(op, a.shape(), b.shape())?;
     // One operand a single value (a scalar tensor): the unary engine with it fixed.
     if b.numel() == 1 && a.shape() == shape.as_slice() {

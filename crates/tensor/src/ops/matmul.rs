@@ -70,6 +70,7 @@ fn matmul_impl<A: Dtype, B: Dtype, O: Dtype>(
     other: &Tensor<B>,
     bias: Option<Vec<f64>>,
 ) -> Result<Tensor<O>> {
+    crate::storage::same_device(op, this.device(), other.device())?;
     let (ra, rb) = (this.rank(), other.rank());
     if ra < 2 || rb < 2 {
         return Err(Error::shapes(

@@ -13,6 +13,7 @@ impl<D: Dtype> Tensor<D> {
     /// `mask ? self : other`, elementwise, with the mask and both tensors broadcast
     /// together by NumPy rules.
     pub fn where_cond(&self, mask: &Mask, other: &Tensor<D>) -> Result<Tensor<D>> {
+        crate::storage::same_device("where_cond", self.device(), other.device())?;
         let shape = broadcast_shapes("where_cond", self.shape(), other.shape())?;
         let shape = broadcast_shapes("where_cond", &shape, mask.shape())?;
         let m = mask_tensor::<D>("where_cond", mask)?;

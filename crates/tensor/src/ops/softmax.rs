@@ -66,6 +66,7 @@ impl<D: Dtype> Tensor<D> {
     /// buffers (both cores for large tensors); other layouts are moved. Errors when the
     /// shapes differ or `axis` is out of range.
     pub fn softmax_backward(&self, g: &Tensor<D>, axis: isize) -> Result<Tensor<D>> {
+        crate::storage::same_device("softmax_backward", self.device(), g.device())?;
         if g.shape() != self.shape() {
             return Err(crate::error::Error::shapes(
                 "softmax_backward",
@@ -126,6 +127,7 @@ impl<D: Dtype> Tensor<D> {
     /// `axis` is out of range.
     pub fn log_softmax_backward(&self, g: &Tensor<D>, axis: isize) -> Result<Tensor<D>> {
         let op = "log_softmax_backward";
+        crate::storage::same_device(op, self.device(), g.device())?;
         if g.shape() != self.shape() {
             return Err(crate::error::Error::shapes(
                 op,

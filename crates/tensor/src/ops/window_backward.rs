@@ -20,6 +20,8 @@ impl<D: Dtype> Tensor<D> {
         p: Conv2dParams,
     ) -> Result<(Tensor<D>, Tensor<D>, Tensor<D>)> {
         let op = "conv2d_backward";
+        let devices = [self, weight, grad].map(|t| t.device());
+        crate::storage::all_on_one_device(op, devices)?;
         let ConvGeometry {
             n,
             c,
@@ -108,6 +110,7 @@ impl<D: Dtype> Tensor<D> {
         p: Pool2dParams,
         max: bool,
     ) -> Result<Tensor<D>> {
+        crate::storage::same_device(op, self.device(), grad.device())?;
         let expected = if max {
             self.max_pool2d(p)
         } else {
