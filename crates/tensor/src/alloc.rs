@@ -358,6 +358,24 @@ mod tests {
     }
 
     #[test]
+    fn parallel_tasks_report_their_first_allocation_error() {
+        let failed = FirstError::new();
+        assert_eq!(failed.keep(Ok::<_, crate::Error>(3)), Some(3));
+        // Two tasks fail: the op returns the first error, and nothing aborts.
+        let huge = |op| try_zeros_of::<f32>(op, &[1 << 60], 1 << 60);
+        crate::pool::par_pieces(&mut [0u8; 2], 1, 1, |off, _| {
+            assert!(
+                failed
+                    .keep(huge(if off == 0 { "first" } else { "second" }))
+                    .is_none()
+            );
+        });
+        let e = failed.into_result().unwrap_err();
+        assert!(e.to_string().contains("cannot allocate"), "{e}");
+        assert!(FirstError::new().into_result().is_ok());
+    }
+
+    #[test]
     fn recycled_buffers_come_back_with_their_size() {
         let n = 100_003; // an unusual length, so other tests do not take it
         let mut v = zeroed::<F32>(n);
