@@ -67,8 +67,7 @@ pub(crate) fn try_zeroed<D: mixprec_dtype::Dtype>(
     shape: &[usize],
     n: usize,
 ) -> crate::Result<Vec<D>> {
-    dispatch_try_zeroed::<D>(n)
-        .ok_or_else(|| allocation_error(op, shape, n.saturating_mul(std::mem::size_of::<D>())))
+    dispatch_try_zeroed::<D>(n).ok_or_else(|| allocation_error::<D>(op, shape, n))
 }
 
 /// `n` zeros of `D`'s compute precision for a result of `shape`, or an error naming `op`.
@@ -77,8 +76,20 @@ pub(crate) fn try_zeroed_acc<D: mixprec_dtype::Dtype>(
     shape: &[usize],
     n: usize,
 ) -> crate::Result<Vec<D::Acc>> {
-    dispatch_try_zeroed::<D::Acc>(n)
-        .ok_or_else(|| allocation_error(op, shape, n.saturating_mul(std::mem::size_of::<D::Acc>())))
+    dispatch_try_zeroed::<D::Acc>(n).ok_or_else(|| allocation_error::<D::Acc>(op, shape, n))
+}
+
+/// `K` buffers of `len` zeros of `D`'s compute precision (the row-sized scratch of a
+/// parallel task), or an error naming `op` when one cannot be allocated.
+pub(crate) fn try_zeroed_acc_buffers<D: mixprec_dtype::Dtype, const K: usize>(
+    op: &'static str,
+    len: usize,
+) -> crate::Result<[Vec<D::Acc>; K]> {
+    let mut out: [Vec<D::Acc>; K] = std::array::from_fn(|_| Vec::new());
+    for buffer in &mut out {
+        *buffer = try_zeroed_acc::<D>(op, &[len], len)?;
+    }
+    Ok(out)
 }
 
 /// `n` zeros of a precision type `D` (all of which are zero-fillable).
@@ -185,7 +196,7 @@ pub(crate) fn try_scratch_f32(
 ) -> crate::Result<Vec<f32>> {
     match reuse::<mixprec_dtype::F32>(n) {
         Some(v) => Ok(v.into_iter().map(|x| x.0).collect()),
-        None => try_zeroed_vec::<f32>(n).ok_or_else(|| allocation_error(op, shape, n * 4)),
+        None => try_zeroed_vec::<f32>(n).ok_or_else(|| allocation_error::<f32>(op, shape, n)),
     }
 }
 
@@ -198,7 +209,7 @@ pub(crate) fn try_with_capacity<T>(
 ) -> crate::Result<Vec<T>> {
     let mut v = Vec::new();
     v.try_reserve_exact(n)
-        .map_err(|_| allocation_error(op, shape, n.saturating_mul(std::mem::size_of::<T>())))?;
+        .map_err(|_| allocation_error::<T>(op, shape, n))?;
     Ok(v)
 }
 
@@ -209,8 +220,7 @@ pub(crate) fn try_zeros_of<T: ZeroBits>(
     shape: &[usize],
     n: usize,
 ) -> crate::Result<Vec<T>> {
-    try_zeroed_vec::<T>(n)
-        .ok_or_else(|| allocation_error(op, shape, n.saturating_mul(std::mem::size_of::<T>())))
+    try_zeroed_vec::<T>(n).ok_or_else(|| allocation_error::<T>(op, shape, n))
 }
 
 /// The items of `iter` in a vector sized up front (a temporary or result of `op` shaped
@@ -257,12 +267,13 @@ impl FirstError {
     }
 }
 
-fn allocation_error(op: &'static str, shape: &[usize], bytes: usize) -> crate::Error {
+/// The error of `op` when `n` elements of `T` for a result shaped `shape` cannot be had.
+fn allocation_error<T>(op: &'static str, shape: &[usize], n: usize) -> crate::Error {
     crate::Error::new(
         op,
         crate::ErrorKind::Allocation {
             shape: shape.to_vec(),
-            bytes,
+            bytes: n.saturating_mul(std::mem::size_of::<T>()),
         },
     )
 }

@@ -3,7 +3,7 @@
 //! `p *= 1 - lr wd`; `m = b1 m + (1 - b1) g`; `v = b2 v + (1 - b2) g^2`;
 //! `p -= (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)`.
 
-use super::{Optimizer, check_hyper, check_step, into_param, try_state_zeros};
+use super::{Optimizer, check_hyper, check_step, into_param, step_buffers, try_state_zeros};
 use mixprec_amp::{MasterWeights, OptimizerKind, UnscaledGrads};
 use mixprec_autograd::Result;
 
@@ -89,23 +89,16 @@ impl Optimizer for AdamW {
         // (the step is atomic).
         check_step("AdamW", master, grads, lr, self.allow_non_finite)?;
         let c = self.cfg;
-        let mut work = Vec::with_capacity(master.len());
-        for (i, ((_, p), g)) in master.iter().zip(grads.iter()).enumerate() {
-            let Some(g) = g else {
-                work.push(None);
-                continue;
-            };
-            let (w, gv) = (p.try_to_f32_vec("AdamW")?, g.try_to_f32_vec("AdamW")?);
-            let fresh = match self.state.get(i) {
+        let work = step_buffers("AdamW", master, grads, |i, shape, n| {
+            Ok(match self.state.get(i) {
                 Some(Some(_)) => None,
                 _ => Some(Moments {
-                    m: try_state_zeros("AdamW", p.shape(), w.len())?,
-                    v: try_state_zeros("AdamW", p.shape(), w.len())?,
+                    m: try_state_zeros("AdamW", shape, n)?,
+                    v: try_state_zeros("AdamW", shape, n)?,
                     t: 0,
                 }),
-            };
-            work.push(Some((w, gv, fresh)));
-        }
+            })
+        })?;
         // Phase 2: no allocation that can fail, no error.
         if self.state.len() < master.len() {
             self.state.resize(master.len(), None);

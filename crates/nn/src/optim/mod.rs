@@ -77,6 +77,34 @@ pub(crate) fn check_hyper(
 }
 
 /// Checks that `grads` fits `master` (one slot per parameter, same shapes).
+/// One parameter's buffers for a step: its values and gradient as f32, and new state
+/// when it has none yet.
+pub(crate) type StepBuffers<S> = (Vec<f32>, Vec<f32>, Option<S>);
+
+/// Phase 1 of an atomic optimizer step: decodes every parameter that has a gradient and
+/// its gradient, and makes first-step state with `fresh(index, param, len)` (`None` when
+/// the parameter has state already). Fails (changing nothing) when memory cannot be had;
+/// after it the update has nothing left that can fail. `None` for parameters without a
+/// gradient.
+pub(crate) fn step_buffers<S>(
+    op: &'static str,
+    master: &MasterWeights,
+    grads: &UnscaledGrads,
+    mut fresh: impl FnMut(usize, &[usize], usize) -> Result<Option<S>>,
+) -> Result<Vec<Option<StepBuffers<S>>>> {
+    let mut work = Vec::with_capacity(master.len());
+    for (i, ((_, p), g)) in master.iter().zip(grads.iter()).enumerate() {
+        let Some(g) = g else {
+            work.push(None);
+            continue;
+        };
+        let (w, gv) = (p.try_to_f32_vec(op)?, g.try_to_f32_vec(op)?);
+        let state = fresh(i, p.shape(), w.len())?;
+        work.push(Some((w, gv, state)));
+    }
+    Ok(work)
+}
+
 /// `n` zeros of optimizer state for a parameter shaped `shape`, or an error naming `op`
 /// when the memory cannot be had (never an abort).
 pub(crate) fn try_state_zeros(op: &'static str, shape: &[usize], n: usize) -> Result<Vec<f32>> {

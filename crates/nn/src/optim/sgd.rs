@@ -3,7 +3,7 @@
 //! `g += wd p`; `buf = g` on the first step, else `buf = momentum buf + (1 - dampening) g`;
 //! `g = g + momentum buf` (Nesterov) or `buf`; `p -= lr g`.
 
-use super::{Optimizer, check_hyper, check_step, into_param, try_state_zeros};
+use super::{Optimizer, check_hyper, check_step, into_param, step_buffers, try_state_zeros};
 use mixprec_amp::{MasterWeights, OptimizerKind, UnscaledGrads};
 use mixprec_autograd::Result;
 
@@ -72,20 +72,13 @@ impl Optimizer for Sgd {
         // (the step is atomic).
         check_step("Sgd", master, grads, lr, self.allow_non_finite)?;
         let c = self.cfg;
-        let mut work = Vec::with_capacity(master.len());
-        for (i, ((_, p), g)) in master.iter().zip(grads.iter()).enumerate() {
-            let Some(g) = g else {
-                work.push(None);
-                continue;
-            };
-            let (w, gv) = (p.try_to_f32_vec("Sgd")?, g.try_to_f32_vec("Sgd")?);
-            let fresh = match self.buffers.get(i) {
+        let work = step_buffers("Sgd", master, grads, |i, shape, n| {
+            Ok(match self.buffers.get(i) {
                 _ if c.momentum == 0.0 => None,
                 Some(Some(_)) => None,
-                _ => Some(try_state_zeros("Sgd", p.shape(), w.len())?),
-            };
-            work.push(Some((w, gv, fresh)));
-        }
+                _ => Some(try_state_zeros("Sgd", shape, n)?),
+            })
+        })?;
         // Phase 2: no allocation that can fail, no error.
         if self.buffers.len() < master.len() {
             self.buffers.resize(master.len(), None);

@@ -113,6 +113,14 @@ impl BinaryOp {
 /// arm is its own monomorphic loop.
 macro_rules! dispatch_binary {
     ($op:expr, $f:ident => $call:expr) => {{
+        // NaN when either operand is NaN (PyTorch's maximum/minimum), else `v`.
+        let nan_or = |a: D::Acc, b: D::Acc, v: D::Acc| {
+            if a.is_nan() || b.is_nan() {
+                D::Acc::nan()
+            } else {
+                v
+            }
+        };
         let unit = |b: bool| D::Acc::from_f64(if b { 1.0 } else { 0.0 });
         let share = |wins: bool, tie: bool| {
             D::Acc::from_f64(if wins {
@@ -141,23 +149,11 @@ macro_rules! dispatch_binary {
                 $call
             }
             BinaryOp::Maximum => {
-                let $f = |a: D::Acc, b: D::Acc| {
-                    if a.is_nan() || b.is_nan() {
-                        D::Acc::nan()
-                    } else {
-                        a.max(b)
-                    }
-                };
+                let $f = |a: D::Acc, b: D::Acc| nan_or(a, b, a.max(b));
                 $call
             }
             BinaryOp::Minimum => {
-                let $f = |a: D::Acc, b: D::Acc| {
-                    if a.is_nan() || b.is_nan() {
-                        D::Acc::nan()
-                    } else {
-                        a.min(b)
-                    }
-                };
+                let $f = |a: D::Acc, b: D::Acc| nan_or(a, b, a.min(b));
                 $call
             }
             BinaryOp::DivRhsBackward => {

@@ -4,6 +4,7 @@
 
 use super::reduce::sum_acc;
 use super::rows::map_row_blocks;
+use crate::alloc::try_zeroed_acc_buffers;
 use crate::error::{Error, Result};
 use crate::layout::numel;
 use crate::tensor::Tensor;
@@ -230,22 +231,17 @@ impl<D: Dtype> Tensor<D> {
         // which like the row sums grow with the row: fallible.
         let block = (4096 / n).max(1) * n;
         let failed = crate::alloc::FirstError::new();
-        let buffers = |len: usize, count: usize| -> Result<Vec<Vec<D::Acc>>> {
-            (0..count)
-                .map(|_| crate::alloc::try_zeroed_acc::<D>(op, &[len], len))
-                .collect()
-        };
         let piece_job = |off: usize, len: usize, out: &mut dyn FnMut(usize, &[D::Acc])| {
-            let Some(rows) = failed.keep(buffers(n, 4)) else {
+            let Some([mut dw, mut db, mut xhat, mut dy]) =
+                failed.keep(try_zeroed_acc_buffers::<D, 4>(op, n))
+            else {
                 return;
             };
-            let Some(blocks) = failed.keep(buffers(block, 3)) else {
+            let Some([mut xb, mut gb, mut ob]) =
+                failed.keep(try_zeroed_acc_buffers::<D, 3>(op, block))
+            else {
                 return;
             };
-            let ([mut dw, mut db, mut xhat, mut dy], [mut xb, mut gb, mut ob]) = (
-                <[_; 4]>::try_from(rows).expect("4"),
-                <[_; 3]>::try_from(blocks).expect("3"),
-            );
             for b0 in (off..off + len).step_by(block) {
                 let m = block.min(off + len - b0);
                 let (xb, gb, ob) = (&mut xb[..m], &mut gb[..m], &mut ob[..m]);

@@ -5,7 +5,7 @@
 //! small buffers, computed and rounded straight into the output, so 16-bit storage moves
 //! half the bytes of f32.
 
-use crate::alloc::{FirstError, try_scratch, try_zeroed_acc};
+use crate::alloc::{FirstError, try_scratch, try_zeroed_acc, try_zeroed_acc_buffers};
 use crate::error::Result;
 use crate::layout::normalize_axis;
 use crate::pool::par_zip_chunks;
@@ -65,9 +65,7 @@ fn stream_rows<D: Dtype>(
     // A block holds at least one row: its buffers are fallible (a row may be huge).
     let failed = FirstError::new();
     let job = |(o, s): (&mut [D], &[D])| {
-        let buffers = try_zeroed_acc::<D>(op, &[s.len()], s.len())
-            .and_then(|x| Ok((x, try_zeroed_acc::<D>(op, &[s.len()], s.len())?)));
-        let Some((mut x, mut y)) = failed.keep(buffers) else {
+        let Some([mut x, mut y]) = failed.keep(try_zeroed_acc_buffers::<D, 2>(op, s.len())) else {
             return;
         };
         D::to_acc_slice(s, &mut x);

@@ -87,10 +87,8 @@ impl<D: Dtype> Tensor<D> {
             // A block holds at least one row: its buffers are fallible (a row may be huge).
             let failed = crate::alloc::FirstError::new();
             crate::pool::par_pieces(&mut out, rows, super::map::PARALLEL_MIN, |off, piece| {
-                let buffer = || crate::alloc::try_zeroed_acc::<D>(op, &[rows], rows);
-                let Some((mut yb, mut gb, mut ob)) =
-                    failed.keep(buffer().and_then(|y| Ok((y, buffer()?, buffer()?))))
-                else {
+                let buffers = crate::alloc::try_zeroed_acc_buffers::<D, 3>(op, rows);
+                let Some([mut yb, mut gb, mut ob]) = failed.keep(buffers) else {
                     return;
                 };
                 for (k, o) in piece.chunks_mut(rows).enumerate() {
