@@ -122,7 +122,7 @@ pub use autocast::Autocast;
 pub use clip::{clip_grad_norm, clip_grad_value, grad_norm};
 pub use delayed::{AmaxCompute, DelayedScaling, DelayedScalingConfig};
 pub use fp8::{Fp8Recipe, Fp8Role, Fp8Scaling, Fp8Snapshot, Fp8TensorStats};
-pub use master::MasterWeights;
+pub use master::{MasterWeights, ParamUpdate};
 pub use memory::{
     MemoryRole, MemorySummary, ModelShape, OptimizerKind, memory_summary, predict_memory,
 };

@@ -62,23 +62,104 @@ impl MasterWeights {
         self.params.iter().map(|(_, t)| t.nbytes()).sum()
     }
 
-    /// Applies `update(i, param, grad) -> new param` to every parameter that has a
-    /// gradient, atomically: all new values are computed first and written only if every
-    /// update succeeded, so a failed step changes nothing.
-    pub fn apply(
-        &mut self,
-        grads: &UnscaledGrads,
-        mut update: impl FnMut(usize, &Tensor<F32>, &Tensor<F32>) -> Result<Tensor<F32>>,
-    ) -> Result<()> {
-        let mut new = Vec::with_capacity(self.params.len());
-        for (i, (_, p)) in self.params.iter().enumerate() {
-            if let Some(g) = grads.get(i) {
-                new.push((i, update(i, p, g)?));
-            }
+    /// Commits one optimizer step to every parameter that has a gradient, atomically:
+    /// first [`ParamUpdate::prepare`] for each (checks and allocations; may fail, changes
+    /// no value), then, only when all succeeded, [`ParamUpdate::commit`] for each (the
+    /// new values; cannot fail). A failed step changes nothing. Gradients reach `update`
+    /// contiguous (a strided gradient is copied in the first phase). This is the one
+    /// path by which parameters change.
+    pub fn apply(&mut self, grads: &UnscaledGrads, update: &mut impl ParamUpdate) -> Result<()> {
+        const OP: &str = "MasterWeights::apply";
+        let mut prepared = Vec::with_capacity(self.params.len());
+        for (i, (_, p)) in self.params.iter_mut().enumerate() {
+            let Some(g) = grads.get(i) else { continue };
+            let g = g.try_contiguous(OP)?;
+            update.prepare(i, p, &g)?;
+            prepared.push((i, g));
         }
-        for (i, t) in new {
-            self.params[i].1 = t;
+        for (i, g) in prepared {
+            update.commit(i, &mut self.params[i].1, &g);
         }
         Ok(())
+    }
+
+    /// [`MasterWeights::apply`] with a closure `update(i, param, grad) -> new param`:
+    /// every new value is computed first and all are kept only if every call succeeded
+    /// and returned the parameter's shape.
+    ///
+    /// ```
+    /// use mixprec_amp::{MasterWeights, UnscaledGrads};
+    /// use mixprec_autograd::Tape;
+    /// use mixprec_dtype::F32;
+    /// use mixprec_tensor::Tensor;
+    /// let mut m = MasterWeights::new();
+    /// m.add("w", Tensor::<F32>::from_f32(&[1.0, 2.0], &[2]).unwrap());
+    /// let tape = Tape::new();
+    /// let w = &m.leaves(&tape)[0];
+    /// let grads = UnscaledGrads::from_gradients(&w.sum_all().backward().unwrap(), &[w]);
+    /// m.apply_with(&grads, |_, p, g| Ok(p.sub(&g.mul_scalar(0.5))?)).unwrap();
+    /// assert_eq!(m.get(0).unwrap().to_f32_vec(), vec![0.5, 1.5]);
+    /// ```
+    pub fn apply_with(
+        &mut self,
+        grads: &UnscaledGrads,
+        update: impl FnMut(usize, &Tensor<F32>, &Tensor<F32>) -> Result<Tensor<F32>>,
+    ) -> Result<()> {
+        self.apply(
+            grads,
+            &mut Replace {
+                update,
+                new: Default::default(),
+            },
+        )
+    }
+}
+
+/// One optimizer step's change to the master weights, in the two phases of
+/// [`MasterWeights::apply`].
+pub trait ParamUpdate {
+    /// Phase 1 for parameter `index` and its (contiguous) gradient: check and allocate
+    /// everything the update needs. May fail; must change no value. (Making `param` or
+    /// state the sole owner of its storage with [`Tensor::try_make_owned`] keeps the
+    /// values, so it belongs here.)
+    fn prepare(&mut self, index: usize, param: &mut Tensor<F32>, grad: &Tensor<F32>) -> Result<()>;
+
+    /// Phase 2, after every `prepare` of the step succeeded: write the new values.
+    /// Nothing is left that can fail.
+    fn commit(&mut self, index: usize, param: &mut Tensor<F32>, grad: &Tensor<F32>);
+}
+
+/// The closure form of [`MasterWeights::apply_with`]: new values made in `prepare`,
+/// swapped in by `commit`.
+struct Replace<F> {
+    update: F,
+    new: std::collections::VecDeque<(usize, Tensor<F32>)>,
+}
+
+impl<F> ParamUpdate for Replace<F>
+where
+    F: FnMut(usize, &Tensor<F32>, &Tensor<F32>) -> Result<Tensor<F32>>,
+{
+    fn prepare(&mut self, index: usize, param: &mut Tensor<F32>, grad: &Tensor<F32>) -> Result<()> {
+        let new = (self.update)(index, param, grad)?;
+        if new.shape() != param.shape() {
+            return Err(mixprec_autograd::Error::invalid(
+                "MasterWeights::apply_with",
+                format!(
+                    "the update of parameter {index} has shape {:?}, the parameter {:?}",
+                    new.shape(),
+                    param.shape()
+                ),
+            ));
+        }
+        self.new.push_back((index, new));
+        Ok(())
+    }
+
+    fn commit(&mut self, index: usize, param: &mut Tensor<F32>, _grad: &Tensor<F32>) {
+        // Commits come in the order of the prepares, so each finds its value first.
+        let (i, new) = self.new.pop_front().expect("one prepared value per commit");
+        debug_assert_eq!(i, index);
+        *param = new;
     }
 }

@@ -80,7 +80,7 @@ fn check<P: Policy<Param = F32, Sensitive = F32>>(fp8: Option<Fp8Recipe>) {
     assert!(measured.role(MemoryRole::SavedActivations) > 0);
     // A failing update leaves every parameter as it was.
     let before: Vec<Vec<f32>> = m.iter().map(|(_, t)| t.to_f32_vec()).collect();
-    let r = m.apply(&grads, |i, w, g| {
+    let r = m.apply_with(&grads, |i, w, g| {
         if i == 0 {
             w.sub(g).map_err(Into::into)
         } else {
@@ -90,7 +90,7 @@ fn check<P: Policy<Param = F32, Sensitive = F32>>(fp8: Option<Fp8Recipe>) {
     assert!(r.is_err());
     let after: Vec<Vec<f32>> = m.iter().map(|(_, t)| t.to_f32_vec()).collect();
     assert_eq!(before, after, "no half-updated weights");
-    m.apply(&grads, |_, w, g| {
+    m.apply_with(&grads, |_, w, g| {
         w.sub(&g.mul_scalar(0.1)).map_err(Into::into)
     })
     .unwrap();

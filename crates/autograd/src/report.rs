@@ -75,7 +75,7 @@ impl Tape {
                 });
             }
         }
-        let by_dtype = |bytes: &[usize; 6]| {
+        let by_dtype = |bytes: &[usize; DType::COUNT]| {
             DType::ALL
                 .iter()
                 .zip(bytes)

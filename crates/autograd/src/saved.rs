@@ -6,7 +6,7 @@
 //! per-step compute copies of the weights, accounted as their own memory role) are not
 //! counted as saved activations at all.
 
-use crate::tape::{Inner, Tape, dtype_index};
+use crate::tape::{Inner, Tape};
 use mixprec_dtype::{DType, Dtype};
 use mixprec_tensor::Tensor;
 use std::any::Any;
@@ -53,7 +53,7 @@ impl Inner {
                 return;
             }
         }
-        let i = dtype_index(s.dtype);
+        let i = s.dtype.index();
         self.saved_bytes[i] += s.bytes;
         self.peak_saved_bytes[i] = self.peak_saved_bytes[i].max(self.saved_bytes[i]);
     }
@@ -70,7 +70,7 @@ impl Inner {
             }
             self.holders.remove(&id);
         }
-        self.saved_bytes[dtype_index(s.dtype)] -= s.bytes;
+        self.saved_bytes[s.dtype.index()] -= s.bytes;
     }
 }
 

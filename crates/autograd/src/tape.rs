@@ -52,22 +52,15 @@ pub(crate) struct CastSite {
 pub(crate) struct Inner {
     pub nodes: Vec<Node>,
     pub no_grad: usize,
-    /// Bytes currently saved for backward, indexed like `DType::ALL`.
-    pub saved_bytes: [usize; 6],
-    pub peak_saved_bytes: [usize; 6],
+    /// Bytes currently saved for backward, indexed by `DType::index`.
+    pub saved_bytes: [usize; DType::COUNT],
+    pub peak_saved_bytes: [usize; DType::COUNT],
     /// Open scopes, each entry the full path (`"block0/attn"`).
     pub scopes: Vec<Arc<str>>,
     /// Saved storages and how many unconsumed rules hold each.
     pub holders: std::collections::HashMap<usize, usize>,
     /// Storages kept out of the saved count (kept alive here so ids stay unique).
     pub excluded: std::collections::HashMap<usize, Box<dyn Any + Send>>,
-}
-
-pub(crate) fn dtype_index(d: DType) -> usize {
-    DType::ALL
-        .iter()
-        .position(|&x| x == d)
-        .expect("every DType is in ALL")
 }
 
 /// The record of a computation. Cheap to clone (shared); values made on one tape cannot
@@ -124,8 +117,8 @@ fn add_grads<D: Dtype>(acc: Tensor<D>, g: &Tensor<D>) -> Result<Tensor<D>> {
     }
 }
 
-/// The non-zero entries of per-dtype byte counts (indexed like `DType::ALL`).
-fn by_dtype(bytes: [usize; 6]) -> Vec<(DType, usize)> {
+/// The non-zero entries of per-dtype byte counts (indexed by `DType::index`).
+fn by_dtype(bytes: [usize; DType::COUNT]) -> Vec<(DType, usize)> {
     DType::ALL
         .iter()
         .zip(bytes)

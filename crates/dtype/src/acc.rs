@@ -9,7 +9,8 @@ use std::ops::{AddAssign, DivAssign, MulAssign, SubAssign};
 /// rounds once into the output type. `f32` for every type but `F64`, whose ops run in
 /// `f64`. Implemented for `f32` and `f64` only.
 pub trait Acc:
-    Float
+    crate::ZeroBits
+    + Float
     + FloatConst
     + Default
     + Debug

@@ -7,11 +7,31 @@ pub(crate) mod sealed {
     pub trait Sealed {}
 }
 
-/// Runtime tag of a precision type, for dispatch, error messages and file formats.
-///
-/// Every [`Dtype`] has one as `T::DTYPE`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum DType {
+/// Declares [`DType`] and, from the same list of variants, [`DType::ALL`] and
+/// [`DType::COUNT`]: a new tag cannot be left out of either, and every `match` on tags
+/// (names, sizes, [`DType::index`] users) fails to compile until it handles it.
+macro_rules! dtype_tags {
+    ($($(#[$doc:meta])* $tag:ident,)*) => {
+        /// Runtime tag of a precision type, for dispatch, error messages and file formats.
+        ///
+        /// Every [`Dtype`] has one as `T::DTYPE`.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum DType {
+            $($(#[$doc])* $tag,)*
+        }
+
+        impl DType {
+            /// Every tag, widest first (declaration order).
+            pub const ALL: [DType; DType::COUNT] = [$(DType::$tag,)*];
+
+            /// How many tags there are: the length of per-dtype arrays
+            /// (`[usize; DType::COUNT]`, indexed by [`DType::index`]).
+            pub const COUNT: usize = [$(DType::$tag,)*].len();
+        }
+    };
+}
+
+dtype_tags! {
     /// IEEE binary64.
     F64,
     /// IEEE binary32.
@@ -27,15 +47,11 @@ pub enum DType {
 }
 
 impl DType {
-    /// Every tag, widest first.
-    pub const ALL: [DType; 6] = [
-        DType::F64,
-        DType::F32,
-        DType::Bf16,
-        DType::F16,
-        DType::E4M3,
-        DType::E5M2,
-    ];
+    /// This tag's position in [`DType::ALL`], below [`DType::COUNT`]: the index of
+    /// per-dtype arrays.
+    pub const fn index(self) -> usize {
+        self as usize
+    }
 
     /// Lower-case name, as in `"bf16"` or `"e4m3"`.
     pub const fn name(self) -> &'static str {
@@ -82,7 +98,7 @@ impl Display for DType {
 /// The trait is sealed; the implementors are [`crate::F64`], [`crate::F32`],
 /// [`crate::Bf16`], [`crate::F16`], [`crate::E4M3`] and [`crate::E5M2`].
 pub trait Dtype:
-    sealed::Sealed + Copy + Default + Debug + Display + PartialEq + Send + Sync + 'static
+    sealed::Sealed + ZeroBits + Default + Debug + Display + PartialEq + Send + Sync + 'static
 {
     /// The precision ops on this type compute in: `f64` for `F64`, `f32` otherwise.
     type Acc: crate::Acc;
@@ -194,3 +210,29 @@ pub trait Dtype:
 /// layer norm, losses, norms) and master weights may use. Implemented for `F32` and
 /// `F64` only, so a policy that asks for anything narrower does not compile.
 pub trait FullPrecision: Dtype {}
+
+/// Element types whose all-zero bit pattern is a valid value equal to zero, so buffers of
+/// them may come zeroed from the allocator. Every [`Dtype`] and every [`crate::Acc`] is
+/// one (a new precision type fails to compile until it says so).
+///
+/// # Safety
+/// Implement only for types for which every zero-filled byte pattern is a valid value
+/// and that value is zero.
+pub unsafe trait ZeroBits: Copy {}
+// SAFETY: IEEE +0.0 is all bits zero, and every bit pattern of f32/f64 is a valid value.
+unsafe impl ZeroBits for f32 {}
+// SAFETY: as above.
+unsafe impl ZeroBits for f64 {}
+
+#[cfg(test)]
+mod tag_tests {
+    use super::DType;
+
+    #[test]
+    fn index_is_the_position_in_all() {
+        assert_eq!(DType::COUNT, DType::ALL.len());
+        for (i, d) in DType::ALL.into_iter().enumerate() {
+            assert_eq!(d.index(), i, "{d}");
+        }
+    }
+}

@@ -32,6 +32,7 @@
 //! ```
 
 mod acc;
+pub mod cpu;
 mod dtype;
 mod error;
 mod f64_narrow;
@@ -47,7 +48,7 @@ mod types;
 mod golden_reader;
 
 pub use acc::Acc;
-pub use dtype::{DType, Dtype, FullPrecision};
+pub use dtype::{DType, Dtype, FullPrecision, ZeroBits};
 pub use error::DtypeError;
 pub use promote::Promote;
 pub use slice::{

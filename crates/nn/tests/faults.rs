@@ -93,7 +93,7 @@ fn state<B: TrainPolicy, E: TrainPolicy>(
             .map(|i| {
                 t.optimizer
                     .moments(i)
-                    .map(|(a, b, n)| (bits(a), bits(b), n))
+                    .map(|(a, b, n)| (bits(&a.to_f32_vec()), bits(&b.to_f32_vec()), n))
             })
             .collect(),
         scaler: t.scaler.grad_scaler().map(|s| {

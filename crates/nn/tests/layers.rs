@@ -239,7 +239,7 @@ fn directional_check<M: Model>(model: &M, master: &MasterWeights, batch: &M::Bat
     let eps = 1e-3;
     let shifted = |sign: f64| -> f64 {
         let mut m = master.clone();
-        m.apply(
+        m.apply_with(
             &mixprec_amp::UnscaledGrads::from_gradients(&grads, &step.params()),
             |i, p, _| Ok(p.add(&dirs[i].mul_scalar(sign * eps))?),
         )

@@ -15,27 +15,23 @@
 //! (see [`Tensor`] for the FP8 scale). Ops on user data return [`Result`] with an
 //! [`Error`] that names the op and the shapes.
 
-mod alloc;
+mod cpu;
 mod error;
-pub mod fast_math;
-mod gemm;
 mod layout;
 mod mask;
 pub mod ops;
-mod pool;
 mod rng;
-mod simd;
 mod storage;
 mod tensor;
 
-pub use alloc::{release_workspace, workspace_bytes};
+pub use cpu::alloc::{release_workspace, workspace_bytes};
+pub use cpu::pool::{MAX_THREADS, num_threads, set_num_threads};
 pub use error::{Error, ErrorKind, Result};
 pub use mask::{Indices, Mask};
 pub use ops::{
-    BinaryOp, CastOptions, CastOverflow, CastReport, CastRounding, CastScale, Conv2dParams,
-    Pool2dParams, Saves, UnaryOp,
+    AdamWStep, BinaryOp, CastOptions, CastOverflow, CastReport, CastRounding, CastScale,
+    Conv2dParams, Pool2dParams, Saves, SgdStep, UnaryOp,
 };
-pub use pool::{MAX_THREADS, num_threads, set_num_threads};
 pub use rng::Rng;
 pub use storage::Device;
 pub use tensor::{Tensor, fp8_current_scale};

@@ -86,7 +86,7 @@ pub(crate) enum Storage<D: Dtype> {
 impl<D: Dtype> Drop for Storage<D> {
     fn drop(&mut self) {
         match self {
-            Storage::Cpu(v) => crate::alloc::recycle(std::mem::take(v)),
+            Storage::Cpu(v) => crate::cpu::alloc::recycle(std::mem::take(v)),
             Storage::Cuda(_) => {}
         }
     }
@@ -116,12 +116,17 @@ impl<D: Dtype> Storage<D> {
         }
     }
 
+    /// Elements held.
+    pub fn len(&self) -> usize {
+        match self {
+            Storage::Cpu(v) => v.len(),
+            Storage::Cuda(c) => c.len(),
+        }
+    }
+
     /// Bytes held: elements times `D::BYTES`.
     pub fn bytes(&self) -> usize {
-        match self {
-            Storage::Cpu(v) => v.len() * D::BYTES,
-            Storage::Cuda(c) => c.len() * D::BYTES,
-        }
+        self.len() * D::BYTES
     }
 }
 

@@ -1,6 +1,6 @@
 //! [`Tensor`]: a view (shape, strides, offset) into shared storage of one precision.
 
-use crate::alloc::{try_collect, try_scratch, try_with_capacity, try_zeroed_acc, zeroed_acc};
+use crate::cpu::alloc::{try_collect, try_scratch, try_with_capacity, try_zeroed_acc, zeroed_acc};
 use crate::error::{Error, ErrorKind, Result};
 use crate::layout::{Layout, numel};
 use crate::storage::{Device, Storage};
@@ -88,6 +88,47 @@ impl<D: Dtype> Tensor<D> {
     /// The stored elements for writing, when no other tensor shares the storage.
     pub(crate) fn storage_mut(&mut self) -> Option<&mut [D]> {
         Arc::get_mut(&mut self.storage).map(|s| s.as_mut_slice())
+    }
+
+    /// The elements for writing in place: `Some` when this tensor alone owns its storage
+    /// and covers all of it contiguously from the start, so a write changes no other
+    /// tensor and reaches every element.
+    pub(crate) fn owned_elements_mut(&mut self) -> Option<&mut [D]> {
+        let n = self.numel();
+        let covers_from_start = self.layout.contiguous_range() == Some(0..n);
+        let storage = Arc::get_mut(&mut self.storage)?;
+        (covers_from_start && storage.len() == n).then(|| storage.as_mut_slice())
+    }
+
+    /// Makes this tensor the sole owner of contiguous storage that holds exactly its
+    /// elements, copying them when the storage is shared (a clone, a tape's saved value)
+    /// or the tensor is a view. Values, shape and scale do not change. After it, an
+    /// in-place op on this tensor (the fused optimizer updates) writes without
+    /// allocating. Errors, naming `op` and the shape, when the copy cannot be allocated
+    /// (and then nothing changed).
+    ///
+    /// ```
+    /// use mixprec_tensor::Tensor;
+    /// use mixprec_dtype::F32;
+    /// let a = Tensor::<F32>::from_f32(&[1.0, 2.0], &[2]).unwrap();
+    /// let mut b = a.clone(); // shares a's storage
+    /// b.try_make_owned("example").unwrap();
+    /// assert_eq!(b.to_f32_vec(), a.to_f32_vec());
+    /// ```
+    pub fn try_make_owned(&mut self, op: &'static str) -> Result<()> {
+        if self.owned_elements_mut().is_some() {
+            return Ok(());
+        }
+        let copy = match self.try_elements(op)? {
+            Cow::Owned(gathered) => gathered,
+            Cow::Borrowed(elements) => {
+                let mut copy = try_with_capacity(op, self.shape(), elements.len())?;
+                copy.extend_from_slice(elements);
+                copy
+            }
+        };
+        *self = Tensor::from_parts(copy, self.shape(), self.scale);
+        Ok(())
     }
 
     pub(crate) fn view(&self, layout: Layout) -> Self {
@@ -259,7 +300,7 @@ impl<D: Dtype> Tensor<D> {
         if self.layout.contiguous_range().is_some() {
             return Ok(self.gather_elements(Vec::new()));
         }
-        let out = crate::alloc::try_with_capacity(op, self.shape(), self.numel())?;
+        let out = crate::cpu::alloc::try_with_capacity(op, self.shape(), self.numel())?;
         Ok(self.gather_elements(out))
     }
 

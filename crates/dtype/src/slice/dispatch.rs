@@ -57,17 +57,10 @@ fn decode_loop_avx2<T: FastKernel>(src: &[T], dst: &mut [f32], scale: Option<f32
     decode_loop(src, dst, scale)
 }
 
-/// True when the AVX2 builds may run (cached by std after the first query).
+/// True when the AVX2 builds may run ([`crate::cpu::level`] decides).
 #[inline]
 pub(crate) fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    crate::cpu::level().has_avx2_fma()
 }
 
 /// Encodes with the AVX2 build of the generic loop where the CPU has AVX2.

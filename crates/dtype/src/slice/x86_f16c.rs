@@ -13,9 +13,9 @@ use crate::types::F16;
 /// `vcvtps2ph` immediate: round to nearest even, ignore MXCSR.
 const ROUND_NEAREST_EVEN: i32 = 0;
 
-/// True when the CPU has AVX2 and F16C (cached by std after the first query).
+/// True when the CPU has AVX2 and F16C ([`crate::cpu::level`] decides).
 pub(crate) fn available() -> bool {
-    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("f16c")
+    crate::cpu::level().has_avx2_fma()
 }
 
 /// Encodes with F16C. `max` is F16's largest finite value.

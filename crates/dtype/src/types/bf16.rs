@@ -40,3 +40,7 @@ narrow_dtype!(
     // Exact: bf16 is the top half of an f32.
     to_f32: |v| f32::from_bits(u32::from(v.to_bits()) << 16),
 );
+
+// SAFETY: a repr(transparent) wrapper of `half::bf16`, whose every bit pattern is a valid value;
+// all bits zero is +0.
+unsafe impl crate::ZeroBits for Bf16 {}

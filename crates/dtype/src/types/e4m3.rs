@@ -33,3 +33,7 @@ narrow_dtype!(
     max: 0x7E, min_positive: 0x08, min_subnormal: 0x01, epsilon: 0x20, one: 0x38,
     to_f32: |v| E4M3::TABLE[usize::from(v.0)],
 );
+
+// SAFETY: a repr(transparent) wrapper of `u8`, whose every bit pattern is a valid value;
+// all bits zero is +0.
+unsafe impl crate::ZeroBits for E4M3 {}

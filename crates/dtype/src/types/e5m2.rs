@@ -31,3 +31,7 @@ narrow_dtype!(
     max: 0x7B, min_positive: 0x04, min_subnormal: 0x01, epsilon: 0x34, one: 0x3C,
     to_f32: |v| E5M2::TABLE[usize::from(v.0)],
 );
+
+// SAFETY: a repr(transparent) wrapper of `u8`, whose every bit pattern is a valid value;
+// all bits zero is +0.
+unsafe impl crate::ZeroBits for E5M2 {}

@@ -40,3 +40,7 @@ narrow_dtype!(
     // Exact; `half` uses F16C where the build enables it.
     to_f32: |v| v.0.to_f32(),
 );
+
+// SAFETY: a repr(transparent) wrapper of `half::f16`, whose every bit pattern is a valid value;
+// all bits zero is +0.
+unsafe impl crate::ZeroBits for F16 {}

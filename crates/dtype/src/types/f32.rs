@@ -148,3 +148,7 @@ impl std::fmt::Debug for F32 {
         write!(f, "f32({:?})", self.0)
     }
 }
+
+// SAFETY: a repr(transparent) wrapper of `f32`, whose every bit pattern is a valid value;
+// all bits zero is +0.
+unsafe impl crate::ZeroBits for F32 {}

@@ -167,3 +167,7 @@ impl std::fmt::Debug for F64 {
         write!(f, "f64({:?})", self.0)
     }
 }
+
+// SAFETY: a repr(transparent) wrapper of `f64`, whose every bit pattern is a valid value;
+// all bits zero is +0.
+unsafe impl crate::ZeroBits for F64 {}

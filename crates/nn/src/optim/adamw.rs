@@ -1,11 +1,14 @@
 //! [`AdamW`]: Adam with decoupled weight decay, PyTorch's `torch.optim.AdamW` update
-//! (single-tensor path), element-wise in f32 with the bias corrections in f64:
+//! (single-tensor path), one fused in-place tensor op per parameter
+//! ([`Tensor::adamw_update`]: element-wise in f32 with the bias corrections in f64):
 //! `p *= 1 - lr wd`; `m = b1 m + (1 - b1) g`; `v = b2 v + (1 - b2) g^2`;
 //! `p -= (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)`.
 
-use super::{Optimizer, check_hyper, check_step, into_param, step_buffers, try_state_zeros};
-use mixprec_amp::{MasterWeights, OptimizerKind, UnscaledGrads};
+use super::{Optimizer, check_hyper, check_step, own_for_update, try_state_zeros};
+use mixprec_amp::{MasterWeights, OptimizerKind, ParamUpdate, UnscaledGrads};
 use mixprec_autograd::Result;
+use mixprec_dtype::F32;
+use mixprec_tensor::{AdamWStep, Tensor};
 
 /// AdamW settings; `Default` is PyTorch's (betas 0.9 / 0.999, eps 1e-8, decay 0.01).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -34,8 +37,8 @@ impl Default for AdamWConfig {
 /// One parameter's state.
 #[derive(Clone, Debug)]
 struct Moments {
-    m: Vec<f32>,
-    v: Vec<f32>,
+    m: Tensor<F32>,
+    v: Tensor<F32>,
     /// Steps taken for this parameter.
     t: u64,
 }
@@ -70,7 +73,7 @@ impl AdamW {
 
     /// The state of parameter `index`: first moments, second moments and the steps
     /// taken (`None` before its first step).
-    pub fn moments(&self, index: usize) -> Option<(&[f32], &[f32], u64)> {
+    pub fn moments(&self, index: usize) -> Option<(&Tensor<F32>, &Tensor<F32>, u64)> {
         let s = self.state.get(index)?.as_ref()?;
         Some((&s.m, &s.v, s.t))
     }
@@ -84,66 +87,77 @@ impl AdamW {
 
 impl Optimizer for AdamW {
     fn step(&mut self, master: &mut MasterWeights, grads: &UnscaledGrads, lr: f32) -> Result<()> {
-        // Every check and every allocation happens first (phase 1); after it nothing can
-        // fail, so the moments are updated in place and the parameters replaced together
-        // (the step is atomic).
         check_step("AdamW", master, grads, lr, self.allow_non_finite)?;
-        let c = self.cfg;
-        let work = step_buffers("AdamW", master, grads, |i, shape, n| {
-            Ok(match self.state.get(i) {
-                Some(Some(_)) => None,
-                _ => Some(Moments {
-                    m: try_state_zeros("AdamW", shape, n)?,
-                    v: try_state_zeros("AdamW", shape, n)?,
-                    t: 0,
-                }),
-            })
-        })?;
-        // Phase 2: no allocation that can fail, no error.
         if self.state.len() < master.len() {
             self.state.resize(master.len(), None);
         }
-        let mut new_params = Vec::with_capacity(master.len());
-        for (i, ((_, p), item)) in master.iter().zip(work).enumerate() {
-            let Some((mut w, gv, fresh)) = item else {
-                new_params.push(None);
-                continue;
-            };
-            let s = match fresh {
-                Some(m) => self.state[i].insert(m),
-                None => self.state[i]
-                    .as_mut()
-                    .expect("state kept from earlier steps"),
-            };
-            s.t += 1;
-            let bc1 = 1.0 - f64::from(c.beta1).powi(s.t as i32);
-            let bc2 = 1.0 - f64::from(c.beta2).powi(s.t as i32);
-            let step_size = (f64::from(lr) / bc1) as f32;
-            let bc2_sqrt = bc2.sqrt() as f32;
-            let decay = 1.0 - lr * c.weight_decay;
-            for (((wj, &gj), mj), vj) in w.iter_mut().zip(&gv).zip(&mut s.m).zip(&mut s.v) {
-                *wj *= decay;
-                *mj = c.beta1 * *mj + (1.0 - c.beta1) * gj;
-                *vj = c.beta2 * *vj + (1.0 - c.beta2) * gj * gj;
-                let denom = vj.sqrt() / bc2_sqrt + c.eps;
-                *wj -= step_size * *mj / denom;
-            }
-            new_params.push(Some(into_param(w, p.shape())));
-        }
-        master.apply(grads, |i, _, _| {
-            Ok(new_params[i].take().expect("computed for every gradient"))
-        })
+        master.apply(
+            grads,
+            &mut AdamWUpdate {
+                opt: self,
+                lr,
+                fresh: Vec::new(),
+            },
+        )
     }
 
     fn state_bytes(&self) -> usize {
         self.state
             .iter()
             .flatten()
-            .map(|s| 4 * (s.m.len() + s.v.len()))
+            .map(|s| s.m.nbytes() + s.v.nbytes())
             .sum()
     }
 
     fn kind(&self) -> OptimizerKind {
         OptimizerKind::Adam
+    }
+}
+
+/// One AdamW step over the master weights: phase 1 makes each parameter and its moments
+/// writable in place (first-step moments are made here and kept aside, so a failed step
+/// leaves no state behind); phase 2 runs the fused update.
+struct AdamWUpdate<'a> {
+    opt: &'a mut AdamW,
+    lr: f32,
+    fresh: Vec<(usize, Moments)>,
+}
+
+impl ParamUpdate for AdamWUpdate<'_> {
+    fn prepare(&mut self, i: usize, param: &mut Tensor<F32>, _grad: &Tensor<F32>) -> Result<()> {
+        const OP: &str = "AdamW";
+        match &mut self.opt.state[i] {
+            Some(s) => own_for_update(OP, param, &mut [&mut s.m, &mut s.v]),
+            None => {
+                let fresh = Moments {
+                    m: try_state_zeros(OP, param)?,
+                    v: try_state_zeros(OP, param)?,
+                    t: 0,
+                };
+                self.fresh.push((i, fresh));
+                own_for_update(OP, param, &mut [])
+            }
+        }
+    }
+
+    fn commit(&mut self, i: usize, param: &mut Tensor<F32>, grad: &Tensor<F32>) {
+        if let Some(at) = self.fresh.iter().position(|(j, _)| *j == i) {
+            self.opt.state[i] = Some(self.fresh.swap_remove(at).1);
+        }
+        let c = self.opt.cfg;
+        let s = self.opt.state[i].as_mut().expect("state made in prepare");
+        s.t += 1;
+        let h = AdamWStep {
+            lr: self.lr,
+            beta1: c.beta1,
+            beta2: c.beta2,
+            eps: c.eps,
+            weight_decay: c.weight_decay,
+            step: s.t,
+        };
+        // Every check and allocation passed in prepare; nothing here can fail.
+        if let Err(e) = param.adamw_update(grad, &mut s.m, &mut s.v, h) {
+            panic!("AdamW: the update failed after its checks passed: {e}")
+        }
     }
 }

@@ -21,6 +21,8 @@ pub use sgd::{Sgd, SgdConfig};
 
 use mixprec_amp::{MasterWeights, OptimizerKind, UnscaledGrads};
 use mixprec_autograd::Result;
+use mixprec_dtype::F32;
+use mixprec_tensor::Tensor;
 
 /// An optimizer over a [`MasterWeights`].
 pub trait Optimizer {
@@ -76,60 +78,30 @@ pub(crate) fn check_hyper(
     }
 }
 
-/// Checks that `grads` fits `master` (one slot per parameter, same shapes).
-/// One parameter's buffers for a step: its values and gradient as f32, and new state
-/// when it has none yet.
-pub(crate) type StepBuffers<S> = (Vec<f32>, Vec<f32>, Option<S>);
+/// Zeros of optimizer state shaped like `param`, or an allocation error naming `op`
+/// (never an abort).
+pub(crate) fn try_state_zeros(op: &'static str, param: &Tensor<F32>) -> Result<Tensor<F32>> {
+    Tensor::try_zeros(param.shape())
+        .map_err(|e| mixprec_tensor::Error { op, ..e })
+        .map_err(Into::into)
+}
 
-/// Phase 1 of an atomic optimizer step: decodes every parameter that has a gradient and
-/// its gradient, and makes first-step state with `fresh(index, param, len)` (`None` when
-/// the parameter has state already). Fails (changing nothing) when memory cannot be had;
-/// after it the update has nothing left that can fail. `None` for parameters without a
-/// gradient.
-pub(crate) fn step_buffers<S>(
+/// Phase 1 for optimizer state: makes `param` and each existing state tensor the sole
+/// owner of its storage (values unchanged), so the fused update in phase 2 writes in
+/// place with nothing left to allocate.
+pub(crate) fn own_for_update(
     op: &'static str,
-    master: &MasterWeights,
-    grads: &UnscaledGrads,
-    mut fresh: impl FnMut(usize, &[usize], usize) -> Result<Option<S>>,
-) -> Result<Vec<Option<StepBuffers<S>>>> {
-    let mut work = Vec::with_capacity(master.len());
-    for (i, ((_, p), g)) in master.iter().zip(grads.iter()).enumerate() {
-        let Some(g) = g else {
-            work.push(None);
-            continue;
-        };
-        let (w, gv) = (p.try_to_f32_vec(op)?, g.try_to_f32_vec(op)?);
-        let state = fresh(i, p.shape(), w.len())?;
-        work.push(Some((w, gv, state)));
+    param: &mut Tensor<F32>,
+    state: &mut [&mut Tensor<F32>],
+) -> Result<()> {
+    param.try_make_owned(op)?;
+    for t in state {
+        t.try_make_owned(op)?;
     }
-    Ok(work)
+    Ok(())
 }
 
-/// `n` zeros of optimizer state for a parameter shaped `shape`, or an error naming `op`
-/// when the memory cannot be had (never an abort).
-pub(crate) fn try_state_zeros(op: &'static str, shape: &[usize], n: usize) -> Result<Vec<f32>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(n).map_err(|_| mixprec_tensor::Error {
-        op,
-        kind: mixprec_tensor::ErrorKind::Allocation {
-            shape: shape.to_vec(),
-            bytes: n.saturating_mul(4),
-        },
-    })?;
-    v.resize(n, 0.0);
-    Ok(v)
-}
-
-/// An updated parameter's values as the new master tensor (no copy: `F32` is stored as
-/// `f32`, so the collect reuses the buffer).
-pub(crate) fn into_param(
-    w: Vec<f32>,
-    shape: &[usize],
-) -> mixprec_tensor::Tensor<mixprec_dtype::F32> {
-    mixprec_tensor::Tensor::from_vec(w.into_iter().map(mixprec_dtype::F32).collect(), shape)
-        .expect("the values of a parameter of this shape")
-}
-
+/// Checks that `grads` fits `master` (one slot per parameter, same shapes).
 fn check_grads(op: &'static str, master: &MasterWeights, grads: &UnscaledGrads) -> Result<()> {
     let n = grads.iter().count();
     if n != master.len() {

@@ -1,11 +1,14 @@
 //! [`Sgd`]: stochastic gradient descent with momentum, dampening, Nesterov and (L2)
-//! weight decay, exactly PyTorch's `torch.optim.SGD` update, element-wise in f32:
+//! weight decay, exactly PyTorch's `torch.optim.SGD` update, one fused in-place tensor op
+//! per parameter ([`Tensor::sgd_update`], element-wise in f32):
 //! `g += wd p`; `buf = g` on the first step, else `buf = momentum buf + (1 - dampening) g`;
 //! `g = g + momentum buf` (Nesterov) or `buf`; `p -= lr g`.
 
-use super::{Optimizer, check_hyper, check_step, into_param, step_buffers, try_state_zeros};
-use mixprec_amp::{MasterWeights, OptimizerKind, UnscaledGrads};
+use super::{Optimizer, check_hyper, check_step, own_for_update, try_state_zeros};
+use mixprec_amp::{MasterWeights, OptimizerKind, ParamUpdate, UnscaledGrads};
 use mixprec_autograd::Result;
+use mixprec_dtype::F32;
+use mixprec_tensor::{SgdStep, Tensor};
 
 /// SGD settings; `Default` is PyTorch's (no momentum, no decay).
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
@@ -24,7 +27,7 @@ pub struct SgdConfig {
 #[derive(Clone, Debug)]
 pub struct Sgd {
     cfg: SgdConfig,
-    buffers: Vec<Option<Vec<f32>>>,
+    buffers: Vec<Option<Tensor<F32>>>,
     allow_non_finite: bool,
 }
 
@@ -54,8 +57,8 @@ impl Sgd {
 
     /// The momentum buffer of parameter `index` (`None` before its first step or without
     /// momentum).
-    pub fn momentum_buffer(&self, index: usize) -> Option<&[f32]> {
-        self.buffers.get(index)?.as_deref()
+    pub fn momentum_buffer(&self, index: usize) -> Option<&Tensor<F32>> {
+        self.buffers.get(index)?.as_ref()
     }
 
     /// Lets steps take gradients that hold an inf or NaN (refused by default).
@@ -67,69 +70,22 @@ impl Sgd {
 
 impl Optimizer for Sgd {
     fn step(&mut self, master: &mut MasterWeights, grads: &UnscaledGrads, lr: f32) -> Result<()> {
-        // Every check and every allocation happens first (phase 1); after it nothing can
-        // fail, so the buffers are updated in place and the parameters replaced together
-        // (the step is atomic).
         check_step("Sgd", master, grads, lr, self.allow_non_finite)?;
-        let c = self.cfg;
-        let work = step_buffers("Sgd", master, grads, |i, shape, n| {
-            Ok(match self.buffers.get(i) {
-                _ if c.momentum == 0.0 => None,
-                Some(Some(_)) => None,
-                _ => Some(try_state_zeros("Sgd", shape, n)?),
-            })
-        })?;
-        // Phase 2: no allocation that can fail, no error.
         if self.buffers.len() < master.len() {
             self.buffers.resize(master.len(), None);
         }
-        let mut new_params = Vec::with_capacity(master.len());
-        for (i, ((_, p), item)) in master.iter().zip(work).enumerate() {
-            let Some((mut w, mut d, fresh)) = item else {
-                new_params.push(None);
-                continue;
-            };
-            // The (decayed) gradient; with momentum, the buffer update folds it in.
-            for (dj, &wj) in d.iter_mut().zip(&w) {
-                *dj += c.weight_decay * wj;
-            }
-            if c.momentum != 0.0 {
-                let buf = match fresh {
-                    // First step: the buffer is the decayed gradient itself.
-                    Some(mut b) => {
-                        b.copy_from_slice(&d);
-                        self.buffers[i].insert(b)
-                    }
-                    None => {
-                        let b = self.buffers[i]
-                            .as_mut()
-                            .expect("buffer kept from earlier steps");
-                        for (bj, &dj) in b.iter_mut().zip(&d) {
-                            *bj = c.momentum * *bj + (1.0 - c.dampening) * dj;
-                        }
-                        b
-                    }
-                };
-                for (dj, &bj) in d.iter_mut().zip(buf.iter()) {
-                    *dj = if c.nesterov {
-                        *dj + c.momentum * bj
-                    } else {
-                        bj
-                    };
-                }
-            }
-            for (wj, dj) in w.iter_mut().zip(&d) {
-                *wj -= lr * dj;
-            }
-            new_params.push(Some(into_param(w, p.shape())));
-        }
-        master.apply(grads, |i, _, _| {
-            Ok(new_params[i].take().expect("computed for every gradient"))
-        })
+        master.apply(
+            grads,
+            &mut SgdUpdate {
+                opt: self,
+                lr,
+                fresh: Vec::new(),
+            },
+        )
     }
 
     fn state_bytes(&self) -> usize {
-        self.buffers.iter().flatten().map(|b| 4 * b.len()).sum()
+        self.buffers.iter().flatten().map(|b| b.nbytes()).sum()
     }
 
     fn kind(&self) -> OptimizerKind {
@@ -137,6 +93,53 @@ impl Optimizer for Sgd {
             OptimizerKind::SgdMomentum
         } else {
             OptimizerKind::Sgd
+        }
+    }
+}
+
+/// One SGD step over the master weights: phase 1 makes each parameter and its momentum
+/// buffer writable in place (first-step buffers are made here and kept aside, so a failed
+/// step leaves no state behind); phase 2 runs the fused update.
+struct SgdUpdate<'a> {
+    opt: &'a mut Sgd,
+    lr: f32,
+    fresh: Vec<(usize, Tensor<F32>)>,
+}
+
+impl ParamUpdate for SgdUpdate<'_> {
+    fn prepare(&mut self, i: usize, param: &mut Tensor<F32>, _grad: &Tensor<F32>) -> Result<()> {
+        const OP: &str = "Sgd";
+        match &mut self.opt.buffers[i] {
+            _ if self.opt.cfg.momentum == 0.0 => own_for_update(OP, param, &mut []),
+            Some(b) => own_for_update(OP, param, &mut [b]),
+            None => {
+                self.fresh.push((i, try_state_zeros(OP, param)?));
+                own_for_update(OP, param, &mut [])
+            }
+        }
+    }
+
+    fn commit(&mut self, i: usize, param: &mut Tensor<F32>, grad: &Tensor<F32>) {
+        let c = self.opt.cfg;
+        let first_step = match self.fresh.iter().position(|(j, _)| *j == i) {
+            Some(at) => {
+                self.opt.buffers[i] = Some(self.fresh.swap_remove(at).1);
+                true
+            }
+            None => false,
+        };
+        let h = SgdStep {
+            lr: self.lr,
+            momentum: c.momentum,
+            dampening: c.dampening,
+            weight_decay: c.weight_decay,
+            nesterov: c.nesterov,
+            first_step,
+        };
+        let buffer = self.opt.buffers[i].as_mut().filter(|_| c.momentum != 0.0);
+        // Every check and allocation passed in prepare; nothing here can fail.
+        if let Err(e) = param.sgd_update(grad, buffer, h) {
+            panic!("Sgd: the update failed after its checks passed: {e}")
         }
     }
 }

@@ -4,7 +4,7 @@
 //! `D`; a device finds its kernel through [`BinaryOp::kernel`]. Scalar forms fix the
 //! second operand to a value rounded to the compute precision.
 
-use super::map::{map_unary, zip_binary};
+use crate::cpu::map::{map_unary, zip_binary};
 use crate::error::{Result, or_panic};
 use crate::tensor::Tensor;
 use mixprec_dtype::{Acc, Dtype};

@@ -176,8 +176,9 @@ impl<D: Dtype> Tensor<D> {
         if fast {
             // f32 values (exact for every non-F64 source), SIMD rounding into T, counted
             // chunk by chunk.
-            let scale = pick_scale::<T>(opts.scale, || super::cast_chunks::finite_amax(self))?;
-            let (out, report) = super::cast_chunks::cast_chunks::<D, T>(self, scale, saturate)?;
+            let scale = pick_scale::<T>(opts.scale, || crate::cpu::cast_chunks::finite_amax(self))?;
+            let (out, report) =
+                crate::cpu::cast_chunks::cast_chunks::<D, T>(self, scale, saturate)?;
             return Ok((Tensor::from_parts(out, self.shape(), scale), report));
         }
         // F64 on either side, or stochastic rounding: element by element from f64 values.
@@ -207,7 +208,7 @@ impl<D: Dtype> Tensor<D> {
                 }
             });
             (
-                crate::alloc::try_collect("cast", self.shape(), rounded)?,
+                crate::cpu::alloc::try_collect("cast", self.shape(), rounded)?,
                 scale,
             )
         };

@@ -1,7 +1,7 @@
 //! Comparisons producing a [`Mask`] (not differentiable), with NumPy broadcasting.
 //! Values compare in `D::Acc`; NaN compares unequal to everything, as in IEEE.
 
-use super::map::broadcast_values;
+use crate::cpu::map::broadcast_values;
 use crate::error::Result;
 use crate::layout::broadcast_shapes;
 use crate::mask::Mask;
@@ -21,7 +21,7 @@ macro_rules! compare_ops {
                         if $body { D::Acc::one() } else { D::Acc::zero() }
                     })?;
                     let flags = bits.iter().map(|v| !v.is_zero());
-                    Mask::from_vec(crate::alloc::try_collect(stringify!($name), &shape, flags)?, &shape)
+                    Mask::from_vec(crate::cpu::alloc::try_collect(stringify!($name), &shape, flags)?, &shape)
                 }
 
                 $(#[$doc])*

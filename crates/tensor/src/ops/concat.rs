@@ -41,7 +41,7 @@ impl<D: Dtype> Tensor<D> {
         let src = self.try_elements("pad_axis")?;
         // A reused buffer (no page faults) written in one pass: zeros, the run, zeros.
         let mut out: Vec<D> =
-            crate::alloc::try_scratch::<D>("pad_axis", &shape, shape.iter().product())?;
+            crate::cpu::alloc::try_scratch::<D>("pad_axis", &shape, shape.iter().product())?;
         let (run, full) = (len * inner, shape[a] * inner);
         let zero = D::from_acc(D::Acc::zero());
         if full > 0 {
@@ -87,11 +87,12 @@ impl<D: Dtype> Tensor<D> {
             && let Some(dst) = self.storage_mut()
         {
             let src = src.try_elements("add_padded")?;
-            if let (Some(dst), Some(src)) =
-                (crate::simd::f32_view_mut(dst), crate::simd::f32_view(&src))
-            {
+            if let (Some(dst), Some(src)) = (
+                crate::cpu::simd::f32_view_mut(dst),
+                crate::cpu::simd::f32_view(&src),
+            ) {
                 // F32: add the stored values directly (the same f32 sums).
-                crate::simd::multiversion(|| {
+                crate::cpu::simd::multiversion(|| {
                     for o in 0..outer {
                         let d = &mut dst[o * full + start * inner..][..run];
                         d.iter_mut()
@@ -101,7 +102,7 @@ impl<D: Dtype> Tensor<D> {
                 });
                 return Ok(self);
             }
-            const CHUNK: usize = super::map::CHUNK;
+            const CHUNK: usize = crate::cpu::map::CHUNK;
             let (mut bd, mut bs) = ([D::Acc::zero(); CHUNK], [D::Acc::zero(); CHUNK]);
             for o in 0..outer {
                 let d = &mut dst[o * full + start * inner..][..run];
@@ -109,7 +110,7 @@ impl<D: Dtype> Tensor<D> {
                     let (bd, bs) = (&mut bd[..d.len()], &mut bs[..d.len()]);
                     D::to_acc_slice(d, bd);
                     D::to_acc_slice(s, bs);
-                    super::map::apply_binary(bd, bs, &|x, y| x + y);
+                    crate::cpu::map::apply_binary(bd, bs, &|x, y| x + y);
                     D::from_acc_slice(bd, d);
                 }
             }
@@ -152,7 +153,7 @@ impl<D: Dtype> Tensor<D> {
                 .map(|t| t.try_to_acc_vec("concat"))
                 .collect::<Result<Vec<_>>>()?;
             let mut out =
-                crate::alloc::try_with_capacity("concat", &shape, shape.iter().product())?;
+                crate::cpu::alloc::try_with_capacity("concat", &shape, shape.iter().product())?;
             for o in 0..outer {
                 for (t, p) in tensors.iter().zip(&parts) {
                     let len = t.shape()[a] * inner;
@@ -165,7 +166,8 @@ impl<D: Dtype> Tensor<D> {
             .iter()
             .map(|t| t.try_elements("concat"))
             .collect::<Result<Vec<_>>>()?;
-        let mut out = crate::alloc::try_with_capacity("concat", &shape, shape.iter().product())?;
+        let mut out =
+            crate::cpu::alloc::try_with_capacity("concat", &shape, shape.iter().product())?;
         for o in 0..outer {
             for (t, p) in tensors.iter().zip(&parts) {
                 let len = t.shape()[a] * inner;

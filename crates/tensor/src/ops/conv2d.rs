@@ -2,8 +2,8 @@
 //! precision, then the f32-accumulating GEMM (which widens while packing). The result
 //! rounds once into `D`.
 
+use crate::cpu::gemm::{MatRef, gemm_f32, gemm_f64};
 use crate::error::{Error, Result};
-use crate::gemm::{MatRef, gemm_f32, gemm_f64};
 use crate::tensor::Tensor;
 use mixprec_dtype::{Acc, DType, Dtype};
 
@@ -208,10 +208,10 @@ impl<D: Dtype> Tensor<D> {
         // The output (o channels) and the unfolded input (kh * kw copies of a group's
         // channels) can be far larger than the input: fallible.
         let mut cols: Vec<D> =
-            crate::alloc::try_with_capacity("conv2d", &[cg, kh, kw, ho, wo], kk * hw)?;
+            crate::cpu::alloc::try_with_capacity("conv2d", &[cg, kh, kw, ho, wo], kk * hw)?;
         let bias_vals = bias.map(|b| b.try_to_acc_vec("conv2d")).transpose()?;
         let mut acc: Vec<D::Acc> =
-            crate::alloc::try_with_capacity("conv2d", &[n, o, ho, wo], total)?;
+            crate::cpu::alloc::try_with_capacity("conv2d", &[n, o, ho, wo], total)?;
         let descale = f64::from(self.scale) * f64::from(weight.scale);
         // One output block per (image, group), in the precision the GEMM computes in.
         let block = if D::DTYPE == DType::F64 {
@@ -219,8 +219,8 @@ impl<D: Dtype> Tensor<D> {
         } else {
             (og * hw, 0)
         };
-        let mut out32 = crate::alloc::try_zeros_of::<f32>("conv2d", &[og, ho, wo], block.0)?;
-        let mut out64 = crate::alloc::try_zeros_of::<f64>("conv2d", &[og, ho, wo], block.1)?;
+        let mut out32 = crate::cpu::alloc::try_zeros_of::<f32>("conv2d", &[og, ho, wo], block.0)?;
+        let mut out64 = crate::cpu::alloc::try_zeros_of::<f64>("conv2d", &[og, ho, wo], block.1)?;
         for img in 0..n {
             for grp in 0..g {
                 im2col(img, grp, &mut cols);

@@ -1,6 +1,6 @@
 //! Creation: from data, constants, ranges, identity, and seeded random tensors.
 
-use crate::alloc::{try_collect, try_scratch, try_zeroed, zeroed};
+use crate::cpu::alloc::{try_collect, try_scratch, try_zeroed, zeroed};
 use crate::error::{Error, Result};
 use crate::layout::{checked_numel, expect_numel};
 use crate::rng::Rng;
@@ -182,7 +182,7 @@ impl<D: Dtype> Tensor<D> {
 /// error naming `op` when the count overflows or the memory cannot be had.
 fn try_values(op: &'static str, shape: &[usize]) -> Result<Vec<f64>> {
     let n = checked_numel(op, shape)?;
-    crate::alloc::try_with_capacity(op, shape, n)
+    crate::cpu::alloc::try_with_capacity(op, shape, n)
 }
 
 #[cfg(test)]

@@ -42,8 +42,8 @@ impl<D: Dtype> Tensor<D> {
     pub fn cross_entropy(&self, labels: &Indices) -> Result<Tensor<D>> {
         let (n, c) = check_inputs("cross_entropy", self.shape(), labels)?;
         let x = self.try_to_acc_vec("cross_entropy")?;
-        let mut losses = crate::alloc::try_with_capacity("cross_entropy", &[n], n)?;
-        let mut e = crate::alloc::try_zeroed_acc::<D>("cross_entropy", &[c], c)?;
+        let mut losses = crate::cpu::alloc::try_with_capacity("cross_entropy", &[n], n)?;
+        let mut e = crate::cpu::alloc::try_zeroed_acc::<D>("cross_entropy", &[c], c)?;
         for (row, &label) in x.chunks(c).zip(labels.as_slice()) {
             let m = row.iter().fold(D::Acc::neg_infinity(), |a, &v| a.max(v));
             e.iter_mut().zip(row).for_each(|(e, &v)| *e = (v - m).exp());

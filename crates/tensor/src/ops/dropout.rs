@@ -1,7 +1,7 @@
 //! `dropout` with a mask drawn from an explicit seeded generator; the mask is returned
 //! so the backward pass (and a re-run) uses the same one.
 
-use super::map::broadcast_values;
+use crate::cpu::map::broadcast_values;
 use crate::error::{Error, Result};
 use crate::mask::Mask;
 use crate::rng::Rng;
@@ -21,7 +21,7 @@ impl<D: Dtype> Tensor<D> {
             ));
         }
         let draws = (0..self.numel()).map(|_| rng.next_f64() >= p);
-        let keep = crate::alloc::try_collect("dropout", self.shape(), draws)?;
+        let keep = crate::cpu::alloc::try_collect("dropout", self.shape(), draws)?;
         let mask = Mask::from_vec(keep, self.shape())?;
         let out = self.dropout_with_mask(&mask, p)?;
         Ok((out, mask))

@@ -3,12 +3,12 @@
 //! Both compute in f64 for f32 compute precision (error near 1e-12 relative, far below
 //! half an f32 ulp) and round once into `D`; for f64 compute they use libm's `erfc`.
 
-use super::map::{CHUNK, PARALLEL_MIN_EXPENSIVE, zip_binary, zip_same_shape_chunks};
-use crate::alloc::try_scratch;
+use crate::cpu::alloc::try_scratch;
+use crate::cpu::fast_math;
+use crate::cpu::map::{CHUNK, PARALLEL_MIN_EXPENSIVE, zip_binary, zip_same_shape_chunks};
+use crate::cpu::pool::par_pieces;
+use crate::cpu::simd::f32_view_mut;
 use crate::error::Result;
-use crate::fast_math;
-use crate::pool::par_pieces;
-use crate::simd::f32_view_mut;
 use crate::tensor::Tensor;
 use mixprec_dtype::Dtype;
 use mixprec_dtype::F32;

@@ -22,7 +22,7 @@ impl<D: Dtype> Tensor<D> {
         shape.extend_from_slice(&self.shape()[a + 1..]);
         // Few ids can select a result far larger than the input: checked and fallible.
         let n = crate::layout::checked_numel("index_select", &shape)?;
-        let mut out = crate::alloc::try_with_capacity("index_select", &shape, n)?;
+        let mut out = crate::cpu::alloc::try_with_capacity("index_select", &shape, n)?;
         for o in 0..outer {
             for &id in ids.as_slice() {
                 let start = (o * size + id) * inner;
@@ -72,7 +72,7 @@ impl<D: Dtype> Tensor<D> {
         let data = self.try_elements("gather")?;
         let strides = contiguous_strides(self.shape());
         let ishape = index.shape();
-        let mut out = crate::alloc::try_with_capacity("gather", ishape, numel(ishape))?;
+        let mut out = crate::cpu::alloc::try_with_capacity("gather", ishape, numel(ishape))?;
         for (flat, &id) in index.as_slice().iter().enumerate() {
             let mut rem = flat;
             let mut offset = 0;
@@ -116,7 +116,7 @@ impl<D: Dtype> Tensor<D> {
         let outer: usize = input_shape[..a].iter().product();
         let inner: usize = input_shape[a + 1..].iter().product();
         let gv = self.try_to_acc_vec(op)?;
-        let mut table = crate::alloc::try_zeroed_acc::<D>(op, input_shape, n)?;
+        let mut table = crate::cpu::alloc::try_zeroed_acc::<D>(op, input_shape, n)?;
         let per_outer = ids.len() * inner;
         for o in 0..outer {
             for (k, &row) in ids.as_slice().iter().enumerate() {
@@ -160,7 +160,7 @@ impl<D: Dtype> Tensor<D> {
         let n = crate::layout::checked_numel(op, input_shape)?;
         let strides = contiguous_strides(input_shape);
         let gv = self.try_to_acc_vec(op)?;
-        let mut out = crate::alloc::try_zeroed_acc::<D>(op, input_shape, n)?;
+        let mut out = crate::cpu::alloc::try_zeroed_acc::<D>(op, input_shape, n)?;
         for (flat, (&i, &gval)) in index.as_slice().iter().zip(&gv).enumerate() {
             let mut rem = flat;
             let mut off = 0;

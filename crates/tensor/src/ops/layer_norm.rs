@@ -3,8 +3,8 @@
 //! Precision-sensitive: the amp layer runs it in F32.
 
 use super::reduce::sum_acc;
-use super::rows::map_row_blocks;
-use crate::alloc::try_zeroed_acc_buffers;
+use crate::cpu::alloc::try_zeroed_acc_buffers;
+use crate::cpu::rows::map_row_blocks;
 use crate::error::{Error, Result};
 use crate::layout::numel;
 use crate::tensor::Tensor;
@@ -14,7 +14,7 @@ use mixprec_dtype::{Acc, Dtype};
 /// and `db` in the compute precision.
 pub type LayerNormGrads<D> = (Tensor<D>, Vec<<D as Dtype>::Acc>, Vec<<D as Dtype>::Acc>);
 
-crate::simd::multiversioned! {
+crate::cpu::simd::multiversioned! {
     /// Layer norm of every row of `n` elements of `x` into `out`: mean, then the mean of
     /// squared deviations (two passes), `(x - mean) / sqrt(var + eps) * w + b`.
     fn normalize_rows<A: Acc>(
@@ -54,7 +54,7 @@ struct RowSums<'a, A> {
     dy: &'a mut [A],
 }
 
-crate::simd::multiversioned! {
+crate::cpu::simd::multiversioned! {
     /// Layer-norm backward over rows of `n`: `dx` for every row of `x` and `g`, and the
     /// rows' `g * xhat` and `g` added into `dw` and `db` (formulas at
     /// [`Tensor::layer_norm_backward`]).
@@ -220,17 +220,17 @@ impl<D: Dtype> Tensor<D> {
         // FP8 results need one scale for the whole tensor: computed in full, then rounded.
         let fp8 = D::DTYPE.is_fp8();
         let mut dx_acc = if fp8 {
-            crate::alloc::try_zeroed_acc::<D>(op, self.shape(), xs.len())?
+            crate::cpu::alloc::try_zeroed_acc::<D>(op, self.shape(), xs.len())?
         } else {
             Vec::new()
         };
         let mut dx =
-            crate::alloc::try_scratch::<D>(op, self.shape(), if fp8 { 0 } else { xs.len() })?;
+            crate::cpu::alloc::try_scratch::<D>(op, self.shape(), if fp8 { 0 } else { xs.len() })?;
         let partials = std::sync::Mutex::new(Vec::new());
         // Rows go in blocks of about 4096 values (at least one row) through decode buffers,
         // which like the row sums grow with the row: fallible.
         let block = (4096 / n).max(1) * n;
-        let failed = crate::alloc::FirstError::new();
+        let failed = crate::cpu::alloc::FirstError::new();
         let piece_job = |off: usize, len: usize, out: &mut dyn FnMut(usize, &[D::Acc])| {
             let Some([mut dw, mut db, mut xhat, mut dy]) =
                 failed.keep(try_zeroed_acc_buffers::<D, 4>(op, n))
@@ -262,14 +262,14 @@ impl<D: Dtype> Tensor<D> {
                 .push((off, dw, db));
         };
         if fp8 {
-            crate::pool::par_pieces(&mut dx_acc, n, 1 << 14, |off, piece| {
+            crate::cpu::pool::par_pieces(&mut dx_acc, n, 1 << 14, |off, piece| {
                 let len = piece.len();
                 piece_job(off, len, &mut |at, v| {
                     piece[at - off..at - off + v.len()].copy_from_slice(v)
                 });
             });
         } else {
-            crate::pool::par_pieces(&mut dx, n, 1 << 14, |off, piece| {
+            crate::cpu::pool::par_pieces(&mut dx, n, 1 << 14, |off, piece| {
                 let len = piece.len();
                 piece_job(off, len, &mut |at, v| {
                     D::from_acc_slice(v, &mut piece[at - off..at - off + v.len()])
@@ -279,8 +279,8 @@ impl<D: Dtype> Tensor<D> {
         failed.into_result()?;
         let mut parts = partials.into_inner().unwrap_or_else(|e| e.into_inner());
         parts.sort_by_key(|p| p.0);
-        let mut dw = crate::alloc::try_zeroed_acc::<D>(op, &[n], n)?;
-        let mut db = crate::alloc::try_zeroed_acc::<D>(op, &[n], n)?;
+        let mut dw = crate::cpu::alloc::try_zeroed_acc::<D>(op, &[n], n)?;
+        let mut db = crate::cpu::alloc::try_zeroed_acc::<D>(op, &[n], n)?;
         for (_, pw, pb) in parts {
             dw.iter_mut().zip(&pw).for_each(|(a, &b)| *a += b);
             db.iter_mut().zip(&pb).for_each(|(a, &b)| *a += b);

@@ -2,10 +2,10 @@
 //! (or otherwise strided) operands are read in place by the GEMM's packing, not copied.
 //! Accumulation is f32 (f64 for `F64`); the result rounds once into `D`.
 
+use crate::cpu::gemm::{MatRef, SMALL_MACS, gemm_f32, gemm_f64, gemm_small};
+use crate::cpu::pool::par_pieces;
 use crate::error::{Error, Result};
-use crate::gemm::{MatRef, SMALL_MACS, gemm_f32, gemm_f64, gemm_small};
 use crate::layout::{broadcast_shapes, numel};
-use crate::pool::par_pieces;
 use crate::tensor::Tensor;
 use mixprec_dtype::{Acc, DType, Dtype};
 
@@ -114,7 +114,7 @@ fn matmul_impl<A: Dtype, B: Dtype, O: Dtype>(
     let nb = batch.len();
     let mn = m * n;
     if A::DTYPE == DType::F64 || B::DTYPE == DType::F64 || O::DTYPE == DType::F64 {
-        let mut c = crate::alloc::try_zeros_of::<f64>(op, &out_shape, batches * mn)?;
+        let mut c = crate::cpu::alloc::try_zeros_of::<f64>(op, &out_shape, batches * mn)?;
         for bi in 0..batches {
             let (ma, mb) = (
                 mat_at(da, &la, nb, batch_offset(&la, bi)),
@@ -127,10 +127,10 @@ fn matmul_impl<A: Dtype, B: Dtype, O: Dtype>(
             let b = bias.as_ref().map_or(0.0, |b| b[i % n]);
             O::Acc::from_f64(v / descale + b)
         });
-        let acc = crate::alloc::try_collect(op, &out_shape, values)?;
+        let acc = crate::cpu::alloc::try_collect(op, &out_shape, values)?;
         return Tensor::from_acc_vec(op, &acc, &out_shape);
     }
-    let mut c = crate::alloc::try_scratch_f32(op, &out_shape, batches * mn)?;
+    let mut c = crate::cpu::alloc::try_scratch_f32(op, &out_shape, batches * mn)?;
     if batches > 1 && lb.strides[..nb].iter().all(|&s| s == 0) && rows_fold(&la, &batch, m) {
         // B is shared by every batch entry and A's rows run evenly through the batch axes
         // (a [.., m, k] activation times a weight): one GEMM with batches * m rows.
@@ -172,7 +172,7 @@ fn matmul_impl<A: Dtype, B: Dtype, O: Dtype>(
         && n > 0
     {
         // Exact in f32: the bias has a non-F64 precision on this path.
-        let b = crate::alloc::try_collect(op, &[n], b.iter().map(|&v| v as f32))?;
+        let b = crate::cpu::alloc::try_collect(op, &[n], b.iter().map(|&v| v as f32))?;
         for row in c.chunks_exact_mut(n) {
             row.iter_mut().zip(&b).for_each(|(v, &bv)| *v += bv);
         }

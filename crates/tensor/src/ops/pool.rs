@@ -99,8 +99,8 @@ impl<D: Dtype> Tensor<D> {
         };
         let x = self.try_to_acc_vec(op)?;
         let out_shape = [n, c, ho, wo];
-        let mut out = crate::alloc::try_with_capacity(op, &out_shape, n * c * ho * wo)?;
-        let mut window = crate::alloc::try_with_capacity(op, &[kh, kw], kh * kw)?;
+        let mut out = crate::cpu::alloc::try_with_capacity(op, &out_shape, n * c * ho * wo)?;
+        let mut window = crate::cpu::alloc::try_with_capacity(op, &[kh, kw], kh * kw)?;
         for plane in x.chunks(h * w) {
             for oy in 0..ho {
                 for ox in 0..wo {

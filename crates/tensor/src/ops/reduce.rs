@@ -3,12 +3,12 @@
 //! which both vectorises and keeps the error growth well below a serial sum's. The
 //! result rounds once into `D`.
 
-use super::map::PARALLEL_MIN;
-use crate::alloc::try_zeroed_acc;
+use crate::cpu::alloc::try_zeroed_acc;
+use crate::cpu::map::PARALLEL_MIN;
+use crate::cpu::pool::par_pieces;
 use crate::error::{Error, Result};
 use crate::layout::{normalize_axis, numel};
 use crate::mask::Indices;
-use crate::pool::par_pieces;
 use crate::tensor::Tensor;
 use mixprec_dtype::{Acc, Dtype};
 use num_traits::{Float, Zero};
@@ -180,7 +180,7 @@ impl<D: Dtype> Tensor<D> {
             let mut row = try_zeroed_acc::<D>("sum", row_shape, inner)?;
             for r in src.chunks(inner) {
                 D::to_acc_slice(r, &mut row);
-                super::map::apply_binary(&mut acc, &row, &|a, v| a + v);
+                crate::cpu::map::apply_binary(&mut acc, &row, &|a, v| a + v);
             }
         } else if inner > 0 {
             for r in self.try_to_acc_vec("sum")?.chunks(inner) {
@@ -332,7 +332,7 @@ impl<D: Dtype> Tensor<D> {
             }
             best
         });
-        Indices::from_vec(crate::alloc::try_collect(op, &shape, rows)?, &shape)
+        Indices::from_vec(crate::cpu::alloc::try_collect(op, &shape, rows)?, &shape)
     }
 
     /// Global L2 norm `sqrt(sum x^2)`. For f32 compute the squares are summed in f64 (one

@@ -1,7 +1,7 @@
 //! `where_cond` and `masked_fill`: choose elements by a [`Mask`] (causal attention
 //! masks). Values are copied, so results are exact (FP8: rescaled by current scaling).
 
-use super::map::broadcast_values;
+use crate::cpu::map::broadcast_values;
 use crate::error::{Error, Result};
 use crate::layout::broadcast_shapes;
 use crate::mask::Mask;
@@ -69,7 +69,7 @@ fn fill_repeating<D: Dtype>(t: &Tensor<D>, mask: &Mask, fill: D::Acc) -> Option<
 /// elements, is true.
 fn fill_periods<D: Dtype>(t: &Tensor<D>, mask: &Mask, fill: D, period: usize) -> Result<Tensor<D>> {
     let src = t.try_elements("masked_fill")?;
-    let mut out = crate::alloc::try_scratch::<D>("masked_fill", t.shape(), src.len())?;
+    let mut out = crate::cpu::alloc::try_scratch::<D>("masked_fill", t.shape(), src.len())?;
     for (o, s) in out.chunks_exact_mut(period).zip(src.chunks_exact(period)) {
         for ((o, &s), &m) in o.iter_mut().zip(s).zip(mask.as_slice()) {
             *o = if m { fill } else { s };
@@ -84,7 +84,7 @@ fn mask_tensor<D: Dtype>(op: &'static str, mask: &Mask) -> Result<Tensor<D>> {
     let (one, zero) = (D::from_acc(D::Acc::one()), D::from_acc(D::Acc::zero()));
     let flags = mask.as_slice().iter().map(|&b| if b { one } else { zero });
     Tensor::from_vec(
-        crate::alloc::try_collect(op, mask.shape(), flags)?,
+        crate::cpu::alloc::try_collect(op, mask.shape(), flags)?,
         mask.shape(),
     )
 }

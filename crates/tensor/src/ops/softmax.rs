@@ -2,9 +2,9 @@
 //! in `D::Acc` (f32; f64 for `F64`), one rounding into `D`. These are precision-sensitive
 //! ops: the amp layer runs them in F32.
 
-use super::map::PARALLEL_MIN_EXPENSIVE;
 use super::reduce::sum_acc;
-use super::rows::map_row_blocks;
+use crate::cpu::map::PARALLEL_MIN_EXPENSIVE;
+use crate::cpu::rows::map_row_blocks;
 use crate::error::Result;
 use crate::tensor::Tensor;
 use mixprec_dtype::{Acc, Dtype};
@@ -16,19 +16,19 @@ fn row_max<A: Acc>(row: &[A]) -> A {
     row.iter().fold(A::neg_infinity(), |m, &v| m.max(v))
 }
 
-crate::simd::multiversioned! {
+crate::cpu::simd::multiversioned! {
     /// `out = exp(x - max(row))` for every row of `n` elements in `x` (the exponentials of
-    /// a block of rows evaluated together, see [`crate::fast_math::exp_in_place`]).
+    /// a block of rows evaluated together, see [`crate::cpu::fast_math::exp_in_place`]).
     fn shifted_exp<A: Acc>(x: &[A], out: &mut [A], n: usize) {
         for (o, xr) in out.chunks_exact_mut(n).zip(x.chunks_exact(n)) {
             let m = row_max(xr);
             o.iter_mut().zip(xr).for_each(|(o, &v)| *o = v - m);
         }
-        crate::fast_math::exp_in_place(out);
+        crate::cpu::fast_math::exp_in_place(out);
     }
 }
 
-crate::simd::multiversioned! {
+crate::cpu::simd::multiversioned! {
     /// Softmax of every row of `n` elements in `x` into `out`.
     fn softmax_rows<A: Acc>(x: &[A], out: &mut [A], n: usize) {
         shifted_exp(x, out, n);
@@ -82,24 +82,29 @@ impl<D: Dtype> Tensor<D> {
         if a + 1 == rank && plain(self) && plain(g) && n > 0 {
             let op = "softmax_backward";
             let (ys, gs) = (self.try_elements(op)?, g.try_elements(op)?);
-            let mut out = crate::alloc::try_scratch::<D>(op, self.shape(), ys.len())?;
-            let rows = (super::map::CHUNK / n).max(1) * n;
+            let mut out = crate::cpu::alloc::try_scratch::<D>(op, self.shape(), ys.len())?;
+            let rows = (crate::cpu::map::CHUNK / n).max(1) * n;
             // A block holds at least one row: its buffers are fallible (a row may be huge).
-            let failed = crate::alloc::FirstError::new();
-            crate::pool::par_pieces(&mut out, rows, super::map::PARALLEL_MIN, |off, piece| {
-                let buffers = crate::alloc::try_zeroed_acc_buffers::<D, 3>(op, rows);
-                let Some([mut yb, mut gb, mut ob]) = failed.keep(buffers) else {
-                    return;
-                };
-                for (k, o) in piece.chunks_mut(rows).enumerate() {
-                    let at = off + k * rows;
-                    let m = o.len();
-                    D::to_acc_slice(&ys[at..at + m], &mut yb[..m]);
-                    D::to_acc_slice(&gs[at..at + m], &mut gb[..m]);
-                    softmax_grad_rows(&yb[..m], &gb[..m], &mut ob[..m], n);
-                    D::from_acc_slice(&ob[..m], o);
-                }
-            });
+            let failed = crate::cpu::alloc::FirstError::new();
+            crate::cpu::pool::par_pieces(
+                &mut out,
+                rows,
+                crate::cpu::map::PARALLEL_MIN,
+                |off, piece| {
+                    let buffers = crate::cpu::alloc::try_zeroed_acc_buffers::<D, 3>(op, rows);
+                    let Some([mut yb, mut gb, mut ob]) = failed.keep(buffers) else {
+                        return;
+                    };
+                    for (k, o) in piece.chunks_mut(rows).enumerate() {
+                        let at = off + k * rows;
+                        let m = o.len();
+                        D::to_acc_slice(&ys[at..at + m], &mut yb[..m]);
+                        D::to_acc_slice(&gs[at..at + m], &mut gb[..m]);
+                        softmax_grad_rows(&yb[..m], &gb[..m], &mut ob[..m], n);
+                        D::from_acc_slice(&ob[..m], o);
+                    }
+                },
+            );
             failed.into_result()?;
             return Ok(Tensor::from_parts(out, self.shape(), 1.0));
         }
@@ -111,7 +116,7 @@ impl<D: Dtype> Tensor<D> {
             g.transpose(a as isize, last)?,
         );
         let (yv, gv) = (yt.try_to_acc_vec(op)?, gt.try_to_acc_vec(op)?);
-        let mut out = crate::alloc::try_collect(op, yt.shape(), yv.iter().copied())?;
+        let mut out = crate::cpu::alloc::try_collect(op, yt.shape(), yv.iter().copied())?;
         if n > 0 {
             softmax_grad_rows(&yv, &gv, &mut out, n);
         }
@@ -141,7 +146,7 @@ impl<D: Dtype> Tensor<D> {
             g.transpose(a as isize, last)?,
         );
         let (yv, gv) = (yt.try_to_acc_vec(op)?, gt.try_to_acc_vec(op)?);
-        let mut out = crate::alloc::try_collect(op, yt.shape(), gv.iter().copied())?;
+        let mut out = crate::cpu::alloc::try_collect(op, yt.shape(), gv.iter().copied())?;
         let n = self.shape()[a];
         if n > 0 {
             for (o, y) in out.chunks_mut(n).zip(yv.chunks(n)) {

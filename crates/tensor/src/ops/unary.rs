@@ -5,7 +5,7 @@
 //! or output and the output gradient, also in `D::Acc` and rounded once — is the variant's
 //! second function ([`Tensor::unary_backward`]), so autograd's rules hold no arithmetic.
 
-use super::map::{PARALLEL_MIN_EXPENSIVE, map_unary, map_unary_chunks, zip_binary};
+use crate::cpu::map::{PARALLEL_MIN_EXPENSIVE, map_unary, map_unary_chunks, zip_binary};
 use crate::error::{Error, Result, or_panic};
 use crate::tensor::Tensor;
 use mixprec_dtype::{Acc, Dtype};
@@ -218,12 +218,12 @@ impl<D: Dtype> Tensor<D> {
             UnaryOp::Neg => map_unary(name, self, |x| -x),
             UnaryOp::Abs => map_unary(name, self, |x| x.abs()),
             // For f32 compute evaluated in f64 a block of elements at a time and rounded
-            // once ([`crate::fast_math::exp_in_place`]); libm's `exp` for f64.
+            // once ([`crate::cpu::fast_math::exp_in_place`]); libm's `exp` for f64.
             UnaryOp::Exp => map_unary_chunks(
                 name,
                 self,
                 PARALLEL_MIN_EXPENSIVE,
-                crate::fast_math::exp_in_place,
+                crate::cpu::fast_math::exp_in_place,
             ),
             UnaryOp::Log => map_unary(name, self, |x| x.ln()),
             UnaryOp::Sqrt => map_unary(name, self, |x| x.sqrt()),
@@ -239,7 +239,7 @@ impl<D: Dtype> Tensor<D> {
                 name,
                 self,
                 PARALLEL_MIN_EXPENSIVE,
-                crate::fast_math::gelu_in_place,
+                crate::cpu::fast_math::gelu_in_place,
             ),
             UnaryOp::GeluTanh => map_unary(name, self, |x| {
                 let k = D::Acc::from_f64((2.0 / std::f64::consts::PI).sqrt());
@@ -359,7 +359,7 @@ unary_methods! {
     neg => Neg;
     /// `|x|` (exact).
     abs => Abs;
-    /// `e^x`: for f32 compute evaluated in f64 ([`crate::fast_math::exp_in_place`], a
+    /// `e^x`: for f32 compute evaluated in f64 ([`crate::cpu::fast_math::exp_in_place`], a
     /// block of elements at a time) and rounded once, so correctly rounded except within
     /// 1e-15 of a rounding boundary; libm's `exp` for f64.
     exp => Exp;
@@ -382,7 +382,7 @@ unary_methods! {
     /// GELU with the exact error function: `x/2 * (1 + erf(x / sqrt 2))`, evaluated as
     /// `x/2 * erfc(-x / sqrt 2)`, which does not cancel for negative `x` (PyTorch's
     /// `1 + erf` form loses all digits below about -5). For f32 compute it runs the
-    /// branch-free f64 path of [`crate::fast_math`] (error near 1e-12, then one rounding).
+    /// branch-free f64 path of [`crate::cpu::fast_math`] (error near 1e-12, then one rounding).
     gelu => Gelu;
     /// GELU, tanh approximation: `x/2 * (1 + tanh(u))` with
     /// `u = sqrt(2/pi) (x + 0.044715 x^3)`, evaluated as `x / (1 + e^(-2u))` (the same

@@ -5,7 +5,7 @@
 
 use super::conv2d::{Conv2dParams, ConvGeometry};
 use super::pool::Pool2dParams;
-use crate::alloc::try_zeroed_acc;
+use crate::cpu::alloc::try_zeroed_acc;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use mixprec_dtype::{Acc, Dtype};

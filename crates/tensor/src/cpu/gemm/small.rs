@@ -35,7 +35,7 @@ const WIDTH: usize = 16;
 /// Rows per register block: independent accumulator chains.
 const ROWS: usize = 4;
 
-crate::simd::multiversioned! {
+crate::cpu::simd::multiversioned! {
     /// `c = a b` for f32 row-major `a` (m x k) and `b` (k x n, rows padded with zeros to
     /// a multiple of [`WIDTH`]): blocks of [`ROWS`] x [`WIDTH`] accumulated in registers,
     /// one fused multiply-add per product in `p` order (the blocked kernels' rounding

@@ -78,8 +78,8 @@ fn exp_lanes<const N: usize>(x: &[f64; N]) -> [f64; N] {
 }
 
 /// `e^x` for `x` in `[-708, 709]` (clamped there), relative error below 1e-15.
-#[inline(always)]
-pub fn exp_f64(x: f64) -> f64 {
+#[cfg(test)]
+fn exp_f64(x: f64) -> f64 {
     exp_lanes(&[x])[0]
 }
 
@@ -233,7 +233,7 @@ pub fn gelu_grad<A: mixprec_dtype::Acc>(x: A, g: A) -> A {
 /// when the CPU has them); for f64, libm per element. Same values as [`gelu`] element by
 /// element.
 pub fn gelu_in_place<A: mixprec_dtype::Acc>(buf: &mut [A]) {
-    match crate::simd::f32_view_mut(buf) {
+    match crate::cpu::simd::f32_view_mut(buf) {
         Some(v) => gelu_blocks(v),
         None => buf.iter_mut().for_each(|v| *v = gelu(*v)),
     }
@@ -252,7 +252,7 @@ pub fn gelu_and_derivative_f32(buf: &mut [f32], deriv: &mut [f32]) {
 /// correctly rounded `e^x` unless it lies within 1e-15 of a rounding boundary; libm's
 /// `expf` allows one ulp), for f64 libm's `exp`.
 pub fn exp_in_place<A: mixprec_dtype::Acc>(buf: &mut [A]) {
-    match crate::simd::f32_view_mut(buf) {
+    match crate::cpu::simd::f32_view_mut(buf) {
         Some(v) => exp_blocks(v),
         None => buf.iter_mut().for_each(|v| *v = v.exp()),
     }
@@ -262,7 +262,10 @@ pub fn exp_in_place<A: mixprec_dtype::Acc>(buf: &mut [A]) {
 /// [`gelu_in_place`]; same values as [`gelu_grad`]). `x` and `g` have equal lengths.
 pub fn gelu_grad_in_place<A: mixprec_dtype::Acc>(x: &mut [A], g: &[A]) {
     debug_assert_eq!(x.len(), g.len());
-    match (crate::simd::f32_view_mut(x), crate::simd::f32_view(g)) {
+    match (
+        crate::cpu::simd::f32_view_mut(x),
+        crate::cpu::simd::f32_view(g),
+    ) {
         (Some(v), Some(g)) => gelu_grad_blocks(v, g),
         _ => x
             .iter_mut()
@@ -271,7 +274,7 @@ pub fn gelu_grad_in_place<A: mixprec_dtype::Acc>(x: &mut [A], g: &[A]) {
     }
 }
 
-crate::simd::multiversioned! {
+crate::cpu::simd::multiversioned! {
     /// `v = gelu(v)` in blocks of [`LANES`] widened to f64 (a short last block is padded
     /// with zeros), rounded once to f32.
     fn gelu_blocks(v: &mut [f32]) {
@@ -281,7 +284,7 @@ crate::simd::multiversioned! {
     }
 }
 
-crate::simd::multiversioned! {
+crate::cpu::simd::multiversioned! {
     /// `v = gelu(v)`, `d = gelu'(v)` blockwise, as [`gelu_blocks`].
     fn gelu_derivative_blocks(v: &mut [f32], d: &mut [f32]) {
         for (block, db) in v.chunks_mut(LANES).zip(d.chunks_mut(LANES)) {
@@ -292,7 +295,7 @@ crate::simd::multiversioned! {
     }
 }
 
-crate::simd::multiversioned! {
+crate::cpu::simd::multiversioned! {
     /// `v = e^v` blockwise, as [`gelu_blocks`].
     fn exp_blocks(v: &mut [f32]) {
         for block in v.chunks_mut(LANES) {
@@ -301,7 +304,7 @@ crate::simd::multiversioned! {
     }
 }
 
-crate::simd::multiversioned! {
+crate::cpu::simd::multiversioned! {
     /// `v = g * gelu'(v)` blockwise, as [`gelu_blocks`].
     fn gelu_grad_blocks(v: &mut [f32], g: &[f32]) {
         for (block, gb) in v.chunks_mut(LANES).zip(g.chunks(LANES)) {

@@ -73,12 +73,10 @@ impl Kernel {
         let mut out = vec![Kernel::PORTABLE];
         #[cfg(target_arch = "x86_64")]
         {
-            if std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma")
-            {
+            if crate::cpu::simd::has_avx2_fma() {
                 out.push(Kernel::AVX2);
             }
-            if std::arch::is_x86_feature_detected!("avx512f") {
+            if crate::cpu::simd::has_avx512() {
                 out.push(Kernel::AVX512);
             }
         }

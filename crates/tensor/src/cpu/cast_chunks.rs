@@ -3,9 +3,9 @@
 //! conversions, and counted (underflow, overflow, saturation, NaN) while it is in L1;
 //! chunks run on both cores for large tensors and their counts are added.
 
-use super::cast::CastReport;
-use super::map::CHUNK;
-use crate::pool::par_zip_chunks;
+use crate::cpu::map::CHUNK;
+use crate::cpu::pool::par_zip_chunks;
+use crate::ops::CastReport;
 use crate::tensor::Tensor;
 use mixprec_dtype::{
     Dtype, convert_slice, convert_slice_saturating, convert_slice_scaled,
@@ -43,7 +43,7 @@ fn widen<D: Dtype>(t: &Tensor<D>, src: &[D], out: &mut [f32]) {
 }
 
 /// The largest finite magnitude of `t`'s values (for current FP8 scaling).
-pub(super) fn finite_amax<D: Dtype>(t: &Tensor<D>) -> crate::Result<f32> {
+pub(crate) fn finite_amax<D: Dtype>(t: &Tensor<D>) -> crate::Result<f32> {
     let src = t.try_elements("cast")?;
     let mut buf = [0.0f32; CHUNK];
     Ok(src.chunks(CHUNK).fold(0.0f32, |m, s| {
@@ -58,14 +58,14 @@ pub(super) fn finite_amax<D: Dtype>(t: &Tensor<D>) -> crate::Result<f32> {
 /// Rounds `t`'s values times `scale` into `T` (nearest even; clamped to `±T::MAX` when
 /// `saturate`) and counts what happened, as the element-wise definition in
 /// [`Tensor::cast_with`] says.
-pub(super) fn cast_chunks<D: Dtype, T: Dtype>(
+pub(crate) fn cast_chunks<D: Dtype, T: Dtype>(
     t: &Tensor<D>,
     scale: f32,
     saturate: bool,
 ) -> crate::Result<(Vec<T>, CastReport)> {
     let src = t.try_elements("cast")?;
     // A cast can widen (E4M3 -> F64 is 8x the bytes): fallible.
-    let mut out = crate::alloc::try_scratch::<T>("cast", t.shape(), src.len())?;
+    let mut out = crate::cpu::alloc::try_scratch::<T>("cast", t.shape(), src.len())?;
     let total = Mutex::new(Counts::default());
     let (max, s) = (T::MAX.to_f64(), f64::from(scale));
     par_zip_chunks(&mut out, &src, CHUNK, PARALLEL_MIN, |o, src| {
@@ -102,7 +102,7 @@ pub(super) fn cast_chunks<D: Dtype, T: Dtype>(
     Ok((out, report))
 }
 
-crate::simd::multiversioned! {
+crate::cpu::simd::multiversioned! {
     /// Counts of a saturating cast of `f` (times `s`) with results `got` (widened back,
     /// exact): NaN, finite values clamped to `±max`, overflowed (an infinite source, which
     /// saturation clamps to `±max`), underflowed — exclusive in that order, as flag sums (vectorised;
@@ -134,7 +134,7 @@ crate::simd::multiversioned! {
     }
 }
 
-crate::simd::multiversioned! {
+crate::cpu::simd::multiversioned! {
     /// Counts of a non-saturating cast: source `f`, results `got` (widened back, exact).
     /// NaN, overflow and underflow exclude each other here, so each is a plain sum of
     /// flags (vectorised).

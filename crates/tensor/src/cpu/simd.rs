@@ -25,11 +25,18 @@ pub(crate) fn f32_view_mut<T: 'static>(s: &mut [T]) -> Option<&mut [f32]> {
         .then(|| unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<f32>(), s.len()) })
 }
 
-/// True when the CPU has AVX2 and FMA (checked once, cached by the std macro).
+/// True when the CPU has AVX2 and FMA ([`mixprec_dtype::cpu::level`] decides, once).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 pub(crate) fn has_avx2_fma() -> bool {
-    std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    mixprec_dtype::cpu::level().has_avx2_fma()
+}
+
+/// True when the CPU has AVX-512 F and DQ (with AVX2 and FMA).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) fn has_avx512() -> bool {
+    mixprec_dtype::cpu::level().has_avx512()
 }
 
 /// Runs `f` compiled for AVX2 + FMA when the CPU has them, as it is otherwise. For small
@@ -71,8 +78,7 @@ macro_rules! multiversioned {
                 unsafe fn avx512 $(<$g: $bound>)? ($($arg: $ty),*) $(-> $ret)? {
                     body $(::<$g>)? ($($arg),*)
                 }
-                if std::arch::is_x86_feature_detected!("avx512f")
-                    && std::arch::is_x86_feature_detected!("avx512dq") {
+                if crate::cpu::simd::has_avx512() {
                     // SAFETY: the CPU supports the features `avx512` is compiled for.
                     return unsafe { avx512 $(::<$g>)? ($($arg),*) };
                 }
@@ -80,7 +86,7 @@ macro_rules! multiversioned {
                 unsafe fn avx2 $(<$g: $bound>)? ($($arg: $ty),*) $(-> $ret)? {
                     body $(::<$g>)? ($($arg),*)
                 }
-                if crate::simd::has_avx2_fma() {
+                if crate::cpu::simd::has_avx2_fma() {
                     // SAFETY: the CPU supports the features `avx2` is compiled for.
                     return unsafe { avx2 $(::<$g>)? ($($arg),*) };
                 }

@@ -3,10 +3,10 @@
 //! cache-sized chunks, on both cores when large; broadcast or strided inputs walk their
 //! layouts row by row.
 
-use crate::alloc::{FirstError, try_scratch, try_zeroed_acc};
+use crate::cpu::alloc::{FirstError, try_scratch, try_zeroed_acc};
+use crate::cpu::pool::{par_pieces, par_zip_chunks};
 use crate::error::{Result, or_panic};
 use crate::layout::{Layout, broadcast_shapes, for_each_row_n};
-use crate::pool::{par_pieces, par_zip_chunks};
 use crate::tensor::Tensor;
 use mixprec_dtype::{Acc, Dtype};
 use num_traits::Zero;
@@ -18,16 +18,16 @@ pub(crate) const PARALLEL_MIN: usize = 1 << 16;
 /// The same for functions costing ~1-3 ns per element (GELU, `exp`): split sooner.
 pub(crate) const PARALLEL_MIN_EXPENSIVE: usize = 1 << 12;
 
-/// `buf[i] = f(buf[i])`, multiversioned (see [`crate::simd::multiversion`]).
+/// `buf[i] = f(buf[i])`, multiversioned (see [`crate::cpu::simd::multiversion`]).
 #[inline(always)]
 pub(crate) fn apply_unary<A: Copy>(buf: &mut [A], f: &impl Fn(A) -> A) {
-    crate::simd::multiversion(|| buf.iter_mut().for_each(|v| *v = f(*v)));
+    crate::cpu::simd::multiversion(|| buf.iter_mut().for_each(|v| *v = f(*v)));
 }
 
-/// `a[i] = f(a[i], b[i])`, multiversioned (see [`crate::simd::multiversion`]).
+/// `a[i] = f(a[i], b[i])`, multiversioned (see [`crate::cpu::simd::multiversion`]).
 #[inline(always)]
 pub(crate) fn apply_binary<A: Copy>(a: &mut [A], b: &[A], f: &impl Fn(A, A) -> A) {
-    crate::simd::multiversion(|| a.iter_mut().zip(b).for_each(|(u, &v)| *u = f(*u, v)));
+    crate::cpu::simd::multiversion(|| a.iter_mut().zip(b).for_each(|(u, &v)| *u = f(*u, v)));
 }
 
 /// True when elements can be converted straight through `to_acc_slice` (no FP8 scale).
@@ -225,7 +225,7 @@ pub(crate) fn broadcast_values<D: Dtype, const N: usize>(
     let layouts: [Layout; N] = inputs.map(|t| t.layout.broadcast_to(shape));
     let data = inputs.map(|t| t.storage.as_slice());
     let scales = inputs.map(|t| D::Acc::from_f32(t.scale));
-    let mut out = crate::alloc::try_with_capacity(op, shape, crate::layout::numel(shape))?;
+    let mut out = crate::cpu::alloc::try_with_capacity(op, shape, crate::layout::numel(shape))?;
     for_each_row_n(layouts.each_ref(), |starts, strides, len| {
         for i in 0..len {
             let args: [D::Acc; N] =

@@ -11,7 +11,7 @@ use mixprec_dtype::{Dtype, convert_slice_to_f32};
 fn read_run<T: Dtype>(data: &[T], start: usize, stride: usize, out: &mut [f32]) {
     if stride == 1 {
         let src = &data[start..start + out.len()];
-        match crate::simd::f32_view(src) {
+        match crate::cpu::simd::f32_view(src) {
             Some(src) => copy_short(src, out),
             None => convert_slice_to_f32(src, out).expect("equal lengths"),
         }

@@ -16,7 +16,7 @@ mod small;
 
 pub(crate) use f64_kernel::gemm_f64;
 
-use crate::pool::{Chunks, Pool, TASKS_PER_THREAD};
+use crate::cpu::pool::{Chunks, Pool, TASKS_PER_THREAD};
 pub(crate) use kernel::{ARows, Kernel};
 use mixprec_dtype::Dtype;
 use pack::{pack_a_panel, pack_b_panel};
@@ -182,8 +182,8 @@ pub(crate) fn gemm_f32_with<TA: Dtype, TB: Dtype>(
     let after = 4 * (packed_a.capacity() + packed_b.capacity());
     if after != held {
         use std::sync::atomic::Ordering::Relaxed;
-        crate::alloc::PACKING_BYTES.fetch_add(after, Relaxed);
-        crate::alloc::PACKING_BYTES.fetch_sub(held, Relaxed);
+        crate::cpu::alloc::PACKING_BYTES.fetch_add(after, Relaxed);
+        crate::cpu::alloc::PACKING_BYTES.fetch_sub(held, Relaxed);
     }
     SCRATCH.with(|s| *s.borrow_mut() = (packed_a, packed_b));
 }
@@ -216,7 +216,7 @@ pub(crate) fn packing_is_empty() -> bool {
 /// Drops this thread's packing buffers (see `release_workspace`).
 pub(crate) fn release_packing() {
     let (a, b) = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
-    crate::alloc::PACKING_BYTES.fetch_sub(
+    crate::cpu::alloc::PACKING_BYTES.fetch_sub(
         4 * (a.capacity() + b.capacity()),
         std::sync::atomic::Ordering::Relaxed,
     );
@@ -253,7 +253,7 @@ enum ASource<'a> {
 
 /// `a` as an f32 matrix, when its element type is `F32`.
 fn as_f32_matrix<T: Dtype>(a: MatRef<'_, T>) -> Option<MatRef<'_, f32>> {
-    crate::simd::f32_view(a.data).map(|data| MatRef {
+    crate::cpu::simd::f32_view(a.data).map(|data| MatRef {
         data,
         offset: a.offset,
         rs: a.rs,

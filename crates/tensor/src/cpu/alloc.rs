@@ -7,28 +7,7 @@
 /// Buffers at least this large get the huge-page hint.
 const HUGE_MIN_BYTES: usize = 4 << 20;
 
-/// Element types whose all-zero bit pattern is a valid value (zero).
-///
-/// # Safety
-/// Implement only for types for which every zero-filled byte pattern is a valid value.
-pub(crate) unsafe trait ZeroBits: Copy {}
-// SAFETY: IEEE zero is all bits zero; every precision type is a repr(transparent) wrapper
-// of a float or integer whose every bit pattern is valid.
-unsafe impl ZeroBits for f32 {}
-// SAFETY: as above.
-unsafe impl ZeroBits for f64 {}
-// SAFETY: as above (repr(transparent) over f32/f64/half/u8, any bits valid).
-unsafe impl ZeroBits for mixprec_dtype::F32 {}
-// SAFETY: as above.
-unsafe impl ZeroBits for mixprec_dtype::F64 {}
-// SAFETY: as above.
-unsafe impl ZeroBits for mixprec_dtype::Bf16 {}
-// SAFETY: as above.
-unsafe impl ZeroBits for mixprec_dtype::F16 {}
-// SAFETY: as above.
-unsafe impl ZeroBits for mixprec_dtype::E4M3 {}
-// SAFETY: as above.
-unsafe impl ZeroBits for mixprec_dtype::E5M2 {}
+use mixprec_dtype::ZeroBits;
 
 /// What `Vec` does when an allocation of `n` elements fails: the allocation-error handler
 /// (an abort), or a panic when the size overflows.
@@ -67,7 +46,7 @@ pub(crate) fn try_zeroed<D: mixprec_dtype::Dtype>(
     shape: &[usize],
     n: usize,
 ) -> crate::Result<Vec<D>> {
-    dispatch_try_zeroed::<D>(n).ok_or_else(|| allocation_error::<D>(op, shape, n))
+    try_zeroed_vec::<D>(n).ok_or_else(|| allocation_error::<D>(op, shape, n))
 }
 
 /// `n` zeros of `D`'s compute precision for a result of `shape`, or an error naming `op`.
@@ -76,7 +55,7 @@ pub(crate) fn try_zeroed_acc<D: mixprec_dtype::Dtype>(
     shape: &[usize],
     n: usize,
 ) -> crate::Result<Vec<D::Acc>> {
-    dispatch_try_zeroed::<D::Acc>(n).ok_or_else(|| allocation_error::<D::Acc>(op, shape, n))
+    try_zeroed_vec::<D::Acc>(n).ok_or_else(|| allocation_error::<D::Acc>(op, shape, n))
 }
 
 /// `K` buffers of `len` zeros of `D`'s compute precision (the row-sized scratch of a
@@ -94,12 +73,12 @@ pub(crate) fn try_zeroed_acc_buffers<D: mixprec_dtype::Dtype, const K: usize>(
 
 /// `n` zeros of a precision type `D` (all of which are zero-fillable).
 pub(crate) fn zeroed<D: mixprec_dtype::Dtype>(n: usize) -> Vec<D> {
-    dispatch_zeroed::<D>(n)
+    zeroed_vec::<D>(n)
 }
 
 /// `n` zeros of `D`'s compute precision (f32 or f64).
 pub(crate) fn zeroed_acc<D: mixprec_dtype::Dtype>(n: usize) -> Vec<D::Acc> {
-    dispatch_zeroed::<D::Acc>(n)
+    zeroed_vec::<D::Acc>(n)
 }
 
 /// Buffers of dropped tensors, kept for reuse by op outputs that overwrite every
@@ -133,7 +112,7 @@ pub fn release_workspace() {
         r.free.clear();
         r.bytes = 0;
     }
-    crate::gemm::release_packing();
+    crate::cpu::gemm::release_packing();
 }
 
 /// Memory the library holds outside tensors: the GEMM packing buffers of every thread and
@@ -290,36 +269,9 @@ fn reuse<T: 'static>(n: usize) -> Option<Vec<T>> {
     v.downcast::<Vec<T>>().ok().map(|b| *b)
 }
 
-/// Zeroed vector for a type known (by the sealed `Dtype`/`Acc` pairing) to be one of the
-/// `ZeroBits` types; aborts like `Vec` when the allocator refuses.
-fn dispatch_zeroed<T: Copy + 'static>(n: usize) -> Vec<T> {
-    dispatch_try_zeroed::<T>(n).unwrap_or_else(|| alloc_failed::<T>(n))
-}
-
-/// Zeroed vector for a type known to be one of the `ZeroBits` types (checked at run time
-/// through `TypeId`), or `None` when the allocator refuses.
-fn dispatch_try_zeroed<T: Copy + 'static>(n: usize) -> Option<Vec<T>> {
-    use std::any::TypeId;
-    macro_rules! try_types {
-        ($($t:ty),*) => {$(
-            if TypeId::of::<T>() == TypeId::of::<$t>() {
-                let v: Option<Vec<$t>> = try_zeroed_vec::<$t>(n);
-                let boxed: Box<dyn std::any::Any> = Box::new(v);
-                return *boxed.downcast::<Option<Vec<T>>>().expect("same type");
-            }
-        )*};
-    }
-    try_types!(
-        f32,
-        f64,
-        mixprec_dtype::F32,
-        mixprec_dtype::F64,
-        mixprec_dtype::Bf16,
-        mixprec_dtype::F16,
-        mixprec_dtype::E4M3,
-        mixprec_dtype::E5M2
-    );
-    unreachable!("every Dtype and its Acc are zero-fillable types")
+/// Zeroed vector; aborts like `Vec` when the allocator refuses.
+fn zeroed_vec<T: ZeroBits>(n: usize) -> Vec<T> {
+    try_zeroed_vec::<T>(n).unwrap_or_else(|| alloc_failed::<T>(n))
 }
 
 /// Hints the kernel to back the 2 MiB-aligned part of `[ptr, ptr + bytes)` with huge
@@ -365,7 +317,7 @@ mod tests {
         // Freeing drops this thread's buffers (the total is not compared: tests on other
         // threads run GEMMs and recycle buffers concurrently).
         release_workspace();
-        assert!(crate::gemm::packing_is_empty());
+        assert!(crate::cpu::gemm::packing_is_empty());
     }
 
     #[test]
@@ -374,7 +326,7 @@ mod tests {
         assert_eq!(failed.keep(Ok::<_, crate::Error>(3)), Some(3));
         // Two tasks fail: the op returns the first error, and nothing aborts.
         let huge = |op| try_zeros_of::<f32>(op, &[1 << 60], 1 << 60);
-        crate::pool::par_pieces(&mut [0u8; 2], 1, 1, |off, _| {
+        crate::cpu::pool::par_pieces(&mut [0u8; 2], 1, 1, |off, _| {
             assert!(
                 failed
                     .keep(huge(if off == 0 { "first" } else { "second" }))

@@ -30,7 +30,7 @@ pub(crate) fn gemm_f64<TA: Dtype, TB: Dtype>(
         return;
     }
     let min_len = if m * n * k >= 1 << 18 { 0 } else { usize::MAX };
-    crate::pool::par_pieces(c, n, min_len, |off, piece| {
+    crate::cpu::pool::par_pieces(c, n, min_len, |off, piece| {
         for (r, out) in piece.chunks_mut(n).enumerate() {
             row((off / n + r, out));
         }

@@ -5,10 +5,10 @@
 //! small buffers, computed and rounded straight into the output, so 16-bit storage moves
 //! half the bytes of f32.
 
-use crate::alloc::{FirstError, try_scratch, try_zeroed_acc, try_zeroed_acc_buffers};
+use crate::cpu::alloc::{FirstError, try_scratch, try_zeroed_acc, try_zeroed_acc_buffers};
+use crate::cpu::pool::par_zip_chunks;
 use crate::error::Result;
 use crate::layout::normalize_axis;
-use crate::pool::par_zip_chunks;
 use crate::tensor::Tensor;
 use mixprec_dtype::Dtype;
 
@@ -34,7 +34,7 @@ pub(crate) fn map_row_blocks<D: Dtype>(
     let moved = t.permute(&order)?;
     let values = moved.try_to_acc_vec(op)?;
     let mut out = try_zeroed_acc::<D>(op, t.shape(), values.len())?;
-    if let Some(rows) = super::map::CHUNK.checked_div(row_len) {
+    if let Some(rows) = crate::cpu::map::CHUNK.checked_div(row_len) {
         let rows_per_task = rows.max(1) * row_len;
         par_zip_chunks(&mut out, &values, rows_per_task, parallel_min, |o, i| {
             f(i, o, row_len)
@@ -61,7 +61,7 @@ fn stream_rows<D: Dtype>(
 ) -> Result<Tensor<D>> {
     let src = t.try_elements(op)?;
     let mut out = try_scratch::<D>(op, t.shape(), src.len())?;
-    let rows_per_task = (super::map::CHUNK / row_len).max(1) * row_len;
+    let rows_per_task = (crate::cpu::map::CHUNK / row_len).max(1) * row_len;
     // A block holds at least one row: its buffers are fallible (a row may be huge).
     let failed = FirstError::new();
     let job = |(o, s): (&mut [D], &[D])| {
