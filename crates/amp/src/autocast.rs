@@ -13,21 +13,22 @@
 //! 4. F64 values pass through a sensitive op unchanged when `P::Sensitive` is F64.
 //! 5. Binary element-wise ops between two precisions (`add`, `mul`) promote to the wider
 //!    one ([`Promote`]; BF16 with F16 meets in F32, as in PyTorch).
-//! 6. Casts of parameters (leaves) are cached for the life of the `Autocast` — one per
-//!    step: make a new one after each optimizer step (the cache is not process-wide, the
-//!    root of several PyTorch bugs).
+//! 6. Casts of parameters (leaves) are made once per step and kept in a
+//!    [`ComputeCopies`] table keyed by parameter: an `Autocast` has its own, and the
+//!    autocasts of one step's layers share one ([`Autocast::sharing`]), so a weight used
+//!    by two layers is cast once. Make new ones after each optimizer step (the cache is
+//!    not process-wide, the root of several PyTorch bugs).
 //!
 //! Every cast is a node on the tape, so `tape.report()` shows where precision changed.
 
+use crate::copies::{ComputeCopies, CopyKey};
 use crate::fp8::{Fp8Role, Fp8Scaling};
 use crate::policy::Policy;
-use mixprec_autograd::{InputGrad, NodeId, Result, Saved, Tape, Var};
+use mixprec_autograd::{InputGrad, Result, Saved, Tape, Var};
 use mixprec_dtype::{Acc, DType, Dtype, Promote};
 use mixprec_tensor::{CastOptions, Conv2dParams, Indices, Tensor};
 use std::any::Any;
-use std::collections::HashMap;
 use std::marker::PhantomData;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Applies policy `P` to the ops of one step on one tape.
@@ -37,9 +38,8 @@ pub struct Autocast<P: Policy> {
     fp8: Option<Fp8Scaling>,
     /// FP8 GEMMs run so far this step (the GEMM's key in `fp8`).
     fp8_gemms: AtomicUsize,
-    cache: Mutex<HashMap<(NodeId, DType), Box<dyn Any + Send>>>,
-    /// Bytes of each cached cast, and whether it shares the source's storage.
-    sizes: Mutex<HashMap<(NodeId, DType), (usize, bool)>>,
+    /// The step's compute copies (own, or shared with the step's other autocasts).
+    copies: ComputeCopies,
     _policy: PhantomData<P>,
 }
 
@@ -62,8 +62,7 @@ impl<P: Policy> Autocast<P> {
             tape: tape.clone(),
             fp8,
             fp8_gemms: AtomicUsize::new(0),
-            cache: Mutex::new(HashMap::new()),
-            sizes: Mutex::new(HashMap::new()),
+            copies: ComputeCopies::new(),
             _policy: PhantomData,
         }
     }
@@ -78,26 +77,27 @@ impl<P: Policy> Autocast<P> {
         self.fp8.as_ref()
     }
 
+    /// This autocast keeping its parameter casts in `copies` (the step's one table,
+    /// shared with the step's other autocasts) instead of its own.
+    pub fn sharing(mut self, copies: &ComputeCopies) -> Self {
+        self.copies = copies.clone();
+        self
+    }
+
+    /// The table of compute copies this autocast uses.
+    pub fn copies(&self) -> &ComputeCopies {
+        &self.copies
+    }
+
     /// Number of cached parameter casts.
     pub fn cached_casts(&self) -> usize {
-        self.cache.lock().map_or(0, |c| c.len())
+        self.copies.len()
     }
 
     /// Bytes of the cached parameter casts (the step's compute copies), by precision;
     /// same-precision "casts" share storage and count nothing.
     pub fn cached_bytes(&self) -> Vec<(DType, usize)> {
-        let mut out: Vec<(DType, usize)> = Vec::new();
-        let sizes = self.sizes.lock().unwrap_or_else(|e| e.into_inner());
-        for (&(_, d), &(bytes, shared)) in sizes.iter() {
-            if shared {
-                continue;
-            }
-            match out.iter_mut().find(|(x, _)| *x == d) {
-                Some(row) => row.1 += bytes,
-                None => out.push((d, bytes)),
-            }
-        }
-        out
+        self.copies.bytes_by_dtype()
     }
 
     /// Casts `x` to `T`; a parameter's (a leaf's) cast is made once and reused.
@@ -117,7 +117,7 @@ impl<P: Policy> Autocast<P> {
         if let Some(same) = self.same_precision::<S, T>(x) {
             return Ok(same);
         }
-        self.cast_param_or(x, |x| Ok(x.cast_with::<T>(CastOptions::default())?.0))
+        self.cast_param_or(x, None, |x| Ok(x.cast_with::<T>(CastOptions::default())?.0))
     }
 
     /// `x` itself when `T` is `S` (and not FP8, whose casts rescale): no cast node, no
@@ -130,40 +130,27 @@ impl<P: Policy> Autocast<P> {
         let boxed: Box<dyn Any> = Box::new(x.clone());
         let same = *boxed.downcast::<Var<T>>().ok()?;
         if x.requires_grad() && x.tape().same(&self.tape) && self.is_leaf(x) {
-            let key = (x.id(), T::DTYPE);
-            let mut sizes = self.sizes.lock().unwrap_or_else(|e| e.into_inner());
-            if sizes.insert(key, (x.value().nbytes(), true)).is_none() {
-                self.tape.exclude_from_saved(x.value());
-            }
+            let key = CopyKey::new::<T>(x.id(), None);
+            self.copies.note_same_precision(key, &self.tape, &same);
         }
         Some(same)
     }
 
-    /// Like [`Autocast::cast`], with `make` producing the cast (once per parameter).
+    /// Like [`Autocast::cast`], with `make` producing the cast (once per parameter and
+    /// step; an FP8 copy quantised with `scaling` once per parameter, step and state).
     fn cast_param_or<S: Dtype, T: Dtype>(
         &self,
         x: &Var<S>,
+        scaling: Option<&Fp8Scaling>,
         make: impl FnOnce(&Var<S>) -> Result<Var<T>>,
     ) -> Result<Var<T>> {
         let is_param = x.requires_grad() && x.tape().same(&self.tape) && self.is_leaf(x);
         if !is_param {
             return make(x);
         }
-        let key = (x.id(), T::DTYPE);
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(v) = cache.get(&key).and_then(|b| b.downcast_ref::<Var<T>>()) {
-            return Ok(v.clone());
-        }
-        let v = make(x)?;
-        self.tape.exclude_from_saved(v.value());
-        // A same-precision cast (not FP8, which rescales) shares the source's storage.
-        let shared = S::DTYPE == T::DTYPE && !T::DTYPE.is_fp8();
-        self.sizes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, (v.value().nbytes(), shared));
-        cache.insert(key, Box::new(v.clone()));
-        Ok(v)
+        let key = CopyKey::new::<T>(x.id(), scaling);
+        self.copies
+            .get_or_make(key, scaling, &self.tape, || make(x))
     }
 
     fn is_leaf<S: Dtype>(&self, x: &Var<S>) -> bool {
@@ -262,7 +249,7 @@ impl<P: Policy> Autocast<P> {
             ),
             Some(fp8) => {
                 let scope = self.tape.current_scope();
-                let a8 = self.cast_param_or(a, |a| {
+                let a8 = self.cast_param_or(a, Some(fp8), |a| {
                     let amax = a.value().abs_max().to_f32();
                     fp8.quantize::<P::GemmFwd, _, _>(
                         gemm,
@@ -272,7 +259,7 @@ impl<P: Policy> Autocast<P> {
                         |o| a.cast_with::<P::GemmFwd>(o),
                     )
                 })?;
-                let b8 = self.cast_param_or(b, |b| {
+                let b8 = self.cast_param_or(b, Some(fp8), |b| {
                     let amax = b.value().abs_max().to_f32();
                     fp8.quantize::<P::GemmFwd, _, _>(
                         gemm,

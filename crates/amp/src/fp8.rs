@@ -172,6 +172,11 @@ impl Fp8Scaling {
         Arc::ptr_eq(&self.0, &other.0)
     }
 
+    /// The state's address: equal for handles of one state (a key while it is alive).
+    pub(crate) fn address(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
+    }
+
     /// The recipe.
     pub fn recipe(&self) -> Fp8Recipe {
         self.lock().recipe

@@ -109,6 +109,7 @@
 mod accumulate;
 mod autocast;
 mod clip;
+mod copies;
 mod delayed;
 mod fp8;
 mod master;
@@ -120,6 +121,7 @@ mod scaler;
 pub use accumulate::GradAccumulator;
 pub use autocast::Autocast;
 pub use clip::{clip_grad_norm, clip_grad_value, grad_norm};
+pub use copies::ComputeCopies;
 pub use delayed::{AmaxCompute, DelayedScaling, DelayedScalingConfig};
 pub use fp8::{Fp8Recipe, Fp8Role, Fp8Scaling, Fp8Snapshot, Fp8TensorStats};
 pub use master::{MasterWeights, ParamUpdate};

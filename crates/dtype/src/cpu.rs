@@ -4,7 +4,7 @@
 //! the same fused multiply-adds as the vector code where results depend on it); only the
 //! speed differs.
 
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 /// The widest instruction set the CPU kernels may use here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -46,11 +46,29 @@ impl std::fmt::Display for CpuLevel {
     }
 }
 
+/// The detected level plus one; 0 until the first [`level`] call detects it. (An atomic
+/// byte, not a `OnceLock`: the check sits in front of every slice conversion, and a
+/// relaxed load and compare is all it costs, like std's feature cache. Two threads that
+/// race to detect store the same value.)
+static LEVEL: AtomicU8 = AtomicU8::new(0);
+
 /// This CPU's level, detected once per process.
 #[inline]
 pub fn level() -> CpuLevel {
-    static LEVEL: OnceLock<CpuLevel> = OnceLock::new();
-    *LEVEL.get_or_init(detect)
+    match LEVEL.load(Ordering::Relaxed) {
+        1 => CpuLevel::Portable,
+        2 => CpuLevel::Avx2Fma,
+        3 => CpuLevel::Avx512,
+        _ => detect_and_store(),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn detect_and_store() -> CpuLevel {
+    let l = detect();
+    LEVEL.store(l as u8 + 1, Ordering::Relaxed);
+    l
 }
 
 fn detect() -> CpuLevel {

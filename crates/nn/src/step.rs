@@ -3,8 +3,8 @@
 //! the compute copies the layers' autocasts made and the FP8 states they used.
 
 use mixprec_amp::{
-    Autocast, Fp8Scaling, Fp8Snapshot, Fp8TensorStats, MasterWeights, MemorySummary, Policy,
-    UnscaledGrads,
+    Autocast, ComputeCopies, Fp8Scaling, Fp8Snapshot, Fp8TensorStats, MasterWeights, MemorySummary,
+    Policy, UnscaledGrads,
 };
 use mixprec_autograd::{Tape, Var};
 use mixprec_dtype::{DType, F32};
@@ -29,7 +29,9 @@ pub struct Step {
     params: Vec<Var<F32>>,
     training: bool,
     rng: Mutex<Rng>,
-    copies: Mutex<Vec<(DType, usize)>>,
+    /// The step's compute copies, one table for every layer's autocast (a weight two
+    /// layers use is cast once).
+    copies: ComputeCopies,
     /// FP8 states used this step, each with a copy taken before its first use (taken out
     /// by [`Step::take_fp8_snapshots`] to undo a failed step).
     fp8: Mutex<Vec<(Fp8Scaling, Option<Fp8Snapshot>)>>,
@@ -49,7 +51,7 @@ impl Step {
             params,
             training,
             rng: Mutex::new(Rng::seed(seed)),
-            copies: Mutex::new(Vec::new()),
+            copies: ComputeCopies::new(),
             fp8: Mutex::new(Vec::new()),
             undo_fp8: false,
         }
@@ -87,8 +89,9 @@ impl Step {
         self.tape.constant(t)
     }
 
-    /// Runs `f` with an [`Autocast`] of policy `P` inside the tape scope `scope`, and
-    /// records the autocast's compute copies and FP8 state. FP8 GEMMs are scaled by
+    /// Runs `f` with an [`Autocast`] of policy `P` inside the tape scope `scope`; the
+    /// autocast keeps its parameter casts in the step's one [`ComputeCopies`] table, and
+    /// the step records the FP8 state it used. FP8 GEMMs are scaled by
     /// `fp8` (a layer's own state), or with stateless current scaling when `None`.
     pub fn with_policy<P: Policy, R>(
         &self,
@@ -106,13 +109,9 @@ impl Step {
         let ac = match fp8 {
             Some(fp8) => Autocast::<P>::with_fp8(&self.tape, fp8),
             None => Autocast::<P>::new(&self.tape),
-        };
-        let out = self.tape.scope(scope, || f(&ac));
-        let mut copies = self.copies.lock().unwrap_or_else(|e| e.into_inner());
-        for (d, b) in ac.cached_bytes() {
-            copies.push((d, b));
         }
-        out
+        .sharing(&self.copies);
+        self.tape.scope(scope, || f(&ac))
     }
 
     /// Draws a dropout seed (deterministic given the step's seed and call order).
@@ -143,14 +142,12 @@ impl Step {
 
     /// Bytes of the compute copies of the weights made this step, by precision.
     pub fn compute_copy_bytes(&self) -> Vec<(DType, usize)> {
-        let mut out: Vec<(DType, usize)> = Vec::new();
-        for &(d, b) in self.copies.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-            match out.iter_mut().find(|(x, _)| *x == d) {
-                Some(r) => r.1 += b,
-                None => out.push((d, b)),
-            }
-        }
-        out
+        self.copies.bytes_by_dtype()
+    }
+
+    /// The step's compute copies (one table, keyed by parameter).
+    pub fn compute_copies(&self) -> &ComputeCopies {
+        &self.copies
     }
 
     /// What the step holds, by role and precision: master weights, compute copies,

@@ -3,16 +3,17 @@
 
 mod binary;
 mod cast;
+mod conv2d;
+mod cross_entropy;
 mod index;
-mod loss;
+mod layer_norm;
 mod matmul;
-mod norm;
+mod pool;
 mod reduce;
 mod select;
 mod softmax;
 mod unary;
 mod views;
-mod window;
 
 use crate::error::Result;
 use crate::saved::Saved;

@@ -27,4 +27,3 @@ mod select;
 mod softmax;
 mod unary;
 mod views;
-mod window_backward;

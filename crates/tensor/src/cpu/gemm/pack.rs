@@ -73,6 +73,7 @@ fn scatter_lines<T: Dtype>(
 /// (`mr * kc` floats): rows `i0 + panel*mr ..` as `kc` groups of `mr` values, missing rows
 /// zero.
 #[allow(clippy::too_many_arguments)]
+#[inline]
 pub(super) fn pack_a_panel<T: Dtype>(
     a: MatRef<'_, T>,
     i0: usize,
@@ -108,6 +109,7 @@ pub(super) fn pack_a_panel<T: Dtype>(
 /// (`nr * kc` floats): columns `j0 + panel*nr ..` as `kc` groups of `nr` values, missing
 /// columns zero.
 #[allow(clippy::too_many_arguments)]
+#[inline]
 pub(super) fn pack_b_panel<T: Dtype>(
     b: MatRef<'_, T>,
     p0: usize,

@@ -1,6 +1,8 @@
 //! `max_pool2d` and `avg_pool2d` over NCHW tensors. Max copies a value (exact); average
 //! sums in `D::Acc` and rounds once.
 
+mod backward;
+
 use super::conv2d::out_size;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;

@@ -2,6 +2,8 @@
 //! precision, then the f32-accumulating GEMM (which widens while packing). The result
 //! rounds once into `D`.
 
+mod backward;
+
 use crate::cpu::gemm::{MatRef, gemm_f32, gemm_f64};
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;

@@ -1,10 +1,10 @@
-//! `conv2d`, `max_pool2d`, `avg_pool2d`: the tensor layer computes the window gradients.
+//! `conv2d`: the tensor layer computes the gradients (`Tensor::conv2d_backward`).
 
-use super::{grad, saved, unary_record};
+use super::{grad, saved};
 use crate::error::Result;
 use crate::var::{Record, Var};
 use mixprec_dtype::Dtype;
-use mixprec_tensor::{Conv2dParams, Pool2dParams};
+use mixprec_tensor::Conv2dParams;
 
 impl<D: Dtype> Var<D> {
     /// 2-D convolution (NCHW) with optional bias.
@@ -38,26 +38,6 @@ impl<D: Dtype> Var<D> {
                 out.push(grad(ib, db));
             }
             Ok(out)
-        }))
-    }
-
-    /// Max pooling; the gradient goes to each window's maximum.
-    pub fn max_pool2d(&self, p: Pool2dParams) -> Result<Var<D>> {
-        let y = self.value.max_pool2d(p)?;
-        let (x, id) = (self.value.clone(), self.id);
-        let rec = unary_record("max_pool2d", self, vec![saved(&x)]);
-        Ok(self.tape.record(y, rec, move |g| {
-            Ok(vec![grad(id, x.max_pool2d_backward(&g, p)?)])
-        }))
-    }
-
-    /// Average pooling; the gradient is spread over each window.
-    pub fn avg_pool2d(&self, p: Pool2dParams) -> Result<Var<D>> {
-        let y = self.value.avg_pool2d(p)?;
-        let (x, id) = (self.value.clone(), self.id);
-        let rec = unary_record("avg_pool2d", self, vec![saved(&x)]);
-        Ok(self.tape.record(y, rec, move |g| {
-            Ok(vec![grad(id, x.avg_pool2d_backward(&g, p)?)])
         }))
     }
 }
