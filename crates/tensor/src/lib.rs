@@ -30,7 +30,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use mask::{Indices, Mask};
 pub use ops::{
     AdamWStep, BinaryOp, CastOptions, CastOverflow, CastReport, CastRounding, CastScale,
-    Conv2dParams, Pool2dParams, Saves, SgdStep, UnaryOp,
+    Conv2dParams, Pool2dParams, ReduceOp, Saves, SgdStep, UnaryOp,
 };
 pub use rng::Rng;
 pub use storage::Device;

@@ -1,9 +1,10 @@
-//! Ops are data: every [`UnaryOp`] and [`BinaryOp`] variant has a CPU implementation (its
-//! forward and backward forms run and give values of the right shape), a name, and a
-//! device kernel name, unique across variants.
+//! Ops are data: every [`UnaryOp`], [`BinaryOp`] and [`ReduceOp`] variant has a CPU
+//! implementation (its forward and backward forms run and give values of the right shape;
+//! a reduction equals its method), a name, and a device kernel name, unique across
+//! variants.
 
 use mixprec_dtype::{Bf16, Dtype, E4M3, F32, F64};
-use mixprec_tensor::{BinaryOp, Saves, Tensor, UnaryOp};
+use mixprec_tensor::{BinaryOp, ReduceOp, Saves, Tensor, UnaryOp};
 use std::collections::HashSet;
 
 fn every_unary_op_runs<D: Dtype>() {
@@ -43,8 +44,41 @@ fn every_binary_op_runs<D: Dtype>() {
     }
 }
 
+fn every_reduce_op_runs<D: Dtype>() {
+    let x = Tensor::<D>::from_f64(&[0.25, 0.5, 1.0, 2.0, 3.0, 0.75], &[2, 3]).unwrap();
+    for op in ReduceOp::EXAMPLES {
+        for (axes, keepdim, shape) in [
+            (&[-1][..], false, &[2][..]),
+            (&[0][..], true, &[1, 3][..]),
+            (&[0, 1][..], false, &[][..]),
+        ] {
+            let y = x.reduce(op, axes, keepdim).unwrap();
+            assert_eq!(y.shape(), shape, "{op:?} over {axes:?}");
+            let by_method = match op {
+                ReduceOp::Sum => x.sum(axes, keepdim),
+                ReduceOp::Mean => x.mean(axes, keepdim),
+                ReduceOp::Max => x.max(axes, keepdim),
+                ReduceOp::Min => x.min(axes, keepdim),
+                ReduceOp::Var { correction } => x.var(axes, keepdim, correction),
+            }
+            .unwrap();
+            let bits = |t: &Tensor<D>| {
+                t.to_f64_vec()
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(bits(&y), bits(&by_method), "{op:?} over {axes:?}");
+        }
+    }
+}
+
 #[test]
 fn every_variant_has_a_cpu_implementation() {
+    every_reduce_op_runs::<F32>();
+    every_reduce_op_runs::<Bf16>();
+    every_reduce_op_runs::<E4M3>();
+    every_reduce_op_runs::<F64>();
     every_unary_op_runs::<F32>();
     every_unary_op_runs::<Bf16>();
     every_unary_op_runs::<E4M3>();
@@ -72,6 +106,10 @@ fn every_variant_has_a_unique_name_and_kernel() {
             names.insert(op.name()) && names.insert(op.scalar_name()),
             "{op:?}"
         );
+        assert!(kernels.insert(op.kernel()), "{op:?}");
+    }
+    for op in ReduceOp::EXAMPLES {
+        assert!(names.insert(op.name()), "{op:?}");
         assert!(kernels.insert(op.kernel()), "{op:?}");
     }
 }
@@ -115,4 +153,13 @@ fn the_examples_cover_every_variant() {
     };
     let seen: HashSet<usize> = BinaryOp::EXAMPLES.iter().map(|&op| binary(op)).collect();
     assert_eq!(seen.len(), 11);
+    let reduce = |op: ReduceOp| match op {
+        ReduceOp::Sum => 0,
+        ReduceOp::Mean => 1,
+        ReduceOp::Max => 2,
+        ReduceOp::Min => 3,
+        ReduceOp::Var { .. } => 4,
+    };
+    let seen: HashSet<usize> = ReduceOp::EXAMPLES.iter().map(|&op| reduce(op)).collect();
+    assert_eq!(seen.len(), 5);
 }

@@ -6,6 +6,7 @@ pub use conv2d::Conv2dParams;
 pub use layer_norm::LayerNormGrads;
 pub use optimizer::{AdamWStep, SgdStep};
 pub use pool::Pool2dParams;
+pub use reduce_op::ReduceOp;
 pub use unary::{Saves, UnaryOp};
 
 mod binary;
@@ -23,6 +24,7 @@ mod matmul;
 mod optimizer;
 mod pool;
 mod reduce;
+mod reduce_op;
 mod select;
 mod softmax;
 mod unary;
