@@ -120,7 +120,10 @@ mod scaler;
 
 pub use accumulate::GradAccumulator;
 pub use autocast::Autocast;
-pub use clip::{clip_grad_norm, clip_grad_value, grad_norm};
+pub use clip::{
+    ClipOptions, NormType, clip_grad_norm, clip_grad_norm_with, clip_grad_value, grad_norm,
+    grad_norm_of,
+};
 pub use copies::ComputeCopies;
 pub use delayed::{AmaxCompute, DelayedScaling, DelayedScalingConfig};
 pub use fp8::{Fp8Recipe, Fp8Role, Fp8Scaling, Fp8Snapshot, Fp8TensorStats};

@@ -37,6 +37,11 @@ impl MasterWeights {
         self.params.get(i).map(|(_, t)| t)
     }
 
+    /// The index of the parameter called `name` (the first, if two share it).
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        self.params.iter().position(|(n, _)| n == name)
+    }
+
     /// Names and values, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Tensor<F32>)> {
         self.params.iter().map(|(n, t)| (n.as_str(), t))

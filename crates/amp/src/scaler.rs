@@ -9,6 +9,7 @@
 //! PyTorch's can reach exactly 0 after enough backoffs, after which `1/scale` turns every
 //! gradient into NaN.
 
+use crate::master::MasterWeights;
 use mixprec_autograd::{Error, Gradients, Result, Var};
 use mixprec_dtype::F32;
 use mixprec_tensor::Tensor;
@@ -103,6 +104,50 @@ impl UnscaledGrads {
     /// runs here as in `unscale` ([`UnscaledGrads::found_inf`]).
     pub fn from_gradients(grads: &Gradients, params: &[&Var<F32>]) -> UnscaledGrads {
         UnscaledGrads::new(params.iter().map(|p| grads.get(p).cloned()).collect())
+    }
+
+    /// Gradients given as (parameter name, gradient) pairs, for custom loops and tests
+    /// (PyTorch's `param.grad = ...`); parameters not named have no gradient, and the
+    /// optimizer leaves them as they are. The same trust as
+    /// [`UnscaledGrads::from_gradients`] applies: the values are unscaled. Errors on a
+    /// name that is not a parameter of `master`, a name given twice, or a gradient whose
+    /// shape is not its parameter's.
+    ///
+    /// ```
+    /// use mixprec_amp::{MasterWeights, UnscaledGrads};
+    /// use mixprec_tensor::Tensor;
+    /// let mut master = MasterWeights::new();
+    /// master.add("w", Tensor::zeros(&[2]));
+    /// master.add("b", Tensor::zeros(&[1]));
+    /// let g = UnscaledGrads::from_named(&master, [("w", Tensor::from_f32(&[1.0, 2.0], &[2])?)])?;
+    /// assert!(g.get(0).is_some() && g.get(1).is_none());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_named<'n>(
+        master: &MasterWeights,
+        grads: impl IntoIterator<Item = (&'n str, Tensor<F32>)>,
+    ) -> Result<UnscaledGrads> {
+        const OP: &str = "UnscaledGrads::from_named";
+        let mut slots: Vec<Option<Tensor<F32>>> = vec![None; master.len()];
+        for (name, g) in grads {
+            let i = master
+                .index_of(name)
+                .ok_or_else(|| Error::invalid(OP, format!("no parameter is called {name:?}")))?;
+            let p = master.get(i).map_or(&[][..], |p| p.shape());
+            if g.shape() != p {
+                return Err(Error::invalid(
+                    OP,
+                    format!(
+                        "gradient for {name:?} has shape {:?}, the parameter {p:?}",
+                        g.shape()
+                    ),
+                ));
+            }
+            if slots[i].replace(g).is_some() {
+                return Err(Error::invalid(OP, format!("{name:?} is given twice")));
+            }
+        }
+        Ok(UnscaledGrads::new(slots))
     }
 
     /// Gradients that need no unscaling, with the inf/NaN check.

@@ -20,9 +20,10 @@ pub use mixprec_tensor::{num_threads, set_num_threads};
 /// The names a user of the library needs in scope.
 pub mod prelude {
     pub use mixprec_amp::{
-        Alert, Autocast, Bf16Mixed, F16Mixed, F16Unscaled, Fp8Hybrid, Fp8Recipe, Fp8Scaling, Fp32,
-        GradAccumulator, GradScaler, GradScalerConfig, MasterWeights, MemoryRole, MemorySummary,
-        NoScaler, NoScaling, NumericsMonitor, Policy, Scaler, UnscaledGrads, clip_grad_norm,
+        Alert, Autocast, Bf16Mixed, ClipOptions, F16Mixed, F16Unscaled, Fp8Hybrid, Fp8Recipe,
+        Fp8Scaling, Fp32, GradAccumulator, GradScaler, GradScalerConfig, MasterWeights, MemoryRole,
+        MemorySummary, NoScaler, NoScaling, NormType, NumericsMonitor, Policy, Scaler,
+        UnscaledGrads, clip_grad_norm, clip_grad_norm_with,
     };
     pub use mixprec_autograd::{Gradients, Tape, Var, gradcheck};
     pub use mixprec_dtype::{
@@ -34,7 +35,9 @@ pub mod prelude {
         AvgPool2d, CausalSelfAttention, Conv2d, Dropout, Embedding, LayerNorm, Linear, MaxPool2d,
         Mlp, TransformerBlock,
     };
-    pub use mixprec_nn::optim::{AdamW, AdamWConfig, Optimizer, Sgd, SgdConfig, WarmupCosine};
+    pub use mixprec_nn::optim::{
+        AdamW, AdamWConfig, AdamWParamState, Optimizer, Sgd, SgdConfig, WarmupCosine,
+    };
     pub use mixprec_nn::{
         Init, ParamId, SkipReason, Step, StepRecord, TrainConfig, TrainPolicy, Trainer,
     };

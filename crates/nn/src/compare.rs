@@ -79,7 +79,7 @@ pub struct RunConfig {
     /// Micro-batches per optimizer step (gradient accumulation).
     pub micro_batches: usize,
     /// Peak learning rate (AdamW, warmup 5% then cosine to 10%).
-    pub lr: f32,
+    pub lr: f64,
     /// Seed of initialisation, data order and dropout.
     pub seed: u64,
     /// Weight of the loss in backward (see [`TrainConfig::loss_weight`]).

@@ -98,7 +98,7 @@ pub struct StepRecord {
     /// Mean loss of the micro-batches.
     pub loss: f64,
     /// Learning rate used.
-    pub lr: f32,
+    pub lr: f64,
     /// Global gradient norm before clipping.
     pub grad_norm: f64,
     /// Loss scale used (dynamic scaling only).
@@ -343,7 +343,7 @@ impl<O: Optimizer, S: Scaler> Trainer<O, S> {
 
     /// The optimizer step unless `skip` says why not, then the scaler's update (an
     /// overflow when the step was skipped). Nothing is updated when the optimizer fails.
-    fn apply(&mut self, grads: &UnscaledGrads, lr: f32, skip: Option<SkipReason>) -> Result<()> {
+    fn apply(&mut self, grads: &UnscaledGrads, lr: f64, skip: Option<SkipReason>) -> Result<()> {
         let (master, opt) = (&mut self.master, &mut self.optimizer);
         let mut result = Ok(());
         match self.scaler.grad_scaler_mut() {

@@ -91,9 +91,13 @@ fn state<B: TrainPolicy, E: TrainPolicy>(
             .collect(),
         moments: (0..t.master.len())
             .map(|i| {
-                t.optimizer
-                    .moments(i)
-                    .map(|(a, b, n)| (bits(&a.to_f32_vec()), bits(&b.to_f32_vec()), n))
+                t.optimizer.state(i).map(|s| {
+                    (
+                        bits(&s.exp_avg.to_f32_vec()),
+                        bits(&s.exp_avg_sq.to_f32_vec()),
+                        s.step,
+                    )
+                })
             })
             .collect(),
         scaler: t.scaler.grad_scaler().map(|s| {
@@ -260,7 +264,7 @@ fn fp8_quantisation_of_an_infinity_is_counted_and_keeps_the_scale() {
 /// An optimizer that fails on demand, to check that a failed step changes nothing.
 struct Failing(AdamW, bool);
 impl Optimizer for Failing {
-    fn step(&mut self, m: &mut MasterWeights, g: &UnscaledGrads, lr: f32) -> Result<()> {
+    fn step(&mut self, m: &mut MasterWeights, g: &UnscaledGrads, lr: f64) -> Result<()> {
         if self.1 {
             return Err(mixprec_autograd::Error::invalid("Failing", "injected"));
         }
@@ -358,7 +362,7 @@ fn optimizers_refuse_a_non_finite_gradient_unless_allowed() {
         let mut adam = AdamW::new(AdamWConfig::default()).unwrap();
         let e = adam.step(&mut m, &g, 0.1).unwrap_err();
         assert!(e.to_string().starts_with("AdamW:"), "{e}");
-        assert!(adam.moments(0).is_none(), "no state was made");
+        assert!(adam.state(0).is_none(), "no state was made");
         let mut sgd = Sgd::new(SgdConfig {
             momentum: 0.9,
             ..Default::default()
@@ -388,7 +392,7 @@ fn bad_hyperparameters_are_refused_with_the_value() {
     assert!(adam(AdamWConfig { beta1: 1.0, ..d }).contains("beta1"));
     assert!(adam(AdamWConfig { beta2: 1.5, ..d }).contains("1.5"));
     assert!(adam(AdamWConfig { eps: 0.0, ..d }).contains("eps"));
-    assert!(adam(AdamWConfig { eps: f32::NAN, ..d }).contains("eps"));
+    assert!(adam(AdamWConfig { eps: f64::NAN, ..d }).contains("eps"));
     assert!(
         adam(AdamWConfig {
             weight_decay: -0.1,
@@ -413,7 +417,7 @@ fn bad_hyperparameters_are_refused_with_the_value() {
     );
     assert!(
         sgd(SgdConfig {
-            dampening: f32::NAN,
+            dampening: f64::NAN,
             ..Default::default()
         })
         .contains("dampening")
@@ -422,11 +426,11 @@ fn bad_hyperparameters_are_refused_with_the_value() {
     let (mut m, leaves, _tape) = one_param();
     let g = UnscaledGrads::from_gradients(&leaves[0].sum_all().backward().unwrap(), &[&leaves[0]]);
     let mut adam = AdamW::new(d).unwrap();
-    for lr in [f32::NAN, -1.0, f32::INFINITY] {
+    for lr in [f64::NAN, -1.0, f64::INFINITY] {
         let e = adam.step(&mut m, &g, lr).unwrap_err().to_string();
         assert!(e.contains("learning rate"), "{e}");
     }
-    assert!(adam.moments(0).is_none());
+    assert!(adam.state(0).is_none());
 }
 
 #[test]
@@ -457,7 +461,7 @@ fn bad_training_settings_are_refused() {
         },
         TrainConfig {
             schedule: WarmupCosine {
-                base: f32::NAN,
+                base: f64::NAN,
                 ..ok.schedule
             },
             ..ok

@@ -131,6 +131,15 @@ impl<D: Dtype> Tensor<D> {
         Ok(())
     }
 
+    /// The elements for writing in place, after [`Tensor::try_make_owned`]: the one
+    /// fallible step of an in-place op (a copy when the storage is shared or the tensor a
+    /// view). Errors, naming `op`, when that copy cannot be allocated.
+    pub(crate) fn try_owned_elements_mut(&mut self, op: &'static str) -> Result<&mut [D]> {
+        self.try_make_owned(op)?;
+        self.owned_elements_mut()
+            .ok_or_else(|| Error::invalid(op, "the tensor still shares its storage after a copy"))
+    }
+
     pub(crate) fn view(&self, layout: Layout) -> Self {
         Tensor {
             storage: Arc::clone(&self.storage),

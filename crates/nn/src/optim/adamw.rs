@@ -1,26 +1,33 @@
 //! [`AdamW`]: Adam with decoupled weight decay, PyTorch's `torch.optim.AdamW` update
-//! (single-tensor path), one fused in-place tensor op per parameter
-//! ([`Tensor::adamw_update`]: element-wise in f32 with the bias corrections in f64):
-//! `p *= 1 - lr wd`; `m = b1 m + (1 - b1) g`; `v = b2 v + (1 - b2) g^2`;
+//! (single-tensor path, with `amsgrad` and `maximize`), bit for bit, one fused in-place
+//! tensor op per parameter ([`Tensor::adamw_update`]):
+//! `p *= 1 - lr wd`; `m = lerp(m, g, 1 - b1)`; `v = b2 v + (1 - b2) g^2`;
 //! `p -= (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)`.
 
-use super::{Optimizer, check_hyper, check_step, own_for_update, try_state_zeros};
+use super::{
+    Optimizer, check_state_shape, check_step, own_for_update, param_named, try_state_zeros,
+};
 use mixprec_amp::{MasterWeights, OptimizerKind, ParamUpdate, UnscaledGrads};
-use mixprec_autograd::Result;
+use mixprec_autograd::{Error, Result};
 use mixprec_dtype::F32;
 use mixprec_tensor::{AdamWStep, Tensor};
 
-/// AdamW settings; `Default` is PyTorch's (betas 0.9 / 0.999, eps 1e-8, decay 0.01).
+/// AdamW settings; `Default` is PyTorch's (betas 0.9 / 0.999, eps 1e-8, decay 0.01, no
+/// AMSGrad, minimising).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamWConfig {
     /// Decay of the first moment.
-    pub beta1: f32,
+    pub beta1: f64,
     /// Decay of the second moment.
-    pub beta2: f32,
+    pub beta2: f64,
     /// Added to the denominator.
-    pub eps: f32,
+    pub eps: f64,
     /// Decoupled weight decay (multiplied by the learning rate).
-    pub weight_decay: f32,
+    pub weight_decay: f64,
+    /// AMSGrad: normalise by the running maximum of the second moment.
+    pub amsgrad: bool,
+    /// Maximise the objective instead of minimising it.
+    pub maximize: bool,
 }
 
 impl Default for AdamWConfig {
@@ -30,24 +37,63 @@ impl Default for AdamWConfig {
             beta2: 0.999,
             eps: 1e-8,
             weight_decay: 0.01,
+            amsgrad: false,
+            maximize: false,
         }
     }
 }
 
-/// One parameter's state.
-#[derive(Clone, Debug)]
-struct Moments {
-    m: Tensor<F32>,
-    v: Tensor<F32>,
-    /// Steps taken for this parameter.
-    t: u64,
+impl AdamWConfig {
+    /// The tensor op's numbers for one step of one parameter.
+    fn at(&self, lr: f64, step: u64) -> AdamWStep {
+        AdamWStep {
+            lr,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            weight_decay: self.weight_decay,
+            amsgrad: self.amsgrad,
+            maximize: self.maximize,
+            step,
+        }
+    }
 }
 
-/// AdamW with two F32 moments per parameter.
+/// One parameter's AdamW state, under PyTorch's names.
+#[derive(Clone, Debug)]
+pub struct AdamWParamState {
+    /// First moment (`exp_avg`).
+    pub exp_avg: Tensor<F32>,
+    /// Second moment (`exp_avg_sq`).
+    pub exp_avg_sq: Tensor<F32>,
+    /// Running maximum of the second moment (`max_exp_avg_sq`), under AMSGrad only.
+    pub max_exp_avg_sq: Option<Tensor<F32>>,
+    /// Steps taken for this parameter (`step`).
+    pub step: u64,
+}
+
+impl AdamWParamState {
+    /// Zeros shaped like `param`, before the first step.
+    fn zeros(op: &'static str, param: &Tensor<F32>, amsgrad: bool) -> Result<Self> {
+        Ok(AdamWParamState {
+            exp_avg: try_state_zeros(op, param)?,
+            exp_avg_sq: try_state_zeros(op, param)?,
+            max_exp_avg_sq: amsgrad.then(|| try_state_zeros(op, param)).transpose()?,
+            step: 0,
+        })
+    }
+
+    fn bytes(&self) -> usize {
+        let max = self.max_exp_avg_sq.as_ref().map_or(0, Tensor::nbytes);
+        self.exp_avg.nbytes() + self.exp_avg_sq.nbytes() + max
+    }
+}
+
+/// AdamW with two F32 moments per parameter (three under AMSGrad).
 #[derive(Clone, Debug)]
 pub struct AdamW {
     cfg: AdamWConfig,
-    state: Vec<Option<Moments>>,
+    state: Vec<Option<AdamWParamState>>,
     allow_non_finite: bool,
 }
 
@@ -55,15 +101,7 @@ impl AdamW {
     /// An optimizer with `cfg`. Errors unless both betas are in [0, 1), `eps` is finite
     /// and > 0, and the weight decay is finite and >= 0.
     pub fn new(cfg: AdamWConfig) -> Result<AdamW> {
-        check_hyper("AdamW", "beta1", cfg.beta1, 0.0..1.0)?;
-        check_hyper("AdamW", "beta2", cfg.beta2, 0.0..1.0)?;
-        check_hyper("AdamW", "eps", cfg.eps, f32::MIN_POSITIVE..f32::INFINITY)?;
-        check_hyper(
-            "AdamW",
-            "weight_decay",
-            cfg.weight_decay,
-            0.0..f32::INFINITY,
-        )?;
+        cfg.at(0.0, 1).check("AdamW")?;
         Ok(AdamW {
             cfg,
             state: Vec::new(),
@@ -71,11 +109,61 @@ impl AdamW {
         })
     }
 
-    /// The state of parameter `index`: first moments, second moments and the steps
-    /// taken (`None` before its first step).
-    pub fn moments(&self, index: usize) -> Option<(&Tensor<F32>, &Tensor<F32>, u64)> {
-        let s = self.state.get(index)?.as_ref()?;
-        Some((&s.m, &s.v, s.t))
+    /// The settings.
+    pub fn config(&self) -> &AdamWConfig {
+        &self.cfg
+    }
+
+    /// The state of parameter `index` (`None` before its first step).
+    pub fn state(&self, index: usize) -> Option<&AdamWParamState> {
+        self.state.get(index)?.as_ref()
+    }
+
+    /// The state of the parameter called `name` in `master` (`None` before its first
+    /// step); an error when no parameter has that name.
+    pub fn state_of(&self, master: &MasterWeights, name: &str) -> Result<Option<&AdamWParamState>> {
+        Ok(self.state(param_named("AdamW::state_of", master, name)?.0))
+    }
+
+    /// Sets the state of the parameter called `name` in `master` (as a resumed run, or
+    /// one ported from PyTorch, needs). Errors, changing nothing, when no parameter has
+    /// that name, a tensor's shape is not the parameter's, the step is 0, or
+    /// `max_exp_avg_sq` is missing under AMSGrad or given without it.
+    pub fn load_state(
+        &mut self,
+        master: &MasterWeights,
+        name: &str,
+        state: AdamWParamState,
+    ) -> Result<()> {
+        const OP: &str = "AdamW::load_state";
+        let (i, param) = param_named(OP, master, name)?;
+        check_state_shape(OP, name, param, "exp_avg", &state.exp_avg)?;
+        check_state_shape(OP, name, param, "exp_avg_sq", &state.exp_avg_sq)?;
+        match (&state.max_exp_avg_sq, self.cfg.amsgrad) {
+            (Some(t), true) => check_state_shape(OP, name, param, "max_exp_avg_sq", t)?,
+            (None, false) => {}
+            (given, _) => {
+                return Err(Error::invalid(
+                    OP,
+                    format!(
+                        "max_exp_avg_sq for {name:?} {} (amsgrad is {})",
+                        if given.is_some() { "given" } else { "missing" },
+                        self.cfg.amsgrad
+                    ),
+                ));
+            }
+        }
+        if state.step == 0 {
+            return Err(Error::invalid(
+                OP,
+                format!("state for {name:?} has step 0; a parameter without steps has no state"),
+            ));
+        }
+        if self.state.len() < master.len() {
+            self.state.resize(master.len(), None);
+        }
+        self.state[i] = Some(state);
+        Ok(())
     }
 
     /// Lets steps take gradients that hold an inf or NaN (refused by default).
@@ -86,17 +174,19 @@ impl AdamW {
 }
 
 impl Optimizer for AdamW {
-    fn step(&mut self, master: &mut MasterWeights, grads: &UnscaledGrads, lr: f32) -> Result<()> {
-        check_step("AdamW", master, grads, lr, self.allow_non_finite)?;
+    fn step(&mut self, master: &mut MasterWeights, grads: &UnscaledGrads, lr: f64) -> Result<()> {
+        self.cfg.at(lr, 1).check("AdamW")?;
+        check_step("AdamW", master, grads, self.allow_non_finite)?;
         if self.state.len() < master.len() {
             self.state.resize(master.len(), None);
         }
+        let fresh = vec![None; master.len()];
         master.apply(
             grads,
             &mut AdamWUpdate {
                 opt: self,
                 lr,
-                fresh: Vec::new(),
+                fresh,
             },
         )
     }
@@ -105,7 +195,7 @@ impl Optimizer for AdamW {
         self.state
             .iter()
             .flatten()
-            .map(|s| s.m.nbytes() + s.v.nbytes())
+            .map(AdamWParamState::bytes)
             .sum()
     }
 
@@ -115,48 +205,40 @@ impl Optimizer for AdamW {
 }
 
 /// One AdamW step over the master weights: phase 1 makes each parameter and its moments
-/// writable in place (first-step moments are made here and kept aside, so a failed step
-/// leaves no state behind); phase 2 runs the fused update.
+/// writable in place (first-step moments are made here and kept aside, by parameter
+/// index, so a failed step leaves no state behind); phase 2 runs the fused update.
 struct AdamWUpdate<'a> {
     opt: &'a mut AdamW,
-    lr: f32,
-    fresh: Vec<(usize, Moments)>,
+    lr: f64,
+    fresh: Vec<Option<AdamWParamState>>,
 }
 
 impl ParamUpdate for AdamWUpdate<'_> {
     fn prepare(&mut self, i: usize, param: &mut Tensor<F32>, _grad: &Tensor<F32>) -> Result<()> {
         const OP: &str = "AdamW";
         match &mut self.opt.state[i] {
-            Some(s) => own_for_update(OP, param, &mut [&mut s.m, &mut s.v]),
+            Some(s) => {
+                let mut state = vec![&mut s.exp_avg, &mut s.exp_avg_sq];
+                state.extend(s.max_exp_avg_sq.as_mut());
+                own_for_update(OP, param, &mut state)
+            }
             None => {
-                let fresh = Moments {
-                    m: try_state_zeros(OP, param)?,
-                    v: try_state_zeros(OP, param)?,
-                    t: 0,
-                };
-                self.fresh.push((i, fresh));
+                self.fresh[i] = Some(AdamWParamState::zeros(OP, param, self.opt.cfg.amsgrad)?);
                 own_for_update(OP, param, &mut [])
             }
         }
     }
 
     fn commit(&mut self, i: usize, param: &mut Tensor<F32>, grad: &Tensor<F32>) {
-        if let Some(at) = self.fresh.iter().position(|(j, _)| *j == i) {
-            self.opt.state[i] = Some(self.fresh.swap_remove(at).1);
+        if let Some(fresh) = self.fresh[i].take() {
+            self.opt.state[i] = Some(fresh);
         }
-        let c = self.opt.cfg;
         let s = self.opt.state[i].as_mut().expect("state made in prepare");
-        s.t += 1;
-        let h = AdamWStep {
-            lr: self.lr,
-            beta1: c.beta1,
-            beta2: c.beta2,
-            eps: c.eps,
-            weight_decay: c.weight_decay,
-            step: s.t,
-        };
+        s.step += 1;
+        let h = self.opt.cfg.at(self.lr, s.step);
+        let max = s.max_exp_avg_sq.as_mut();
         // Every check and allocation passed in prepare; nothing here can fail.
-        if let Err(e) = param.adamw_update(grad, &mut s.m, &mut s.v, h) {
+        if let Err(e) = param.adamw_update(grad, &mut s.exp_avg, &mut s.exp_avg_sq, max, h) {
             panic!("AdamW: the update failed after its checks passed: {e}")
         }
     }

@@ -10,12 +10,18 @@
 //! inf or NaN are refused — an error, nothing changed — unless the optimizer was built
 //! with `allow_non_finite(true)` (then the non-finite values flow into the weights, as in
 //! PyTorch).
+//!
+//! Hyperparameters are f64, as PyTorch's are, and the updates are PyTorch's
+//! single-tensor CPU updates bit for bit (see [`mixprec_tensor::AdamWStep`] and
+//! [`mixprec_tensor::SgdStep`]; `tests/torch_optim.rs` replays PyTorch's own runs).
+//! Optimizer state is public: read it and load it by parameter name (`state_of`,
+//! `load_state`).
 
 mod adamw;
 mod schedule;
 mod sgd;
 
-pub use adamw::{AdamW, AdamWConfig};
+pub use adamw::{AdamW, AdamWConfig, AdamWParamState};
 pub use schedule::WarmupCosine;
 pub use sgd::{Sgd, SgdConfig};
 
@@ -28,7 +34,7 @@ use mixprec_tensor::Tensor;
 pub trait Optimizer {
     /// One update with `grads` (unscaled, in master-weight order) at learning rate `lr`.
     /// Atomic: on error nothing changed.
-    fn step(&mut self, master: &mut MasterWeights, grads: &UnscaledGrads, lr: f32) -> Result<()>;
+    fn step(&mut self, master: &mut MasterWeights, grads: &UnscaledGrads, lr: f64) -> Result<()>;
 
     /// Bytes of optimizer state held now.
     fn state_bytes(&self) -> usize;
@@ -37,17 +43,14 @@ pub trait Optimizer {
     fn kind(&self) -> OptimizerKind;
 }
 
-/// Checks one step's inputs: a learning rate that is finite and >= 0, gradients that fit
-/// `master` (one slot per parameter, same shapes) and, unless `allow_non_finite`, hold no
+/// Checks one step's gradients: they fit `master` (one slot per parameter, same shapes) and, unless `allow_non_finite`, hold no
 /// inf or NaN.
 pub(crate) fn check_step(
     op: &'static str,
     master: &MasterWeights,
     grads: &UnscaledGrads,
-    lr: f32,
     allow_non_finite: bool,
 ) -> Result<()> {
-    check_hyper(op, "learning rate", lr, 0.0..f32::INFINITY)?;
     if !allow_non_finite && grads.found_inf() {
         return Err(mixprec_autograd::Error::invalid(
             op,
@@ -56,26 +59,6 @@ pub(crate) fn check_step(
         ));
     }
     check_grads(op, master, grads)
-}
-
-/// Checks that a hyperparameter lies in `range` (NaN never does).
-pub(crate) fn check_hyper(
-    op: &'static str,
-    name: &str,
-    value: f32,
-    range: std::ops::Range<f32>,
-) -> Result<()> {
-    if range.contains(&value) {
-        Ok(())
-    } else {
-        Err(mixprec_autograd::Error::invalid(
-            op,
-            format!(
-                "{name} must be in [{}, {}), got {value}",
-                range.start, range.end
-            ),
-        ))
-    }
 }
 
 /// Zeros of optimizer state shaped like `param`, or an allocation error naming `op`
@@ -125,4 +108,41 @@ fn check_grads(op: &'static str, master: &MasterWeights, grads: &UnscaledGrads) 
         }
     }
     Ok(())
+}
+
+/// The index and value of the parameter called `name` in `master`, or an error naming
+/// `op` and the name.
+pub(crate) fn param_named<'m>(
+    op: &'static str,
+    master: &'m MasterWeights,
+    name: &str,
+) -> Result<(usize, &'m Tensor<F32>)> {
+    master
+        .iter()
+        .enumerate()
+        .find_map(|(i, (n, t))| (n == name).then_some((i, t)))
+        .ok_or_else(|| {
+            mixprec_autograd::Error::invalid(op, format!("no parameter is called {name:?}"))
+        })
+}
+
+/// Errors unless `state` (called `what`) has the shape of parameter `name`.
+pub(crate) fn check_state_shape(
+    op: &'static str,
+    name: &str,
+    param: &Tensor<F32>,
+    what: &str,
+    state: &Tensor<F32>,
+) -> Result<()> {
+    if state.shape() == param.shape() {
+        return Ok(());
+    }
+    Err(mixprec_autograd::Error::invalid(
+        op,
+        format!(
+            "{what} for {name:?} has shape {:?}, the parameter {:?}",
+            state.shape(),
+            param.shape()
+        ),
+    ))
 }

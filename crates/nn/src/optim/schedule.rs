@@ -6,9 +6,9 @@
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct WarmupCosine {
     /// Peak learning rate.
-    pub base: f32,
+    pub base: f64,
     /// Final learning rate.
-    pub min: f32,
+    pub min: f64,
     /// Warmup steps.
     pub warmup: u64,
     /// Total steps (warmup included).
@@ -37,14 +37,15 @@ impl WarmupCosine {
         Ok(())
     }
 
-    /// The learning rate at step `s` (0-based), computed in f64 and rounded once.
-    pub fn lr(&self, s: u64) -> f32 {
-        let (base, min) = (f64::from(self.base), f64::from(self.min));
+    /// The learning rate at step `s` (0-based), in f64 (as PyTorch's schedulers compute
+    /// it; the update rounds it to f32 once).
+    pub fn lr(&self, s: u64) -> f64 {
+        let (base, min) = (self.base, self.min);
         if s < self.warmup {
-            return (base * (s + 1) as f64 / self.warmup as f64) as f32;
+            return base * (s + 1) as f64 / self.warmup as f64;
         }
         let span = self.total.saturating_sub(self.warmup).max(1) as f64;
         let p = ((s - self.warmup) as f64 / span).min(1.0);
-        (min + (base - min) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())) as f32
+        min + (base - min) * 0.5 * (1.0 + (std::f64::consts::PI * p).cos())
     }
 }

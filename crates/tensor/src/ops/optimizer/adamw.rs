@@ -1,54 +1,112 @@
 //! [`Tensor::adamw_update`]: one fused AdamW step (PyTorch's `torch.optim.AdamW`,
-//! single-tensor path) for one F32 parameter and its two moments, in place.
+//! single-tensor path, with `amsgrad` and `maximize`) for one F32 parameter and its
+//! moments, in place.
 
-use super::{check_in, check_operands};
+use super::{check_in, check_operands, check_state_given, flip_sign_if};
+use crate::cpu::simd::multiversioned;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use mixprec_dtype::F32;
 
-/// The numbers of one AdamW step for one parameter.
+/// The numbers of one AdamW step for one parameter. Hyperparameters are f64, as
+/// PyTorch's (Python floats) are.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AdamWStep {
     /// Learning rate (finite, >= 0).
-    pub lr: f32,
+    pub lr: f64,
     /// Decay of the first moment, in [0, 1).
-    pub beta1: f32,
+    pub beta1: f64,
     /// Decay of the second moment, in [0, 1).
-    pub beta2: f32,
+    pub beta2: f64,
     /// Added to the denominator (finite, > 0).
-    pub eps: f32,
+    pub eps: f64,
     /// Decoupled weight decay, multiplied by the learning rate (finite, >= 0).
-    pub weight_decay: f32,
+    pub weight_decay: f64,
+    /// AMSGrad: normalise by the running maximum of the second moment (a third state
+    /// tensor).
+    pub amsgrad: bool,
+    /// Maximise the objective: step along the gradient instead of against it.
+    pub maximize: bool,
     /// This parameter's step number, from 1, for the bias corrections.
     pub step: u64,
 }
 
 impl AdamWStep {
-    fn check(&self, op: &'static str) -> Result<()> {
-        check_in(op, "learning rate", self.lr, 0.0..f32::INFINITY)?;
+    /// Checks the hyperparameters and the step number; the error names `op` and the bad
+    /// value. (The optimizer checks its settings with this when it is built.)
+    pub fn check(&self, op: &'static str) -> Result<()> {
+        check_in(op, "learning rate", self.lr, 0.0..f64::INFINITY)?;
         check_in(op, "beta1", self.beta1, 0.0..1.0)?;
         check_in(op, "beta2", self.beta2, 0.0..1.0)?;
-        check_in(op, "eps", self.eps, f32::MIN_POSITIVE..f32::INFINITY)?;
-        check_in(op, "weight_decay", self.weight_decay, 0.0..f32::INFINITY)?;
+        check_in(op, "eps", self.eps, f64::MIN_POSITIVE..f64::INFINITY)?;
+        check_in(op, "weight_decay", self.weight_decay, 0.0..f64::INFINITY)?;
         if self.step == 0 {
             return Err(Error::invalid(op, "the step number counts from 1, got 0"));
         }
         Ok(())
     }
+
+    /// The f32 scalars of the element loop, derived in f64 and rounded once, as PyTorch
+    /// derives them from Python floats.
+    fn scalars(&self) -> AdamWScalars {
+        let t = self.step as f64;
+        let bias_correction1 = 1.0 - self.beta1.powf(t);
+        let bias_correction2 = 1.0 - self.beta2.powf(t);
+        AdamWScalars {
+            // `param.mul_(1 - lr * weight_decay)`, skipped when the decay is 0.
+            decay: if self.weight_decay != 0.0 {
+                (1.0 - self.lr * self.weight_decay) as f32
+            } else {
+                1.0
+            },
+            // `exp_avg.lerp_(grad, 1 - beta1)`.
+            lerp_weight: (1.0 - self.beta1) as f32,
+            beta2: self.beta2 as f32,
+            // `exp_avg_sq.addcmul_(grad, grad, value=1 - beta2)`.
+            one_minus_beta2: (1.0 - self.beta2) as f32,
+            // `bias_correction2 ** 0.5` (Python's pow).
+            bias_correction2_sqrt: bias_correction2.powf(0.5) as f32,
+            eps: self.eps as f32,
+            // `param.addcdiv_(exp_avg, denom, value=-step_size)`.
+            neg_step_size: (-(self.lr / bias_correction1)) as f32,
+            amsgrad: self.amsgrad,
+            maximize: self.maximize,
+        }
+    }
+}
+
+/// The f32 scalars of one AdamW step (see [`AdamWStep::scalars`]).
+#[derive(Clone, Copy)]
+struct AdamWScalars {
+    decay: f32,
+    lerp_weight: f32,
+    beta2: f32,
+    one_minus_beta2: f32,
+    bias_correction2_sqrt: f32,
+    eps: f32,
+    neg_step_size: f32,
+    amsgrad: bool,
+    maximize: bool,
 }
 
 impl Tensor<F32> {
-    /// One AdamW step in place on this parameter and its moments `m` and `v`, with
-    /// gradient `grad` (all the parameter's shape):
-    /// `p *= 1 - lr wd`; `m = b1 m + (1 - b1) g`; `v = b2 v + (1 - b2) g^2`;
-    /// `p -= (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)`.
+    /// One AdamW step in place on this parameter and its moments `m` and `v` (and the
+    /// running maximum `max_v` of `v` under AMSGrad), with gradient `grad` (all the
+    /// parameter's shape). With `g` negated under `maximize`:
+    /// `p *= 1 - lr wd`; `m = lerp(m, g, 1 - b1)`; `v = b2 v + (1 - b2) g^2`;
+    /// `max_v = max(max_v, v)` (AMSGrad); `p += (-lr / (1 - b1^t)) m / (sqrt(v') /
+    /// sqrt(1 - b2^t) + eps)` with `v'` = `max_v` under AMSGrad, else `v`.
     ///
-    /// Precision: every element operation is one f32 operation rounded to nearest even
-    /// (no fused multiply-adds); the bias corrections `1 - b^t` and `lr / (1 - b1^t)`
-    /// are computed in f64 and rounded once to f32.
+    /// Precision: bit for bit PyTorch's single-tensor CPU update (see the module docs):
+    /// the scalars in f64 rounded once to f32; per element f32 operations with fused
+    /// multiply-adds in `lerp` (`fma(w, g - m, m)`, or `fma(w - 1, g - m, g)` when
+    /// `w >= 0.5`) and in the second moment (`fma((1 - b2) g, g, b2 v)`); a correctly
+    /// rounded square root (PyTorch's CPU build takes Intel MKL's, which is within 0.75
+    /// ulp but not always correctly rounded: see `docs/nn.md`).
     ///
     /// Errors (changing nothing) on shapes or devices that differ, hyperparameters out of
-    /// range, step 0, or when a shared parameter or moment cannot be copied to be written
+    /// range, step 0, `max_v` given without AMSGrad or missing with it, or when a shared
+    /// parameter or state tensor cannot be copied to be written
     /// ([`Tensor::try_make_owned`]).
     ///
     /// ```
@@ -57,8 +115,9 @@ impl Tensor<F32> {
     /// let mut p = Tensor::<F32>::from_f32(&[1.0, -1.0], &[2]).unwrap();
     /// let g = Tensor::<F32>::from_f32(&[0.5, -0.5], &[2]).unwrap();
     /// let (mut m, mut v) = (Tensor::zeros(&[2]), Tensor::zeros(&[2]));
-    /// let h = AdamWStep { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0, step: 1 };
-    /// p.adamw_update(&g, &mut m, &mut v, h).unwrap();
+    /// let h = AdamWStep { lr: 0.1, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0,
+    ///                     amsgrad: false, maximize: false, step: 1 };
+    /// p.adamw_update(&g, &mut m, &mut v, None, h).unwrap();
     /// // The first step moves each weight by about lr against its gradient's sign.
     /// assert!((p.to_f32_vec()[0] - 0.9).abs() < 1e-6);
     /// assert!((p.to_f32_vec()[1] + 0.9).abs() < 1e-6);
@@ -68,43 +127,82 @@ impl Tensor<F32> {
         grad: &Tensor<F32>,
         m: &mut Tensor<F32>,
         v: &mut Tensor<F32>,
+        mut max_v: Option<&mut Tensor<F32>>,
         h: AdamWStep,
     ) -> Result<()> {
         const OP: &str = "adamw_update";
         h.check(OP)?;
-        check_operands(OP, self, grad, &[("m", m), ("v", v)])?;
+        check_state_given(OP, "max_v (AMSGrad)", h.amsgrad, max_v.is_some())?;
+        let mut state = vec![("m", &*m), ("v", &*v)];
+        state.extend(max_v.as_deref().map(|t| ("max_v", t)));
+        check_operands(OP, self, grad, &state)?;
         let g = grad.try_elements(OP)?;
+        // Every copy first, then the writes: an error in any copy changes no value.
         self.try_make_owned(OP)?;
         m.try_make_owned(OP)?;
         v.try_make_owned(OP)?;
-        let (Some(p), Some(m), Some(v)) = (
-            self.owned_elements_mut(),
-            m.owned_elements_mut(),
-            v.owned_elements_mut(),
-        ) else {
-            unreachable!("try_make_owned made each tensor the owner of its elements")
+        if let Some(t) = max_v.as_deref_mut() {
+            t.try_make_owned(OP)?;
+        }
+        let p = self.try_owned_elements_mut(OP)?;
+        let m = m.try_owned_elements_mut(OP)?;
+        let v = v.try_owned_elements_mut(OP)?;
+        let max_v = match max_v {
+            Some(t) => t.try_owned_elements_mut(OP)?,
+            None => &mut [],
         };
-        adamw_cpu(p, &g, m, v, h);
+        adamw_cpu(p, &g, m, v, max_v, h.scalars());
         Ok(())
     }
 }
 
-/// The CPU kernel: one pass over the elements.
-fn adamw_cpu(p: &mut [F32], g: &[F32], m: &mut [F32], v: &mut [F32], h: AdamWStep) {
-    let t = i32::try_from(h.step).unwrap_or(i32::MAX);
-    let bc1 = 1.0 - f64::from(h.beta1).powi(t);
-    let bc2 = 1.0 - f64::from(h.beta2).powi(t);
-    let step_size = (f64::from(h.lr) / bc1) as f32;
-    let bc2_sqrt = bc2.sqrt() as f32;
-    let decay = 1.0 - h.lr * h.weight_decay;
-    let (b1, b2, eps) = (h.beta1, h.beta2, h.eps);
-    for (((pj, &F32(gj)), F32(mj)), F32(vj)) in p.iter_mut().zip(g).zip(m).zip(v) {
-        let mut w = pj.0 * decay;
-        *mj = b1 * *mj + (1.0 - b1) * gj;
-        *vj = b2 * *vj + (1.0 - b2) * gj * gj;
-        let denom = vj.sqrt() / bc2_sqrt + eps;
-        w -= step_size * *mj / denom;
-        pj.0 = w;
+multiversioned! {
+    /// The CPU kernel: one pass over the elements (`max_v` is empty without AMSGrad).
+    fn adamw_cpu(
+        p: &mut [F32],
+        g: &[F32],
+        m: &mut [F32],
+        v: &mut [F32],
+        max_v: &mut [F32],
+        k: AdamWScalars
+    ) {
+        let lerp_small = k.lerp_weight.abs() < 0.5;
+        // Slices of one length, so the loop runs without bounds checks.
+        let n = p.len();
+        let (g, m, v) = (&g[..n], &mut m[..n], &mut v[..n]);
+        for j in 0..n {
+            let gj = flip_sign_if(g[j].0, k.maximize);
+            let pj = p[j].0 * k.decay;
+            // PyTorch's vectorised lerp: the weight or the weight - 1, from the nearer end.
+            let mj = m[j].0;
+            let diff = gj - mj;
+            let mj = if lerp_small {
+                k.lerp_weight.mul_add(diff, mj)
+            } else {
+                (k.lerp_weight - 1.0).mul_add(diff, gj)
+            };
+            let vj = (k.one_minus_beta2 * gj).mul_add(gj, v[j].0 * k.beta2);
+            let second = if k.amsgrad {
+                let top = max_propagating_nan(max_v[j].0, vj);
+                max_v[j] = F32(top);
+                top
+            } else {
+                vj
+            };
+            let denom = second.sqrt() / k.bias_correction2_sqrt + k.eps;
+            (m[j], v[j]) = (F32(mj), F32(vj));
+            p[j] = F32(pj + k.neg_step_size * mj / denom);
+        }
+    }
+}
+
+/// `torch.maximum`: the larger, NaN when either is NaN.
+#[inline(always)]
+fn max_propagating_nan(a: f32, b: f32) -> f32 {
+    if a.is_nan() || b.is_nan() {
+        f32::NAN
+    } else {
+        a.max(b)
     }
 }
 
@@ -122,47 +220,113 @@ mod tests {
         beta2: 0.999,
         eps: 1e-8,
         weight_decay: 0.1,
+        amsgrad: false,
+        maximize: false,
         step: 1,
     };
 
     /// The update written out in f64 from its definition; f32 rounding of each
     /// operation keeps the result within a few ulp of it.
-    fn reference(p: f64, g: f64, m: f64, v: f64, h: AdamWStep) -> (f64, f64, f64) {
-        let (b1, b2) = (f64::from(h.beta1), f64::from(h.beta2));
-        let (lr, wd, eps) = (f64::from(h.lr), f64::from(h.weight_decay), f64::from(h.eps));
-        let m = b1 * m + (1.0 - b1) * g;
-        let v = b2 * v + (1.0 - b2) * g * g;
+    /// One element's state in the f64 reference: parameter, moments, running maximum.
+    #[derive(Clone, Copy)]
+    struct Ref {
+        p: f64,
+        m: f64,
+        v: f64,
+        max_v: f64,
+    }
+
+    /// The update written out in f64 from its definition; f32 rounding of each
+    /// operation keeps the result within a few ulp of it.
+    fn reference(r: Ref, g: f64, h: AdamWStep) -> Ref {
+        let (b1, b2, lr) = (h.beta1, h.beta2, h.lr);
+        let g = if h.maximize { -g } else { g };
+        let m = b1 * r.m + (1.0 - b1) * g;
+        let v = b2 * r.v + (1.0 - b2) * g * g;
+        let max_v = r.max_v.max(v);
         let t = h.step as i32;
         let mhat = m / (1.0 - b1.powi(t));
-        let vhat = v / (1.0 - b2.powi(t));
-        (p * (1.0 - lr * wd) - lr * mhat / (vhat.sqrt() + eps), m, v)
+        let vhat = if h.amsgrad { max_v } else { v } / (1.0 - b2.powi(t));
+        let p = r.p * (1.0 - lr * h.weight_decay) - lr * mhat / (vhat.sqrt() + h.eps);
+        Ref { p, m, v, max_v }
     }
 
     #[test]
     fn three_steps_match_the_f64_definition() {
-        let (p0, g) = ([0.5f32, -1.25, 3.0, 1e-3], [0.1f32, -0.7, 2.0, -1e-4]);
-        let (mut p, mut m, mut v) = (t(&p0), Tensor::zeros(&[4]), Tensor::zeros(&[4]));
-        let mut want: Vec<(f64, f64, f64)> = p0.iter().map(|&x| (f64::from(x), 0.0, 0.0)).collect();
-        for step in 1..=3 {
-            let h = AdamWStep { step, ..H };
-            p.adamw_update(&t(&g), &mut m, &mut v, h).unwrap();
-            for (w, &gj) in want.iter_mut().zip(&g) {
-                *w = reference(w.0, f64::from(gj), w.1, w.2, h);
+        let p0 = [0.5f32, -1.25, 3.0, 1e-3];
+        // The gradients shrink, so AMSGrad's maximum differs from the second moment.
+        let grads = [[0.1f32, -0.7, 2.0, -1e-4], [0.01, -0.07, 0.2, -1e-5]];
+        for (amsgrad, maximize, beta1) in [
+            (false, false, 0.9),
+            (true, false, 0.9),
+            (false, true, 0.9),
+            (true, true, 0.3),
+        ] {
+            let base = AdamWStep {
+                amsgrad,
+                maximize,
+                beta1,
+                ..H
+            };
+            let (mut p, mut m, mut v) = (t(&p0), Tensor::zeros(&[4]), Tensor::zeros(&[4]));
+            let mut max_v = Tensor::zeros(&[4]);
+            let mut want: Vec<Ref> = p0
+                .iter()
+                .map(|&x| Ref {
+                    p: f64::from(x),
+                    m: 0.0,
+                    v: 0.0,
+                    max_v: 0.0,
+                })
+                .collect();
+            for step in 1..=3 {
+                let h = AdamWStep { step, ..base };
+                let g = grads[(step as usize - 1).min(1)];
+                let max_v = amsgrad.then_some(&mut max_v);
+                p.adamw_update(&t(&g), &mut m, &mut v, max_v, h).unwrap();
+                for (w, &gj) in want.iter_mut().zip(&g) {
+                    *w = reference(*w, f64::from(gj), h);
+                }
+            }
+            let case = format!("amsgrad {amsgrad} maximize {maximize} beta1 {beta1}");
+            for (j, w) in want.iter().enumerate() {
+                // f32 arithmetic, a dozen roundings per step: 1e-5 relative to the moved
+                // amount (lr = 1e-2) separates the update from a wrong one.
+                let got = f64::from(p.to_f32_vec()[j]);
+                assert!(
+                    (got - w.p).abs() <= 1e-6 + 1e-5 * w.p.abs(),
+                    "{case}: p[{j}] {got} vs {}",
+                    w.p
+                );
+                let (gm, gv) = (f64::from(m.to_f32_vec()[j]), f64::from(v.to_f32_vec()[j]));
+                assert!(
+                    (gm - w.m).abs() <= 1e-6 * w.m.abs().max(1e-6),
+                    "{case}: m[{j}]"
+                );
+                assert!(
+                    (gv - w.v).abs() <= 1e-6 * w.v.abs().max(1e-12),
+                    "{case}: v[{j}]"
+                );
+                if amsgrad {
+                    let gx = f64::from(max_v.to_f32_vec()[j]);
+                    assert!(
+                        (gx - w.max_v).abs() <= 1e-6 * w.max_v.abs().max(1e-12),
+                        "{case}: max_v[{j}]"
+                    );
+                }
             }
         }
-        for (j, w) in want.iter().enumerate() {
-            // f32 arithmetic, a dozen roundings per step: 1e-5 relative to the moved
-            // amount (lr = 1e-2) separates the update from a wrong one.
-            let got = f64::from(p.to_f32_vec()[j]);
-            assert!(
-                (got - w.0).abs() <= 1e-6 + 1e-5 * w.0.abs(),
-                "p[{j}] {got} vs {}",
-                w.0
-            );
-            let (gm, gv) = (f64::from(m.to_f32_vec()[j]), f64::from(v.to_f32_vec()[j]));
-            assert!((gm - w.1).abs() <= 1e-6 * w.1.abs().max(1e-6), "m[{j}]");
-            assert!((gv - w.2).abs() <= 1e-6 * w.2.abs().max(1e-12), "v[{j}]");
-        }
+    }
+
+    #[test]
+    fn amsgrad_maximum_propagates_nan() {
+        let mut p = t(&[1.0]);
+        let (mut m, mut v) = (Tensor::zeros(&[1]), Tensor::zeros(&[1]));
+        let mut max_v = t(&[f32::NAN]);
+        let h = AdamWStep { amsgrad: true, ..H };
+        p.adamw_update(&t(&[1.0]), &mut m, &mut v, Some(&mut max_v), h)
+            .unwrap();
+        assert!(max_v.to_f32_vec()[0].is_nan() && p.to_f32_vec()[0].is_nan());
     }
 
     #[test]
@@ -171,7 +335,8 @@ mod tests {
         let p_clone = p.clone();
         let (mut m, mut v) = (Tensor::zeros(&[2]), Tensor::zeros(&[2]));
         let m_seen = m.clone();
-        p.adamw_update(&t(&[1.0, 1.0]), &mut m, &mut v, H).unwrap();
+        p.adamw_update(&t(&[1.0, 1.0]), &mut m, &mut v, None, H)
+            .unwrap();
         assert_eq!(
             p_clone.to_f32_vec(),
             vec![1.0, 2.0],
@@ -196,7 +361,7 @@ mod tests {
             weight_decay: 0.0,
             ..H
         };
-        p.adamw_update(&g, &mut m, &mut v, h).unwrap();
+        p.adamw_update(&g, &mut m, &mut v, None, h).unwrap();
         assert!(p.is_contiguous());
         let got = p.to_f32_vec();
         for (a, b) in got.iter().zip([1.0, 3.0, 2.0, 4.0]) {
@@ -210,15 +375,16 @@ mod tests {
         let mut p = t(&[1.0, 2.0]);
         let (mut m, mut v) = (Tensor::zeros(&[2]), Tensor::zeros(&[2]));
         let g = t(&[1.0, 1.0]);
-        let cases: [(AdamWStep, &str); 6] = [
+        let cases: [(AdamWStep, &str); 7] = [
             (AdamWStep { step: 0, ..H }, "step number"),
-            (AdamWStep { lr: f32::NAN, ..H }, "learning rate"),
+            (AdamWStep { amsgrad: true, ..H }, "max_v (AMSGrad): missing"),
+            (AdamWStep { lr: f64::NAN, ..H }, "learning rate"),
             (AdamWStep { beta1: 1.0, ..H }, "beta1"),
             (AdamWStep { beta2: -0.1, ..H }, "beta2"),
             (AdamWStep { eps: 0.0, ..H }, "eps"),
             (
                 AdamWStep {
-                    weight_decay: f32::INFINITY,
+                    weight_decay: f64::INFINITY,
                     ..H
                 },
                 "weight_decay",
@@ -226,16 +392,22 @@ mod tests {
         ];
         for (h, what) in cases {
             let e = p
-                .adamw_update(&g, &mut m, &mut v, h)
+                .adamw_update(&g, &mut m, &mut v, None, h)
                 .unwrap_err()
                 .to_string();
             assert!(e.starts_with("adamw_update") && e.contains(what), "{e}");
         }
-        let e = p.adamw_update(&t(&[1.0]), &mut m, &mut v, H).unwrap_err();
+        let e = p
+            .adamw_update(&t(&[1.0]), &mut m, &mut v, None, H)
+            .unwrap_err();
         assert!(e.to_string().contains("gradient"), "{e}");
         let mut short = Tensor::zeros(&[3]);
-        let e = p.adamw_update(&g, &mut short, &mut v, H).unwrap_err();
+        let e = p.adamw_update(&g, &mut short, &mut v, None, H).unwrap_err();
         assert!(e.to_string().contains("state"), "{e}");
+        let e = p
+            .adamw_update(&g, &mut m, &mut v, Some(&mut Tensor::zeros(&[2])), H)
+            .unwrap_err();
+        assert!(e.to_string().contains("given but not used"), "{e}");
         assert_eq!(p.to_f32_vec(), vec![1.0, 2.0]);
         assert_eq!(m.to_f32_vec(), vec![0.0, 0.0]);
     }

@@ -3,6 +3,14 @@
 //! optimizer state where they are (no decoded copies), so a device backend runs each as
 //! one kernel.
 //!
+//! The arithmetic is PyTorch's single-tensor CPU path (`foreach=False`) operation for
+//! operation: hyperparameters are f64 (Python floats), the scalars PyTorch derives from
+//! them are computed in f64 and rounded once to f32, and each element runs the same f32
+//! operations, fused multiply-adds where PyTorch's vectorised CPU kernels fuse them (its
+//! `add(alpha=)`, `lerp` and `addcmul`). The fused multiply-adds are exact at every CPU
+//! level (hardware FMA where the CPU has it, a correctly rounded software `fma`
+//! otherwise), so every machine computes the same bits.
+//!
 //! Each op checks everything first (shapes, devices, hyperparameters), then makes the
 //! parameter and its state sole owners of their storage ([`Tensor::try_make_owned`]),
 //! then updates; an error leaves every value as it was. An optimizer that updates many
@@ -21,7 +29,7 @@ use crate::tensor::Tensor;
 use mixprec_dtype::F32;
 
 /// Errors unless `value` lies in `range` (NaN never does), naming `op` and `name`.
-fn check_in(op: &'static str, name: &str, value: f32, range: std::ops::Range<f32>) -> Result<()> {
+fn check_in(op: &'static str, name: &str, value: f64, range: std::ops::Range<f64>) -> Result<()> {
     if range.contains(&value) {
         return Ok(());
     }
@@ -57,4 +65,29 @@ fn check_operands(
         }
     }
     Ok(())
+}
+
+/// Errors unless a state tensor is given exactly when `wanted` (`what` names it and the
+/// setting that asks for it).
+fn check_state_given(op: &'static str, what: &str, wanted: bool, given: bool) -> Result<()> {
+    if wanted == given {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        op,
+        format!(
+            "{what}: {}",
+            if given {
+                "given but not used"
+            } else {
+                "missing"
+            }
+        ),
+    ))
+}
+
+/// `-x`, by flipping the sign bit (exact, NaN included, and branch-free).
+#[inline(always)]
+fn flip_sign_if(x: f32, flip: bool) -> f32 {
+    f32::from_bits(x.to_bits() ^ (u32::from(flip) << 31))
 }
