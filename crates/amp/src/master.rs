@@ -37,6 +37,39 @@ impl MasterWeights {
         self.params.get(i).map(|(_, t)| t)
     }
 
+    /// Replaces every parameter's value at once (loading weights): `values` in parameter
+    /// order, each of its parameter's shape. Errors, changing nothing, on a count or a
+    /// shape that differs (the error names the parameter).
+    pub fn set_values(&mut self, values: Vec<Tensor<F32>>) -> Result<()> {
+        const OP: &str = "MasterWeights::set_values";
+        if values.len() != self.params.len() {
+            return Err(mixprec_autograd::Error::invalid(
+                OP,
+                format!(
+                    "{} values for {} parameters",
+                    values.len(),
+                    self.params.len()
+                ),
+            ));
+        }
+        for ((name, p), v) in self.params.iter().zip(&values) {
+            if p.shape() != v.shape() {
+                return Err(mixprec_autograd::Error::invalid(
+                    OP,
+                    format!(
+                        "{name:?} has shape {:?}, the value {:?}",
+                        p.shape(),
+                        v.shape()
+                    ),
+                ));
+            }
+        }
+        for ((_, p), v) in self.params.iter_mut().zip(values) {
+            *p = v;
+        }
+        Ok(())
+    }
+
     /// The index of the parameter called `name` (the first, if two share it).
     pub fn index_of(&self, name: &str) -> Option<usize> {
         self.params.iter().position(|(n, _)| n == name)

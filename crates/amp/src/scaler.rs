@@ -48,9 +48,14 @@ impl Default for GradScalerConfig {
     }
 }
 
-/// The mutable state of a scaler, for checkpoints.
+/// A scaler's whole state for checkpoints: its settings and where it stands. The
+/// settings travel with it, so a resumed run cannot continue under other ones
+/// ([`GradScaler::from_state`] rebuilds the scaler; [`GradScaler::load_state`] refuses a
+/// state saved under other settings).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct GradScalerState {
+    /// The settings the scaler runs with.
+    pub config: GradScalerConfig,
     /// Current scale.
     pub scale: f32,
     /// Clean steps since the last growth or backoff.
@@ -188,7 +193,7 @@ pub enum StepOutcome {
 /// Dynamic loss scaler (see the module docs for the exact rules).
 #[derive(Clone, Debug)]
 pub struct GradScaler {
-    cfg: GradScalerConfig,
+    /// Settings and counters (the settings are `state.config`).
     state: GradScalerState,
     found_inf: bool,
     skipped: u64,
@@ -261,12 +266,12 @@ impl GradScaler {
             ));
         }
         let state = GradScalerState {
+            config: cfg,
             scale: cfg.init_scale,
             growth_tracker: 0,
             hysteresis_tracker: cfg.hysteresis,
         };
         Ok(GradScaler {
-            cfg,
             state,
             found_inf: false,
             skipped: 0,
@@ -285,7 +290,7 @@ impl GradScaler {
 
     /// The settings.
     pub fn config(&self) -> GradScalerConfig {
-        self.cfg
+        self.state.config
     }
 
     /// Backward of `loss * scale`: the gradients, still scaled.
@@ -361,21 +366,22 @@ impl GradScaler {
     /// after `growth_interval` clean steps (refused if the result is not finite, clamped
     /// to `max_scale`). The scale never drops below `min_scale` or the smallest normal f32.
     pub fn update(&mut self) {
+        let cfg = self.state.config;
         let s = &mut self.state;
-        let floor = self.cfg.min_scale.unwrap_or(0.0).max(f32::MIN_POSITIVE);
+        let floor = cfg.min_scale.unwrap_or(0.0).max(f32::MIN_POSITIVE);
         if self.found_inf {
             s.growth_tracker = 0;
             s.hysteresis_tracker = s.hysteresis_tracker.saturating_sub(1);
             if s.hysteresis_tracker == 0 {
-                s.scale = ((f64::from(s.scale) * self.cfg.backoff_factor) as f32).max(floor);
+                s.scale = ((f64::from(s.scale) * cfg.backoff_factor) as f32).max(floor);
             }
         } else {
             s.growth_tracker += 1;
-            if s.growth_tracker == self.cfg.growth_interval {
-                let grown = (f64::from(s.scale) * self.cfg.growth_factor) as f32;
+            if s.growth_tracker == cfg.growth_interval {
+                let grown = (f64::from(s.scale) * cfg.growth_factor) as f32;
                 if grown.is_finite() {
-                    s.scale = self.cfg.max_scale.map_or(grown, |hi| grown.min(hi));
-                    s.hysteresis_tracker = self.cfg.hysteresis;
+                    s.scale = cfg.max_scale.map_or(grown, |hi| grown.min(hi));
+                    s.hysteresis_tracker = cfg.hysteresis;
                 }
                 s.growth_tracker = 0;
             }
@@ -388,19 +394,37 @@ impl GradScaler {
         self.state
     }
 
-    /// Restores a saved state. Errors (changing nothing) on a scale that is not finite
-    /// and positive or a tracker beyond the configured interval/hysteresis.
+    /// A scaler that continues from a saved state, under the settings saved with it.
+    /// Errors as [`GradScaler::new`] on bad settings and as [`GradScaler::load_state`] on
+    /// counters that do not fit them.
+    pub fn from_state(state: GradScalerState) -> Result<GradScaler> {
+        let mut s = GradScaler::new(state.config)?;
+        s.load_state(state)?;
+        Ok(s)
+    }
+
+    /// Restores a saved state. Errors (changing nothing) when it was saved under other
+    /// settings (use [`GradScaler::from_state`] to take them over), on a scale that is
+    /// not finite and positive, or a tracker beyond the interval/hysteresis.
     pub fn load_state(&mut self, state: GradScalerState) -> Result<()> {
-        if !(state.scale.is_finite() && state.scale > 0.0)
-            || state.growth_tracker >= self.cfg.growth_interval
-            || state.hysteresis_tracker > self.cfg.hysteresis
-        {
+        if state.config != self.state.config {
             return Err(Error::invalid(
                 "GradScaler",
                 format!(
-                    "state {state:?} does not fit the configuration {:?}",
-                    self.cfg
+                    "the state was saved under {:?}, this scaler runs under {:?}; \
+                     build it with GradScaler::from_state",
+                    state.config, self.state.config
                 ),
+            ));
+        }
+        let cfg = &self.state.config;
+        if !(state.scale.is_finite() && state.scale > 0.0)
+            || state.growth_tracker >= cfg.growth_interval
+            || state.hysteresis_tracker > cfg.hysteresis
+        {
+            return Err(Error::invalid(
+                "GradScaler",
+                format!("state {state:?} does not fit its configuration"),
             ));
         }
         self.state = state;

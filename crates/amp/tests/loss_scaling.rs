@@ -166,6 +166,7 @@ fn state_round_trips_and_bad_state_changes_nothing() {
     assert_eq!(
         saved,
         GradScalerState {
+            config: cfg(1024.0, 10),
             scale: 512.0,
             growth_tracker: 1,
             hysteresis_tracker: 0
@@ -187,6 +188,16 @@ fn state_round_trips_and_bad_state_changes_nothing() {
         })
         .is_err()
     );
+    // The settings travel with the state: a default-built scaler (interval 2000) refuses
+    // it instead of silently continuing under other settings; from_state takes them.
+    let mut default_built = GradScaler::new(GradScalerConfig::default()).unwrap();
+    let before = default_built.state();
+    let e = default_built.load_state(saved).unwrap_err().to_string();
+    assert!(e.contains("from_state"), "{e}");
+    assert_eq!(default_built.state(), before);
+    let resumed = GradScaler::from_state(saved).unwrap();
+    assert_eq!(resumed.state(), saved);
+    assert_eq!(resumed.config().growth_interval, 10);
 }
 
 #[test]

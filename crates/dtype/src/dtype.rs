@@ -104,7 +104,7 @@ pub trait Dtype:
     type Acc: crate::Acc;
 
     /// The unsigned integer that holds the bits (`u64`, `u32`, `u16` or `u8`).
-    type Bits: Copy + Debug + Eq + std::hash::Hash + Send + Sync + 'static;
+    type Bits: crate::LeBits + Copy + Debug + Eq + std::hash::Hash + Send + Sync + 'static;
 
     /// The runtime tag.
     const DTYPE: DType;

@@ -37,6 +37,7 @@ mod dtype;
 mod error;
 mod f64_narrow;
 mod format;
+mod le_bits;
 mod promote;
 mod slice;
 mod types;
@@ -50,6 +51,7 @@ mod golden_reader;
 pub use acc::Acc;
 pub use dtype::{DType, Dtype, FullPrecision, ZeroBits};
 pub use error::DtypeError;
+pub use le_bits::LeBits;
 pub use promote::Promote;
 pub use slice::{
     convert_slice, convert_slice_saturating, convert_slice_scaled, convert_slice_scaled_saturating,

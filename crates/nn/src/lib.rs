@@ -37,6 +37,7 @@
 //! assert!(trainer.accuracy(&model, &[test]).unwrap() > 0.8);
 //! ```
 
+pub mod checkpoint;
 pub mod compare;
 pub mod data;
 mod init;

@@ -10,6 +10,7 @@ pub use reduce_op::ReduceOp;
 pub use unary::{Saves, UnaryOp};
 
 mod binary;
+mod bytes;
 mod cast;
 mod compare;
 mod concat;
