@@ -105,8 +105,10 @@ impl<P: TrainPolicy> mixprec::nn::models::Model for Net<P> {
         count_correct(&self.fc2.forward(step, &h)?.cast::<F32>(), y)
     }
 
-    fn fp8_state_bytes(&self) -> usize {
-        self.fc1.fp8_state_bytes() + self.fc2.fp8_state_bytes()
+    fn fp8_states(&self) -> Vec<(String, mixprec::amp::Fp8Scaling)> {
+        let mut out = self.fc1.fp8_states();
+        out.extend(self.fc2.fp8_states());
+        out
     }
 }
 

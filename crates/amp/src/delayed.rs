@@ -67,6 +67,38 @@ impl DelayedScaling {
         }
     }
 
+    /// A state continuing from a saved one: `history` (staging slot first, as
+    /// [`DelayedScaling::history`] gives it) and `scale`, for tensors whose format's
+    /// largest finite value is `fp8_max`. `None` unless the history has `cfg.history_len`
+    /// entries (at least 1), `fp8_max` is finite and > 0 and `scale` is finite and > 0
+    /// (delayed scaling never produces another).
+    pub fn from_parts(
+        cfg: DelayedScalingConfig,
+        fp8_max: f32,
+        history: Vec<f32>,
+        scale: f32,
+    ) -> Option<DelayedScaling> {
+        let ok = history.len() == cfg.history_len.max(1)
+            && fp8_max.is_finite()
+            && fp8_max > 0.0
+            && scale.is_finite()
+            && scale > 0.0;
+        ok.then_some(DelayedScaling {
+            cfg: DelayedScalingConfig {
+                history_len: history.len(),
+                ..cfg
+            },
+            fp8_max,
+            history,
+            scale,
+        })
+    }
+
+    /// The largest finite value of the format the tensor is quantised to.
+    pub fn fp8_max(&self) -> f32 {
+        self.fp8_max
+    }
+
     /// The scale to quantise with this step (`q = cast(x * scale)`).
     pub fn scale(&self) -> f32 {
         self.scale

@@ -126,7 +126,7 @@ pub use clip::{
 };
 pub use copies::ComputeCopies;
 pub use delayed::{AmaxCompute, DelayedScaling, DelayedScalingConfig};
-pub use fp8::{Fp8Recipe, Fp8Role, Fp8Scaling, Fp8Snapshot, Fp8TensorStats};
+pub use fp8::{Fp8Recipe, Fp8Role, Fp8Scaling, Fp8Snapshot, Fp8TensorState, Fp8TensorStats};
 pub use master::{MasterWeights, ParamUpdate};
 pub use memory::{
     MemoryRole, MemorySummary, ModelShape, OptimizerKind, memory_summary, predict_memory,

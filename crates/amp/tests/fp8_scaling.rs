@@ -186,3 +186,63 @@ fn delayed_fp8_gradients_track_f32_and_feed_the_monitor() {
     assert!(diff < 0.125, "relative error {diff}");
     assert!(E4M3::MAX.to_f32() == 448.0);
 }
+
+/// A state saved between steps and loaded into a fresh `Fp8Scaling` quantises the next
+/// steps exactly as the original: same gradients, scales and histories, bit for bit.
+#[test]
+fn saved_tensor_states_resume_exactly() {
+    let mut rng = Rng::seed(7);
+    let x = Tensor::<F32>::randn(&[3, 4], 0.0, 2.0, &mut rng).unwrap();
+    let w = Tensor::<F32>::randn(&[2, 4], 0.0, 1.0, &mut rng).unwrap();
+    let original = Fp8Scaling::new(recipe(3));
+    for seed in [1e-3, 2.0, 0.5] {
+        step(&original, &x, &w, seed);
+        original.update();
+    }
+    let saved = original.tensor_states();
+    assert_eq!(saved.len(), 3);
+    assert_eq!(saved[2].fp8_max, E5M2::MAX.to_f32(), "gradients are E5M2");
+    assert_eq!(saved[0].fp8_max, E4M3::MAX.to_f32(), "inputs are E4M3");
+    let resumed = Fp8Scaling::new(recipe(3));
+    resumed.load_tensor_states(&saved).unwrap();
+    assert_eq!(resumed.tensor_states(), saved);
+    for seed in [4.0, 1e-2] {
+        let a = step(&original, &x, &w, seed);
+        let b = step(&resumed, &x, &w, seed);
+        assert_eq!(a.to_f32_vec(), b.to_f32_vec(), "same gradient bits");
+        assert_eq!(original.update(), resumed.update());
+    }
+    assert_eq!(resumed.tensor_states(), original.tensor_states());
+}
+
+/// Bad saved states are refused, naming the tensor, and change nothing.
+#[test]
+fn bad_tensor_states_are_refused_and_change_nothing() {
+    let x = Tensor::<F32>::from_f32(&[1.0, -2.0], &[1, 2]).unwrap();
+    let w = Tensor::<F32>::from_f32(&[0.25, -0.5], &[1, 2]).unwrap();
+    let fp8 = Fp8Scaling::new(recipe(2));
+    step(&fp8, &x, &w, 1.0);
+    fp8.update();
+    let good = fp8.tensor_states();
+    let broken = |f: &dyn Fn(&mut Vec<mixprec_amp::Fp8TensorState>)| {
+        let mut s = good.clone();
+        f(&mut s);
+        s
+    };
+    let cases = [
+        (broken(&|s| s[0].amax_history.push(0.0)), "history of 2"),
+        (broken(&|s| s[1].scale = f32::NAN), "GEMM 0 weight"),
+        (broken(&|s| s[1].scale = 0.0), "scale 0"),
+        (broken(&|s| s[2].fp8_max = f32::INFINITY), "maximum inf"),
+        (broken(&|s| s[2].role = Fp8Role::Input), "given twice"),
+        (broken(&|s| s[0].gemm = 1 << 40), "out of range"),
+    ];
+    for (states, want) in cases {
+        let err = fp8.load_tensor_states(&states).unwrap_err().to_string();
+        assert!(
+            err.contains(want) && err.contains("load_tensor_states"),
+            "{err}"
+        );
+        assert_eq!(fp8.tensor_states(), good, "unchanged after {err}");
+    }
+}

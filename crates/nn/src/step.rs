@@ -152,7 +152,8 @@ impl Step {
 
     /// What the step holds, by role and precision: master weights, compute copies,
     /// gradients, optimizer state (`optimizer_state_bytes`), peak saved activations, FP8
-    /// state (`fp8_state_bytes`, from the model) and the library's workspace.
+    /// state (`fp8_state_bytes`, from the model's
+    /// [`crate::models::Model::fp8_states`]) and the library's workspace.
     pub fn memory_summary(
         &self,
         master: &MasterWeights,

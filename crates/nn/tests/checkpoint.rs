@@ -75,6 +75,70 @@ proptest! {
     }
 }
 
+/// Our writer against the `safetensors` crate's own `serialize` (an independent
+/// writer): the same bytes for a file of mixed precisions and odd sizes (the crate's
+/// metadata is hash-ordered, so it is compared with one key only).
+#[test]
+fn files_are_written_as_the_safetensors_crate_writes_them() {
+    use safetensors::tensor::{Dtype as St, TensorView};
+    let mut file = TensorFile::new();
+    file.insert("b.e4m3", &from_bits::<E4M3>(&[1, 2, 3], &[3]))
+        .unwrap();
+    file.insert("a.f32", &from_bits::<F32>(&[7, 8], &[2, 1]))
+        .unwrap();
+    file.insert("c.bf16", &from_bits::<Bf16>(&[9], &[]))
+        .unwrap();
+    file.insert("d.f64", &from_bits::<F64>(&[], &[0, 4]))
+        .unwrap();
+    file.insert("e.f16", &from_bits::<F16>(&[5, 6, 7], &[1, 3]))
+        .unwrap();
+    fn views(file: &TensorFile) -> Vec<(String, TensorView<'_>)> {
+        let st = |d: DType| match d {
+            DType::F64 => St::F64,
+            DType::F32 => St::F32,
+            DType::Bf16 => St::BF16,
+            DType::F16 => St::F16,
+            DType::E4M3 => St::F8_E4M3,
+            DType::E5M2 => St::F8_E5M2,
+        };
+        file.iter()
+            .map(|(n, t)| {
+                let v = TensorView::new(st(t.dtype()), t.shape().to_vec(), t.bytes()).unwrap();
+                (n.to_string(), v)
+            })
+            .collect()
+    }
+    let theirs = safetensors::serialize(views(&file), None).unwrap();
+    assert_eq!(file.to_bytes().unwrap(), theirs, "no metadata");
+    file.set_metadata("format", "pt");
+    let meta = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
+    let theirs = safetensors::serialize(views(&file), Some(meta)).unwrap();
+    assert_eq!(file.to_bytes().unwrap(), theirs, "one metadata key");
+}
+
+/// The same file gives the same bytes, whatever order it was filled in (metadata
+/// included): checkpoints can be compared and hashed.
+#[test]
+fn the_same_file_gives_the_same_bytes() {
+    let keys: Vec<String> = (0..40).map(|i| format!("key{i}")).collect();
+    let fill = |order: &mut dyn Iterator<Item = &String>| {
+        let mut f = TensorFile::new();
+        for k in order {
+            f.set_metadata(k, k.repeat(2));
+            f.insert(k, &from_bits::<F16>(&[1, 2], &[2])).unwrap();
+        }
+        f.to_bytes().unwrap()
+    };
+    let forward = fill(&mut keys.iter());
+    assert_eq!(forward, fill(&mut keys.iter().rev()));
+    assert_eq!(
+        TensorFile::from_bytes(&forward, "t")
+            .unwrap()
+            .metadata("key7"),
+        Some("key7key7")
+    );
+}
+
 /// A safetensors file from a header (padded to 8 bytes, as writers do) and data bytes.
 fn raw(header: &str, data: &[u8]) -> Vec<u8> {
     let mut h = header.as_bytes().to_vec();

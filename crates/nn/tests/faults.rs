@@ -7,6 +7,7 @@ use mixprec_amp::{Alert, Bf16Mixed, F16Mixed, Fp8Hybrid, Fp32, MasterWeights};
 use mixprec_amp::{LossScaling, NoScaler, Policy, Scaler, UnscaledGrads};
 use mixprec_autograd::{Result, Tape, Var};
 use mixprec_dtype::F32;
+use mixprec_nn::checkpoint::TensorFile;
 use mixprec_nn::data::Digits;
 use mixprec_nn::models::{DigitsMlp, Model};
 use mixprec_nn::optim::{AdamW, AdamWConfig, Optimizer, Sgd, SgdConfig, WarmupCosine};
@@ -55,8 +56,8 @@ impl<B: TrainPolicy, E: TrainPolicy> Model for Probe<B, E> {
         self.mlp.correct(step, batch)
     }
 
-    fn fp8_state_bytes(&self) -> usize {
-        self.mlp.fp8_state_bytes()
+    fn fp8_states(&self) -> Vec<(String, mixprec_amp::Fp8Scaling)> {
+        self.mlp.fp8_states()
     }
 }
 
@@ -108,7 +109,7 @@ fn state<B: TrainPolicy, E: TrainPolicy>(
             .mlp
             .fp8_states()
             .iter()
-            .map(|f| format!("{:?}", f.snapshot()))
+            .map(|(_, f)| format!("{:?}", f.snapshot()))
             .collect(),
     }
 }
@@ -241,7 +242,7 @@ fn fp8_quantisation_of_an_infinity_is_counted_and_keeps_the_scale() {
     let batch = digits.train.batch(&(0..32).collect::<Vec<_>>()).unwrap();
     let (mut t, m) = trainer::<Fp8Hybrid, Fp8Hybrid>();
     t.step(&m, 0, std::slice::from_ref(&batch)).unwrap();
-    let fc_in = m.mlp.fp8_states()[0];
+    let fc_in = m.mlp.fp8_states()[0].1.clone();
     let scale = fc_in.scale(0, mixprec_amp::Fp8Role::Input);
     m.inject.set(Inject::InputInf);
     let r = t.step(&m, 1, std::slice::from_ref(&batch)).unwrap();
@@ -275,6 +276,12 @@ impl Optimizer for Failing {
     }
     fn kind(&self) -> mixprec_amp::OptimizerKind {
         self.0.kind()
+    }
+    fn write_state(&self, m: &MasterWeights, f: &mut TensorFile) -> Result<()> {
+        self.0.write_state(m, f)
+    }
+    fn read_state(&mut self, m: &MasterWeights, f: &TensorFile) -> Result<()> {
+        self.0.read_state(m, f)
     }
 }
 
@@ -312,7 +319,7 @@ fn failed_step_changes_nothing<B: TrainPolicy, E: TrainPolicy>() {
             m.mlp
                 .fp8_states()
                 .iter()
-                .map(|f| format!("{:?}", f.snapshot()))
+                .map(|(_, f)| format!("{:?}", f.snapshot()))
                 .collect::<Vec<_>>(),
             format!("{:?}", t.optimizer.0),
         )

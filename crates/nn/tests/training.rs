@@ -270,9 +270,6 @@ fn a_small_cnn_learns_digits_under_bf16() {
         fn correct(&self, step: &Step, (x, y): &Self::Batch) -> Result<(usize, usize)> {
             mixprec_nn::models::count_correct(&self.logits(step, x)?, y)
         }
-        fn fp8_state_bytes(&self) -> usize {
-            0
-        }
     }
 
     let data = Digits::load().unwrap();

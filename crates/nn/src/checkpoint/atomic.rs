@@ -107,7 +107,11 @@ impl Checkpoints {
         if let Some(keep) = self.keep {
             let all = self.list().map_err(|e| io_err(&self.dir, e))?;
             for (_, old) in all.iter().rev().skip(keep) {
-                fs::remove_file(old).map_err(|e| io_err(old, e))?;
+                match fs::remove_file(old) {
+                    // Another process (a second writer, a cleanup) took it first.
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_err(old, e)),
+                    _ => {}
+                }
             }
         }
         Ok(path)
@@ -142,6 +146,21 @@ impl Checkpoints {
     /// The newest checkpoint, if any.
     pub fn latest(&self) -> io::Result<Option<(u64, PathBuf)>> {
         Ok(self.list()?.pop())
+    }
+
+    /// The newest checkpoint, read and checked ([`TensorFile::load`]), with its step;
+    /// `None` when there is none yet (a fresh run). A file that does not read is an error
+    /// naming it: writes are atomic, so that is damage from outside, not a killed save.
+    pub fn load_latest(&self) -> Result<Option<(u64, TensorFile)>> {
+        let latest = self.latest().map_err(|e| {
+            Error::invalid(
+                "Checkpoints::load_latest",
+                format!("{}: {e}", self.dir.display()),
+            )
+        })?;
+        latest
+            .map(|(step, path)| Ok((step, TensorFile::load(&path)?)))
+            .transpose()
     }
 
     /// Removes `.mixprec-tmp-<stem>-*` files that killed writes left: those of processes

@@ -2,12 +2,12 @@
 //! safetensors format (read and written with the `safetensors` crate).
 
 use super::atomic::write_atomic;
+use super::header;
 use mixprec_autograd::{Error, Result};
 use mixprec_dtype::{DType, Dtype};
 use mixprec_tensor::Tensor;
-use safetensors::tensor::{Dtype as StDtype, SafeTensors, View};
-use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use safetensors::tensor::{Dtype as StDtype, SafeTensors, TensorInfo};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// One tensor as stored: its precision, shape and elements as little-endian bytes of
@@ -59,21 +59,6 @@ impl StoredTensor {
             ));
         }
         Ok(Tensor::from_le_bytes(&self.bytes, &self.shape, 1.0)?)
-    }
-}
-
-impl View for &StoredTensor {
-    fn dtype(&self) -> StDtype {
-        to_st_dtype(self.dtype)
-    }
-    fn shape(&self) -> &[usize] {
-        &self.shape
-    }
-    fn data(&self) -> Cow<'_, [u8]> {
-        Cow::Borrowed(&self.bytes)
-    }
-    fn data_len(&self) -> usize {
-        self.bytes.len()
     }
 }
 
@@ -132,6 +117,16 @@ impl TensorFile {
         Ok(())
     }
 
+    /// Takes the tensor called `name` out of the file (to rename or replace it).
+    pub fn remove(&mut self, name: &str) -> Option<StoredTensor> {
+        self.tensors.remove(name)
+    }
+
+    /// Takes metadata entry `key` out of the file.
+    pub fn remove_metadata(&mut self, key: &str) -> Option<String> {
+        self.metadata.remove(key)
+    }
+
     /// The tensor called `name`, if any.
     pub fn get(&self, name: &str) -> Option<&StoredTensor> {
         self.tensors.get(name)
@@ -183,36 +178,60 @@ impl TensorFile {
         self.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
-    /// The file's bytes.
+    /// The file's bytes: the same file gives the same bytes (metadata in key order;
+    /// tensors laid out as the `safetensors` crate lays them out, by descending alignment
+    /// then name).
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let metadata: HashMap<String, String> = self.metadata.clone().into_iter().collect();
-        let metadata = (!metadata.is_empty()).then_some(metadata);
-        safetensors::serialize(self.tensors.iter(), metadata)
-            .map_err(|e| Error::invalid("TensorFile::to_bytes", e.to_string()))
+        let mut order: Vec<(&String, &StoredTensor)> = self.tensors.iter().collect();
+        order.sort_by(|(ln, l), (rn, r)| {
+            let (l, r) = (to_st_dtype(l.dtype), to_st_dtype(r.dtype));
+            r.cmp(&l).then(ln.cmp(rn))
+        });
+        let mut offset = 0;
+        let infos = order.iter().map(|(name, t)| {
+            let info = TensorInfo {
+                dtype: to_st_dtype(t.dtype),
+                shape: t.shape.clone(),
+                data_offsets: (offset, offset + t.bytes.len()),
+            };
+            offset += t.bytes.len();
+            (name.as_str(), info)
+        });
+        let mut bytes = vec![0; 8];
+        header::write(&mut bytes, &self.metadata, infos)
+            .map_err(|e| Error::invalid("TensorFile::to_bytes", e))?;
+        let n = (bytes.len() - 8) as u64;
+        bytes[..8].copy_from_slice(&n.to_le_bytes());
+        for (_, t) in order {
+            bytes.extend_from_slice(&t.bytes);
+        }
+        Ok(bytes)
     }
 
     /// Parses a whole file; `source` names it in errors. Every header field and offset is
-    /// checked before anything is returned.
+    /// checked (by the `safetensors` crate) before anything is returned.
     pub fn from_bytes(bytes: &[u8], source: &str) -> Result<TensorFile> {
         const OP: &str = "TensorFile::load";
         let bad = |msg: String| Error::invalid(OP, format!("{source}: {msg}"));
-        let st = SafeTensors::deserialize(bytes).map_err(|e| bad(e.to_string()))?;
+        let (n, header) = SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
+        // Checked by `read_metadata`: the offsets are contiguous and end at the file's end.
+        let data = &bytes[8 + n..];
         let mut file = TensorFile::new();
-        for (name, view) in st.iter() {
-            let dtype = from_st_dtype(view.dtype()).ok_or_else(|| {
+        for (name, info) in header.tensors() {
+            let dtype = from_st_dtype(info.dtype).ok_or_else(|| {
                 bad(format!(
                     "tensor {name:?} has dtype {:?}, not a precision type of mixprec",
-                    view.dtype()
+                    info.dtype
                 ))
             })?;
+            let (start, end) = info.data_offsets;
             let stored = StoredTensor {
                 dtype,
-                shape: view.shape().to_vec(),
-                bytes: view.data().to_vec(),
+                shape: info.shape.clone(),
+                bytes: data[start..end].to_vec(),
             };
-            file.tensors.insert(name.to_string(), stored);
+            file.tensors.insert(name, stored);
         }
-        let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| bad(e.to_string()))?;
         if let Some(m) = header.metadata() {
             file.metadata = m.clone().into_iter().collect();
         }

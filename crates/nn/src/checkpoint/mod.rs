@@ -15,6 +15,7 @@
 
 mod atomic;
 mod file;
+mod header;
 mod weights;
 
 pub use atomic::{Checkpoints, write_atomic};

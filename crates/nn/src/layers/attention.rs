@@ -91,8 +91,12 @@ impl<P: TrainPolicy> CausalSelfAttention<P> {
         self.proj.forward(step, &y)
     }
 
-    /// Bytes of the FP8 scaling state (projections).
-    pub fn fp8_state_bytes(&self) -> usize {
-        self.qkv.fp8_state_bytes() + self.proj.fp8_state_bytes() + self.fp8.nbytes()
+    /// The FP8 scaling states: the projections' by their names, the attention GEMMs'
+    /// under the layer's own name.
+    pub fn fp8_states(&self) -> Vec<(String, mixprec_amp::Fp8Scaling)> {
+        let mut out = self.qkv.fp8_states();
+        out.extend(self.proj.fp8_states());
+        out.push((self.name.clone(), self.fp8.clone()));
+        out
     }
 }

@@ -48,8 +48,10 @@ impl<P: TrainPolicy> TransformerBlock<P> {
         x.add(&self.dropout.forward(step, &m.try_cast::<F32>()?)?)
     }
 
-    /// Bytes of the FP8 scaling state.
-    pub fn fp8_state_bytes(&self) -> usize {
-        self.attn.fp8_state_bytes() + self.mlp.fp8_state_bytes()
+    /// The FP8 scaling states of its layers, by layer name.
+    pub fn fp8_states(&self) -> Vec<(String, mixprec_amp::Fp8Scaling)> {
+        let mut out = self.attn.fp8_states();
+        out.extend(self.mlp.fp8_states());
+        out
     }
 }

@@ -81,9 +81,9 @@ impl<P: TrainPolicy> Linear<P> {
         &self.fp8
     }
 
-    /// Bytes of this layer's FP8 scaling state.
-    pub fn fp8_state_bytes(&self) -> usize {
-        self.fp8.nbytes()
+    /// The layer's FP8 scaling state under its name (for [`crate::models::Model::fp8_states`]).
+    pub fn fp8_states(&self) -> Vec<(String, mixprec_amp::Fp8Scaling)> {
+        vec![(self.name.clone(), self.fp8.clone())]
     }
 }
 

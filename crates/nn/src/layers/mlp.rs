@@ -38,8 +38,10 @@ impl<P: TrainPolicy> Mlp<P> {
         self.fc2.forward(step, &a)
     }
 
-    /// Bytes of the FP8 scaling state of both layers.
-    pub fn fp8_state_bytes(&self) -> usize {
-        self.fc1.fp8_state_bytes() + self.fc2.fp8_state_bytes()
+    /// The FP8 scaling states of both layers, by layer name.
+    pub fn fp8_states(&self) -> Vec<(String, mixprec_amp::Fp8Scaling)> {
+        let mut out = self.fc1.fp8_states();
+        out.extend(self.fc2.fp8_states());
+        out
     }
 }

@@ -28,11 +28,6 @@ impl<B: TrainPolicy, E: TrainPolicy> DigitsMlp<B, E> {
         })
     }
 
-    /// The layers' FP8 scaling states (input, hidden, output layer).
-    pub fn fp8_states(&self) -> [&mixprec_amp::Fp8Scaling; 3] {
-        [self.fc_in.fp8(), self.fc_hidden.fp8(), self.fc_out.fp8()]
-    }
-
     /// Logits `[batch, 10]` (F32) for images `[batch, 64]`.
     pub fn logits(&self, step: &Step, images: &Tensor<F32>) -> Result<Var<F32>> {
         let x = step.input(images.clone());
@@ -55,9 +50,10 @@ impl<B: TrainPolicy, E: TrainPolicy> Model for DigitsMlp<B, E> {
         count_correct(&self.logits(step, x)?, y)
     }
 
-    fn fp8_state_bytes(&self) -> usize {
-        self.fc_in.fp8_state_bytes()
-            + self.fc_hidden.fp8_state_bytes()
-            + self.fc_out.fp8_state_bytes()
+    fn fp8_states(&self) -> Vec<(String, mixprec_amp::Fp8Scaling)> {
+        let mut out = self.fc_in.fp8_states();
+        out.extend(self.fc_hidden.fp8_states());
+        out.extend(self.fc_out.fp8_states());
+        out
     }
 }

@@ -109,11 +109,13 @@ impl<B: TrainPolicy, E: TrainPolicy> Model for Gpt<B, E> {
         count_correct(&self.scored(step, batch)?, &batch.targets)
     }
 
-    fn fp8_state_bytes(&self) -> usize {
-        self.blocks
+    fn fp8_states(&self) -> Vec<(String, mixprec_amp::Fp8Scaling)> {
+        let mut out: Vec<(String, mixprec_amp::Fp8Scaling)> = self
+            .blocks
             .iter()
-            .map(TransformerBlock::fp8_state_bytes)
-            .sum::<usize>()
-            + self.head.fp8_state_bytes()
+            .flat_map(TransformerBlock::fp8_states)
+            .collect();
+        out.extend(self.head.fp8_states());
+        out
     }
 }

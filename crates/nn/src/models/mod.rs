@@ -29,8 +29,12 @@ pub trait Model {
     /// classifier's logits).
     fn correct(&self, step: &Step, batch: &Self::Batch) -> Result<(usize, usize)>;
 
-    /// Bytes of the model's FP8 scaling state.
-    fn fp8_state_bytes(&self) -> usize;
+    /// The model's FP8 scaling states, each under a name unique in the model (its
+    /// layer's): what memory accounting counts and checkpoints save. None by default (a
+    /// model without FP8 layers).
+    fn fp8_states(&self) -> Vec<(String, mixprec_amp::Fp8Scaling)> {
+        Vec::new()
+    }
 }
 
 /// `(correct, total)`: the argmax over the last axis of `logits` (one row per label)

@@ -5,8 +5,9 @@
 //! `p -= (lr / (1 - b1^t)) m / (sqrt(v) / sqrt(1 - b2^t) + eps)`.
 
 use super::{
-    Optimizer, check_state_shape, check_step, own_for_update, param_named, try_state_zeros,
+    Optimizer, check_state_shape, check_step, own_for_update, param_named, saved, try_state_zeros,
 };
+use crate::checkpoint::TensorFile;
 use mixprec_amp::{MasterWeights, OptimizerKind, ParamUpdate, UnscaledGrads};
 use mixprec_autograd::{Error, Result};
 use mixprec_dtype::F32;
@@ -201,6 +202,57 @@ impl Optimizer for AdamW {
 
     fn kind(&self) -> OptimizerKind {
         OptimizerKind::Adam
+    }
+
+    fn write_state(&self, master: &MasterWeights, file: &mut TensorFile) -> Result<()> {
+        saved::write_header(file, "AdamW", &self.cfg);
+        for (i, (name, _)) in master.iter().enumerate() {
+            let Some(s) = self.state(i) else { continue };
+            saved::write_tensor(file, name, "exp_avg", &s.exp_avg)?;
+            saved::write_tensor(file, name, "exp_avg_sq", &s.exp_avg_sq)?;
+            if let Some(m) = &s.max_exp_avg_sq {
+                saved::write_tensor(file, name, "max_exp_avg_sq", m)?;
+            }
+            saved::write_count(file, name, "step", s.step);
+        }
+        Ok(())
+    }
+
+    fn read_state(&mut self, master: &MasterWeights, file: &TensorFile) -> Result<()> {
+        const OP: &str = "AdamW::read_state";
+        saved::check_header(OP, file, "AdamW", &self.cfg)?;
+        let mut fresh = AdamW {
+            state: Vec::new(),
+            ..self.clone()
+        };
+        let mut read = 0;
+        for (name, _) in master.iter() {
+            let exp_avg = saved::read_tensor(file, name, "exp_avg")?;
+            let exp_avg_sq = saved::read_tensor(file, name, "exp_avg_sq")?;
+            let max_exp_avg_sq = saved::read_tensor(file, name, "max_exp_avg_sq")?;
+            let step = saved::read_count(OP, file, name, "step")?;
+            let (exp_avg, exp_avg_sq, step) = match (exp_avg, exp_avg_sq, step) {
+                (None, None, None) if max_exp_avg_sq.is_none() => continue,
+                (Some(a), Some(b), Some(s)) => (a, b, s),
+                _ => {
+                    return Err(Error::invalid(
+                        OP,
+                        format!("incomplete state for {name:?} (needs exp_avg, exp_avg_sq, step)"),
+                    ));
+                }
+            };
+            read += 2 + usize::from(max_exp_avg_sq.is_some());
+            let state = AdamWParamState {
+                exp_avg,
+                exp_avg_sq,
+                max_exp_avg_sq,
+                step,
+            };
+            fresh.load_state(master, name, state)?;
+        }
+        saved::check_all_read(OP, file, master, read)?;
+        *self = fresh;
+        Ok(())
     }
 }
 

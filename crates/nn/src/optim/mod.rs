@@ -18,6 +18,7 @@
 //! `load_state`).
 
 mod adamw;
+mod saved;
 mod schedule;
 mod sgd;
 
@@ -25,6 +26,7 @@ pub use adamw::{AdamW, AdamWConfig, AdamWParamState};
 pub use schedule::WarmupCosine;
 pub use sgd::{Sgd, SgdConfig};
 
+use crate::checkpoint::TensorFile;
 use mixprec_amp::{MasterWeights, OptimizerKind, UnscaledGrads};
 use mixprec_autograd::Result;
 use mixprec_dtype::F32;
@@ -41,6 +43,18 @@ pub trait Optimizer {
 
     /// The kind, for memory prediction.
     fn kind(&self) -> OptimizerKind;
+
+    /// Writes the whole state into `file`, for the parameters of `master`: PyTorch's
+    /// per-parameter state keys as F32 tensors `optim.<parameter>.<key>`, counters and
+    /// the settings as metadata. Errors when an entry is already in the file.
+    fn write_state(&self, master: &MasterWeights, file: &mut TensorFile) -> Result<()>;
+
+    /// Replaces the whole state by the one `write_state` wrote into `file` (parameters
+    /// without an entry have taken no step). All or nothing: errors, changing nothing,
+    /// when the file was written by another kind of optimizer or under other settings,
+    /// or holds a tensor of the wrong shape, a bad counter, or state of a parameter
+    /// `master` does not have.
+    fn read_state(&mut self, master: &MasterWeights, file: &TensorFile) -> Result<()>;
 }
 
 /// Checks one step's gradients: they fit `master` (one slot per parameter, same shapes) and, unless `allow_non_finite`, hold no

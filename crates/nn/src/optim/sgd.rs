@@ -5,8 +5,9 @@
 //! `g = g + momentum buf` (Nesterov) or `buf`; `p -= lr g`.
 
 use super::{
-    Optimizer, check_state_shape, check_step, own_for_update, param_named, try_state_zeros,
+    Optimizer, check_state_shape, check_step, own_for_update, param_named, saved, try_state_zeros,
 };
+use crate::checkpoint::TensorFile;
 use mixprec_amp::{MasterWeights, OptimizerKind, ParamUpdate, UnscaledGrads};
 use mixprec_autograd::{Error, Result};
 use mixprec_dtype::F32;
@@ -145,6 +146,35 @@ impl Optimizer for Sgd {
         } else {
             OptimizerKind::Sgd
         }
+    }
+
+    fn write_state(&self, master: &MasterWeights, file: &mut TensorFile) -> Result<()> {
+        saved::write_header(file, "SGD", &self.cfg);
+        for (i, (name, _)) in master.iter().enumerate() {
+            if let Some(b) = self.momentum_buffer(i) {
+                saved::write_tensor(file, name, "momentum_buffer", b)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn read_state(&mut self, master: &MasterWeights, file: &TensorFile) -> Result<()> {
+        const OP: &str = "Sgd::read_state";
+        saved::check_header(OP, file, "SGD", &self.cfg)?;
+        let mut fresh = Sgd {
+            buffers: Vec::new(),
+            ..self.clone()
+        };
+        let mut read = 0;
+        for (name, _) in master.iter() {
+            if let Some(b) = saved::read_tensor(file, name, "momentum_buffer")? {
+                fresh.load_momentum_buffer(master, name, b)?;
+                read += 1;
+            }
+        }
+        saved::check_all_read(OP, file, master, read)?;
+        *self = fresh;
+        Ok(())
     }
 }
 

@@ -7,6 +7,8 @@
 //! the optimizer), the master weights, the optimizer state, the loss scaler and the FP8
 //! scaling state are as they were before it.
 
+mod state;
+
 use crate::models::Model;
 use crate::optim::{Optimizer, WarmupCosine};
 use crate::step::Step;
@@ -153,6 +155,8 @@ pub struct Trainer<O: Optimizer, S: Scaler = NoScaler> {
     pub monitor: NumericsMonitor,
     cfg: TrainConfig,
     memory: Option<MemorySummary>,
+    /// The index after the last completed step (0 before any).
+    next_step: u64,
 }
 
 /// What the micro-batch loop of a step produced.
@@ -180,7 +184,14 @@ impl<O: Optimizer, S: Scaler> Trainer<O, S> {
             monitor: NumericsMonitor::new(Default::default()),
             cfg,
             memory: None,
+            next_step: 0,
         })
+    }
+
+    /// The index after that of the last completed step (skipped steps count; 0 before
+    /// any step): where a resumed run continues ([`Trainer::load_state_file`]).
+    pub fn next_step(&self) -> u64 {
+        self.next_step
     }
 
     /// Memory of the last step, by role (peak saved activations of its last micro-batch).
@@ -210,10 +221,13 @@ impl<O: Optimizer, S: Scaler> Trainer<O, S> {
         let scaler_before = self.scaler.clone();
         let mut undo = Vec::new();
         let out = self.try_step(model, index, micro_batches, &mut undo);
-        if out.is_err() {
-            self.scaler = scaler_before;
-            for (state, snapshot) in &undo {
-                state.restore(snapshot);
+        match &out {
+            Ok(_) => self.next_step = index.saturating_add(1),
+            Err(_) => {
+                self.scaler = scaler_before;
+                for (state, snapshot) in &undo {
+                    state.restore(snapshot);
+                }
             }
         }
         out
@@ -253,7 +267,7 @@ impl<O: Optimizer, S: Scaler> Trainer<O, S> {
             &self.master,
             &grads,
             self.optimizer.state_bytes(),
-            model.fp8_state_bytes(),
+            model.fp8_states().iter().map(|(_, s)| s.nbytes()).sum(),
         ));
         let skipped = skip_reason.is_some();
         let stats = StepStats::from_report(

@@ -16,6 +16,10 @@
 //!
 //! Quantisation saturates in both. E4M3 for the forward operands, E5M2 for gradients.
 
+mod saved;
+
+pub use saved::Fp8TensorState;
+
 use crate::delayed::{DelayedScaling, DelayedScalingConfig};
 use mixprec_dtype::Dtype;
 use mixprec_tensor::{CastOptions, CastOverflow, CastReport, CastScale, fp8_current_scale};
@@ -37,6 +41,18 @@ impl Default for Fp8Recipe {
 }
 
 impl Fp8Recipe {
+    /// The delayed-scaling settings of each tensor's state (current scaling keeps a
+    /// one-entry history it never reads).
+    fn tensor_config(&self) -> DelayedScalingConfig {
+        match *self {
+            Fp8Recipe::Delayed(cfg) => cfg,
+            Fp8Recipe::Current => DelayedScalingConfig {
+                history_len: 1,
+                ..DelayedScalingConfig::default()
+            },
+        }
+    }
+
     /// State bytes per quantised tensor: an f32 scale, plus the f32 amax history for
     /// delayed scaling.
     pub fn bytes_per_tensor(&self) -> usize {
@@ -56,6 +72,25 @@ pub enum Fp8Role {
     Weight,
     /// The output gradient (E5M2) in backward.
     Grad,
+}
+
+impl Fp8Role {
+    /// The three roles, in the order of a GEMM's state.
+    pub const ALL: [Fp8Role; 3] = [Fp8Role::Input, Fp8Role::Weight, Fp8Role::Grad];
+
+    /// Lower-case name, as used in checkpoint tensor names (`input`, `weight`, `grad`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Fp8Role::Input => "input",
+            Fp8Role::Weight => "weight",
+            Fp8Role::Grad => "grad",
+        }
+    }
+
+    /// The role called `name` ([`Fp8Role::name`]'s inverse).
+    pub fn from_name(name: &str) -> Option<Fp8Role> {
+        Fp8Role::ALL.into_iter().find(|r| r.name() == name)
+    }
 }
 
 /// One quantised tensor's numbers for the last step, for the monitor and reports.
@@ -98,7 +133,11 @@ struct TensorState {
 
 impl TensorState {
     fn new<T: Dtype>(gemm: usize, role: Fp8Role, cfg: DelayedScalingConfig) -> TensorState {
-        let delayed = DelayedScaling::new::<T>(cfg);
+        TensorState::from_delayed(gemm, role, DelayedScaling::new::<T>(cfg))
+    }
+
+    /// A tensor with no numbers yet this step, continuing from `delayed`.
+    fn from_delayed(gemm: usize, role: Fp8Role, delayed: DelayedScaling) -> TensorState {
         TensorState {
             last: Fp8TensorStats {
                 gemm,
@@ -207,13 +246,7 @@ impl Fp8Scaling {
     ) -> Result<R, E> {
         let mut inner = self.lock();
         let recipe = inner.recipe;
-        let cfg = match recipe {
-            Fp8Recipe::Delayed(cfg) => cfg,
-            Fp8Recipe::Current => DelayedScalingConfig {
-                history_len: 1,
-                ..DelayedScalingConfig::default()
-            },
-        };
+        let cfg = recipe.tensor_config();
         while inner.gemms.len() <= gemm {
             inner.gemms.push([None, None, None]);
         }
