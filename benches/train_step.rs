@@ -12,7 +12,7 @@ use mixprec::amp::{
 };
 use mixprec::nn::data::{Digits, SortTask};
 use mixprec::nn::models::{DigitsMlp, Gpt, GptConfig, Model};
-use mixprec::nn::optim::{AdamW, AdamWConfig, WarmupCosine};
+use mixprec::nn::optim::{AdamW, AdamWConfig, ConstantLr};
 use mixprec::nn::{Init, TrainConfig, TrainPolicy, Trainer};
 use mixprec::prelude::MasterWeights;
 use std::time::Duration;
@@ -23,12 +23,7 @@ type ScalerOf<B> = <<B as Policy>::Scaling as LossScaling>::Scaler;
 fn trainer<B: TrainPolicy>(master: MasterWeights) -> Trainer<AdamW, ScalerOf<B>> {
     let scaler = ScalerOf::<B>::with_defaults().expect("defaults");
     let cfg = TrainConfig {
-        schedule: WarmupCosine {
-            base: 1e-3,
-            min: 1e-3,
-            warmup: 0,
-            total: 1,
-        },
+        schedule: ConstantLr(1e-3).into(),
         clip_norm: Some(1.0),
         seed: 1,
         loss_weight: 1.0,

@@ -151,7 +151,8 @@ fn main() -> Result<()> {
             min: 3e-4,
             warmup: 10,
             total: 300,
-        },
+        }
+        .into(),
         clip_norm: Some(1.0),
         seed: 1,
         loss_weight: 1.0,

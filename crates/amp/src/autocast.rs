@@ -43,6 +43,16 @@ pub struct Autocast<P: Policy> {
     _policy: PhantomData<P>,
 }
 
+impl<P: Policy> std::fmt::Debug for Autocast<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Autocast")
+            .field("policy", &P::name())
+            .field("fp8", &self.fp8.as_ref().map(Fp8Scaling::recipe))
+            .field("fp8_gemms", &self.fp8_gemms.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
 impl<P: Policy> Autocast<P> {
     /// Autocast for one step on `tape`. FP8 GEMMs (if `P` has them) use stateless current
     /// scaling; use [`Autocast::with_fp8`] for Transformer Engine's delayed scaling.

@@ -107,6 +107,7 @@
 //! ```
 
 mod accumulate;
+mod alert_text;
 mod autocast;
 mod clip;
 mod copies;

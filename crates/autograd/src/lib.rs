@@ -36,6 +36,7 @@ pub use custom::{InputGrad, VarRef};
 pub use error::{Error, Result};
 pub use gradcheck::{GradcheckReport, gradcheck};
 pub use grads::Gradients;
+pub use ops::SameVarDtype;
 pub use report::{CastPoint, OpCount, TapeReport};
 pub use saved::Saved;
 pub use tape::{NodeId, Tape};

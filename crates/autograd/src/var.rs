@@ -38,6 +38,31 @@ impl<D: Dtype> std::fmt::Debug for Var<D> {
     }
 }
 
+/// Prints the value as [`Tensor`]'s `Display` does (PyTorch's format, with shape, dtype
+/// and device), adding `requires_grad=true` for a var gradients flow to:
+///
+/// ```
+/// use mixprec_autograd::Tape;
+/// use mixprec_dtype::F32;
+/// use mixprec_tensor::Tensor;
+/// let tape = Tape::new();
+/// let w = tape.leaf(Tensor::<F32>::from_f32(&[0.5, -1.0], &[2]).unwrap());
+/// assert_eq!(
+///     w.to_string(),
+///     "tensor([ 0.5000, -1.0000], shape=[2], dtype=f32, device=cpu, requires_grad=true)"
+/// );
+/// ```
+impl<D: Dtype> std::fmt::Display for Var<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let grad = if self.requires_grad {
+            ", requires_grad=true"
+        } else {
+            ""
+        };
+        self.value.fmt_with(f, "tensor(", grad)
+    }
+}
+
 /// What a recorded op declares besides its output: the inputs it may send gradients to
 /// and the bytes its backward rule keeps alive.
 pub(crate) struct Record {

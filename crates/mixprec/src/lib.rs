@@ -21,9 +21,9 @@ pub use mixprec_tensor::{num_threads, set_num_threads};
 pub mod prelude {
     pub use mixprec_amp::{
         Alert, Autocast, Bf16Mixed, ClipOptions, F16Mixed, F16Unscaled, Fp8Hybrid, Fp8Recipe,
-        Fp8Scaling, Fp32, GradAccumulator, GradScaler, GradScalerConfig, MasterWeights, MemoryRole,
-        MemorySummary, NoScaler, NoScaling, NormType, NumericsMonitor, Policy, Scaler,
-        UnscaledGrads, clip_grad_norm, clip_grad_norm_with,
+        Fp8Scaling, Fp32, GradAccumulator, GradScaler, GradScalerConfig, GradScalerState,
+        MasterWeights, MemoryRole, MemorySummary, NoScaler, NoScaling, NormType, NumericsMonitor,
+        Policy, Scaler, StepStats, UnscaledGrads, clip_grad_norm, clip_grad_norm_with,
     };
     pub use mixprec_autograd::{Gradients, Tape, Var, gradcheck};
     pub use mixprec_dtype::{
@@ -31,12 +31,16 @@ pub mod prelude {
         convert_slice_saturating, convert_slice_scaled, convert_slice_scaled_saturating,
         convert_slice_to_f32, convert_slice_to_f32_scaled,
     };
+    pub use mixprec_nn::checkpoint::{Checkpoints, TensorFile};
+    pub use mixprec_nn::data::Batches;
     pub use mixprec_nn::layers::{
         AvgPool2d, CausalSelfAttention, Conv2d, Dropout, Embedding, LayerNorm, Linear, MaxPool2d,
         Mlp, TransformerBlock,
     };
+    pub use mixprec_nn::models::{Model, count_correct};
     pub use mixprec_nn::optim::{
-        AdamW, AdamWConfig, AdamWParamState, Optimizer, Sgd, SgdConfig, WarmupCosine,
+        AdamW, AdamWConfig, AdamWParamState, ConstantLr, LrSchedule, Optimizer, Sgd, SgdConfig,
+        WarmupCosine,
     };
     pub use mixprec_nn::{
         Init, ParamId, SkipReason, Step, StepRecord, TrainConfig, TrainPolicy, Trainer,

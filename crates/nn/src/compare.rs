@@ -166,7 +166,7 @@ fn train<B: TrainPolicy, M: Model<Policy = B>>(
     let scaler = <B::Scaling as LossScaling>::Scaler::with_defaults()?;
     let opt = AdamW::new(AdamWConfig::default())?;
     let tc = TrainConfig {
-        schedule: schedule(cfg),
+        schedule: schedule(cfg).into(),
         clip_norm: Some(1.0),
         seed: cfg.seed,
         loss_weight: cfg.loss_weight,

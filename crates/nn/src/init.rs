@@ -14,6 +14,15 @@ pub struct Init<'a> {
     fp8: Fp8Recipe,
 }
 
+impl std::fmt::Debug for Init<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Init")
+            .field("parameters", &self.master.len())
+            .field("fp8", &self.fp8)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'a> Init<'a> {
     /// Parameters go into `master`, drawn from `Rng::seed(seed)`; FP8 layers use
     /// Transformer Engine's default delayed scaling.

@@ -6,7 +6,8 @@
 //!   parameters created by [`Init`] from an explicit seed, named for checkpoints and
 //!   reports, each forward inside a tape scope named after the layer.
 //! - [`optim`]: `Sgd` (momentum, dampening, Nesterov, weight decay) and `AdamW` with
-//!   PyTorch's update rules on the F32 master weights, atomic; `WarmupCosine`.
+//!   PyTorch's update rules on the F32 master weights, atomic; `WarmupCosine`,
+//!   `ConstantLr` or a schedule of one's own (`LrSchedule`).
 //! - [`data`]: the digits data set (embedded, fixed split), the generated sorting task,
 //!   seeded batches.
 //! - [`models`]: `DigitsMlp<B, E>` and `Gpt<B, E>` — a body policy and an edge policy,
@@ -25,16 +26,15 @@
 //! let digits = Digits::load().unwrap();
 //! let mut master = MasterWeights::new();
 //! let model = DigitsMlp::<Bf16Mixed>::new(&mut Init::new(&mut master, 42), 64).unwrap();
-//! let schedule = WarmupCosine { base: 3e-3, min: 3e-4, warmup: 5, total: 60 };
-//! let cfg = TrainConfig { schedule, clip_norm: Some(1.0), seed: 1, loss_weight: 1.0 };
+//! let schedule = WarmupCosine { base: 3e-3, min: 3e-4, warmup: 5, total: 60 }.into();
+//! let cfg = TrainConfig { schedule, seed: 1, ..TrainConfig::default() };
 //! let mut trainer = Trainer::new(master, AdamW::new(AdamWConfig::default()).unwrap(), NoScaler, cfg).unwrap();
 //! let mut batches = digits.train.batches(64, 7).unwrap();
-//! for s in 0..60 {
+//! while trainer.next_step() < 60 {
 //!     let b = digits.train.batch(&batches.next_batch()).unwrap();
-//!     trainer.step(&model, s, &[b]).unwrap();
+//!     trainer.step_next(&model, &[b]).unwrap();
 //! }
-//! let test = digits.test.batch(&(0..digits.test.len()).collect::<Vec<_>>()).unwrap();
-//! assert!(trainer.accuracy(&model, &[test]).unwrap() > 0.8);
+//! assert!(trainer.accuracy(&model, &[digits.test.all().unwrap()]).unwrap() > 0.8);
 //! ```
 
 pub mod checkpoint;

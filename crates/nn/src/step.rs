@@ -40,6 +40,16 @@ pub struct Step {
     undo_fp8: bool,
 }
 
+impl std::fmt::Debug for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Step")
+            .field("training", &self.training)
+            .field("parameters", &self.params.len())
+            .field("tape", &self.tape)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Step {
     /// A step over `master` on a fresh tape: parameters become leaves; `training`
     /// enables dropout, drawn from `Rng::seed(seed)`.

@@ -124,7 +124,7 @@ fn trainer<B: TrainPolicy, E: TrainPolicy>() -> (Trainer<AdamW, ScalerOf<B>>, Pr
         total: 20,
     };
     let cfg = TrainConfig {
-        schedule,
+        schedule: schedule.into(),
         clip_norm: Some(1.0),
         seed: 1,
         loss_weight: 1.0,
@@ -299,7 +299,8 @@ fn failed_step_changes_nothing<B: TrainPolicy, E: TrainPolicy>() {
                 min: 1e-4,
                 warmup: 2,
                 total: 20,
-            },
+            }
+            .into(),
             clip_norm: None,
             seed: 1,
             loss_weight: 1.0,
@@ -442,60 +443,57 @@ fn bad_hyperparameters_are_refused_with_the_value() {
 
 #[test]
 fn bad_training_settings_are_refused() {
+    let sched = WarmupCosine {
+        base: 1e-3,
+        min: 1e-4,
+        warmup: 2,
+        total: 20,
+    };
     let ok = TrainConfig {
-        schedule: WarmupCosine {
-            base: 1e-3,
-            min: 1e-4,
-            warmup: 2,
-            total: 20,
-        },
+        schedule: sched.into(),
         clip_norm: Some(1.0),
         seed: 0,
         loss_weight: 1.0,
     };
+    let with = |schedule: WarmupCosine| TrainConfig {
+        schedule: schedule.into(),
+        ..ok.clone()
+    };
     let bad = [
         TrainConfig {
             clip_norm: Some(-1.0),
-            ..ok
+            ..ok.clone()
         },
         TrainConfig {
             clip_norm: Some(f32::NAN),
-            ..ok
+            ..ok.clone()
         },
         TrainConfig {
             loss_weight: 0.0,
-            ..ok
+            ..ok.clone()
         },
+        with(WarmupCosine {
+            base: f64::NAN,
+            ..sched
+        }),
+        with(WarmupCosine { min: 1.0, ..sched }),
+        with(WarmupCosine {
+            warmup: 30,
+            ..sched
+        }),
         TrainConfig {
-            schedule: WarmupCosine {
-                base: f64::NAN,
-                ..ok.schedule
-            },
-            ..ok
-        },
-        TrainConfig {
-            schedule: WarmupCosine {
-                min: 1.0,
-                ..ok.schedule
-            },
-            ..ok
-        },
-        TrainConfig {
-            schedule: WarmupCosine {
-                warmup: 30,
-                ..ok.schedule
-            },
-            ..ok
+            schedule: mixprec_nn::optim::ConstantLr(-1.0).into(),
+            ..ok.clone()
         },
     ];
     for cfg in bad {
         let opt = Sgd::new(SgdConfig::default()).unwrap();
-        let e = Trainer::new(MasterWeights::new(), opt, NoScaler, cfg)
-            .err()
-            .expect("refused");
+        let e = Trainer::new(MasterWeights::new(), opt, NoScaler, cfg).expect_err("refused");
         let text = e.to_string();
         assert!(
-            text.starts_with("TrainConfig:") || text.starts_with("WarmupCosine:"),
+            ["TrainConfig:", "WarmupCosine:", "ConstantLr:"]
+                .iter()
+                .any(|p| text.starts_with(p)),
             "{text}"
         );
     }
@@ -520,7 +518,7 @@ fn data_and_layers_refuse_empty_sizes_by_name() {
     let mut master = MasterWeights::new();
     let mut init = Init::new(&mut master, 0);
     let conv = Conv2d::<Fp32>::new(&mut init, "c", 0, 4, 3, Default::default(), true);
-    let e = conv.err().expect("refused").to_string();
+    let e = conv.expect_err("refused").to_string();
     assert!(e.starts_with("Conv2d:") && e.contains("in_channels"), "{e}");
     let e = Linear::<Fp32>::new(&mut init, "l", 4, 0, true)
         .err()

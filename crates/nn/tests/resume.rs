@@ -58,7 +58,8 @@ fn build<P: TrainPolicy, O: Optimizer>(init_seed: u64, recipe: Fp8Recipe, opt: O
             min: 1e-4,
             warmup: 2,
             total: N + M,
-        },
+        }
+        .into(),
         clip_norm: Some(1.0),
         seed: 11,
         loss_weight: 1.0,

@@ -141,7 +141,8 @@ fn accumulating_two_halves_equals_one_batch() {
                 min: 0.5,
                 warmup: 0,
                 total: 1,
-            },
+            }
+            .into(),
             clip_norm: None,
             seed: 0,
             loss_weight: 1.0,
@@ -180,7 +181,8 @@ fn a_nan_batch_is_skipped_and_changes_nothing() {
             min: 0.1,
             warmup: 0,
             total: 1,
-        },
+        }
+        .into(),
         clip_norm: Some(1.0),
         seed: 0,
         loss_weight: 1.0,
@@ -290,7 +292,8 @@ fn a_small_cnn_learns_digits_under_bf16() {
             min: 1e-3,
             warmup: 5,
             total: 150,
-        },
+        }
+        .into(),
         clip_norm: Some(1.0),
         seed: 0,
         loss_weight: 1.0,

@@ -20,6 +20,7 @@ mod error;
 mod layout;
 mod mask;
 pub mod ops;
+mod print;
 mod rng;
 mod storage;
 mod tensor;
@@ -30,7 +31,7 @@ pub use error::{Error, ErrorKind, Result};
 pub use mask::{Indices, Mask};
 pub use ops::{
     AdamWStep, BinaryOp, CastOptions, CastOverflow, CastReport, CastRounding, CastScale,
-    Conv2dParams, Pool2dParams, ReduceOp, Saves, SgdStep, UnaryOp,
+    Conv2dParams, Pool2dParams, ReduceOp, SameDtype, Saves, SgdStep, UnaryOp,
 };
 pub use rng::Rng;
 pub use storage::Device;

@@ -139,6 +139,29 @@ impl<D: Dtype> Var<D> {
         ))
     }
 
+    /// `x - s` (as `x + (-s)`: the same single rounding). Panics (with the op's
+    /// message) only when memory cannot be had; see [`Var::try_add_scalar`].
+    pub fn sub_scalar(&self, s: f64) -> Var<D> {
+        self.add_scalar(-s)
+    }
+
+    /// `x / s`. Panics (with the op's message) only when memory cannot be had; see
+    /// [`Var::try_div_scalar`].
+    pub fn div_scalar(&self, s: f64) -> Var<D> {
+        self.try_div_scalar(s).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// `x / s` (the scalar rounded to the compute precision, one rounding; `dx = g / s`),
+    /// or an error when memory cannot be had.
+    pub fn try_div_scalar(&self, s: f64) -> Result<Var<D>> {
+        let id = self.id;
+        Ok(self.tape.record(
+            self.value.binary_scalar(BinaryOp::Div, s)?,
+            super::unary_record("div_scalar", self, vec![]),
+            move |g| Ok(vec![grad(id, g.binary_scalar(BinaryOp::Div, s)?)]),
+        ))
+    }
+
     /// `x * s`. Panics (with the op's message) only when memory cannot be had; see
     /// [`Var::try_mul_scalar`].
     pub fn mul_scalar(&self, s: f64) -> Var<D> {

@@ -8,12 +8,15 @@ mod cross_entropy;
 mod index;
 mod layer_norm;
 mod matmul;
+mod operators;
 mod pool;
 mod reduce;
 mod select;
 mod softmax;
 mod unary;
 mod views;
+
+pub use operators::SameVarDtype;
 
 use crate::error::Result;
 use crate::saved::Saved;

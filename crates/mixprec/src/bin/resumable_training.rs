@@ -85,7 +85,8 @@ fn run<P: TrainPolicy>(args: &Args) -> Result<()> {
             min: 1e-4,
             warmup: 10,
             total: args.steps,
-        },
+        }
+        .into(),
         ..TrainConfig::default()
     };
     let opt = AdamW::new(AdamWConfig::default())?;
@@ -101,18 +102,17 @@ fn run<P: TrainPolicy>(args: &Args) -> Result<()> {
         None => println!("fresh start ({})", P::name()),
     }
     let mut last_loss = f64::NAN;
-    for i in trainer.next_step()..args.steps {
+    while trainer.next_step() < args.steps {
         let batch = digits.train.batch(&data.next_batch())?;
-        last_loss = trainer.step(&model, i, &[batch])?.loss;
-        let done = i + 1;
+        last_loss = trainer.step_next(&model, &[batch])?.loss;
+        let done = trainer.next_step();
         if done % args.every == 0 || done == args.steps {
             checkpoints.save(done, &state_file(&trainer, &model, &data)?)?;
             println!("saved step {done} (loss {last_loss:.4})");
         }
     }
     state_file(&trainer, &model, &data)?.save(args.dir.join("final.safetensors"))?;
-    let all: Vec<usize> = (0..digits.test.len()).collect();
-    let accuracy = trainer.accuracy(&model, &[digits.test.batch(&all)?])?;
+    let accuracy = trainer.accuracy(&model, &[digits.test.all()?])?;
     println!(
         "done: {} steps, last loss {last_loss:.4}, test accuracy {:.1}%",
         args.steps,

@@ -40,6 +40,11 @@ impl DigitsSplit {
         Ok((x, y))
     }
 
+    /// The whole split as one batch (for evaluation).
+    pub fn all(&self) -> Result<(Tensor<F32>, Indices)> {
+        Ok((self.images.clone(), Indices::from_slice(&self.labels)))
+    }
+
     /// Seeded shuffled batches over this split.
     pub fn batches(&self, batch: usize, seed: u64) -> mixprec_autograd::Result<Batches> {
         Batches::new(self.len(), batch, seed)

@@ -24,6 +24,18 @@ pub struct CausalSelfAttention<P: TrainPolicy> {
     fp8: Fp8Scaling,
 }
 
+impl<P: TrainPolicy> std::fmt::Debug for CausalSelfAttention<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CausalSelfAttention")
+            .field("name", &self.name)
+            .field("dim", &self.dim)
+            .field("heads", &self.heads)
+            .field("qkv", &self.qkv)
+            .field("proj", &self.proj)
+            .finish()
+    }
+}
+
 impl<P: TrainPolicy> CausalSelfAttention<P> {
     /// `{name}.qkv` (`dim -> 3 dim`) and `{name}.proj` (`dim -> dim`). Errors unless
     /// `heads` divides `dim`.

@@ -21,6 +21,18 @@ pub struct TransformerBlock<P: TrainPolicy> {
     dropout: Dropout,
 }
 
+impl<P: TrainPolicy> std::fmt::Debug for TransformerBlock<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransformerBlock")
+            .field("ln1", &self.ln1)
+            .field("attn", &self.attn)
+            .field("ln2", &self.ln2)
+            .field("mlp", &self.mlp)
+            .field("dropout", &self.dropout)
+            .finish()
+    }
+}
+
 impl<P: TrainPolicy> TransformerBlock<P> {
     /// `{name}.ln1`, `{name}.attn`, `{name}.ln2`, `{name}.mlp`; dropout `p` on both
     /// branches.

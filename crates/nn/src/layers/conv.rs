@@ -20,6 +20,18 @@ pub struct Conv2d<P: TrainPolicy> {
     _policy: PhantomData<P>,
 }
 
+impl<P: TrainPolicy> std::fmt::Debug for Conv2d<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conv2d")
+            .field("name", &self.name)
+            .field("in_channels", &self.in_channels)
+            .field("params", &self.params)
+            .field("bias", &self.bias.is_some())
+            .field("policy", &P::name())
+            .finish()
+    }
+}
+
 impl<P: TrainPolicy> Conv2d<P> {
     /// `{name}.weight` `[out, in/groups, k, k]` and `{name}.bias` `[out]`, PyTorch's
     /// default `U(-1/sqrt(fan_in), 1/sqrt(fan_in))`. Errors unless `groups` divides both

@@ -17,6 +17,17 @@ pub struct Embedding<P: TrainPolicy> {
     _policy: PhantomData<P>,
 }
 
+impl<P: TrainPolicy> std::fmt::Debug for Embedding<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Embedding")
+            .field("name", &self.name)
+            .field("vocab", &self.vocab)
+            .field("dim", &self.dim)
+            .field("policy", &P::name())
+            .finish()
+    }
+}
+
 impl<P: TrainPolicy> Embedding<P> {
     /// Table `{name}.weight` of `[vocab, dim]` drawn from `N(0, std^2)` (PyTorch: std 1;
     /// GPT-2: 0.02).

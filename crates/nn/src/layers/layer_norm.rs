@@ -19,6 +19,17 @@ pub struct LayerNorm<P: TrainPolicy> {
     _policy: PhantomData<P>,
 }
 
+impl<P: TrainPolicy> std::fmt::Debug for LayerNorm<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LayerNorm")
+            .field("name", &self.name)
+            .field("dim", &self.dim)
+            .field("eps", &self.eps)
+            .field("policy", &P::name())
+            .finish()
+    }
+}
+
 impl<P: TrainPolicy> LayerNorm<P> {
     /// Parameters `{name}.weight` (ones) and `{name}.bias` (zeros). Errors when `dim` is 0.
     pub fn new(init: &mut Init<'_>, name: &str, dim: usize) -> mixprec_tensor::Result<Self> {

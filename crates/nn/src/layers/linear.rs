@@ -21,6 +21,18 @@ pub struct Linear<P: TrainPolicy> {
     _policy: PhantomData<P>,
 }
 
+impl<P: TrainPolicy> std::fmt::Debug for Linear<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Linear")
+            .field("name", &self.name)
+            .field("in_features", &self.in_features)
+            .field("out_features", &self.out_features)
+            .field("bias", &self.bias.is_some())
+            .field("policy", &P::name())
+            .finish()
+    }
+}
+
 impl<P: TrainPolicy> Linear<P> {
     /// Parameters `{name}.weight` and `{name}.bias` with PyTorch's default initialisation:
     /// `U(-1/sqrt(in), 1/sqrt(in))` for both.

@@ -15,6 +15,16 @@ pub struct Mlp<P: TrainPolicy> {
     fc2: Linear<P>,
 }
 
+impl<P: TrainPolicy> std::fmt::Debug for Mlp<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mlp")
+            .field("name", &self.name)
+            .field("fc1", &self.fc1)
+            .field("fc2", &self.fc2)
+            .finish()
+    }
+}
+
 impl<P: TrainPolicy> Mlp<P> {
     /// `{name}.fc1` (`dim -> hidden`) and `{name}.fc2` (`hidden -> dim_out`), with biases.
     pub fn new(

@@ -18,6 +18,16 @@ pub struct DigitsMlp<B: TrainPolicy, E: TrainPolicy = B> {
     fc_out: Linear<E>,
 }
 
+impl<B: TrainPolicy, E: TrainPolicy> std::fmt::Debug for DigitsMlp<B, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DigitsMlp")
+            .field("fc_in", &self.fc_in)
+            .field("fc_hidden", &self.fc_hidden)
+            .field("fc_out", &self.fc_out)
+            .finish()
+    }
+}
+
 impl<B: TrainPolicy, E: TrainPolicy> DigitsMlp<B, E> {
     /// Layers `fc_in`, `fc_hidden`, `fc_out`.
     pub fn new(init: &mut Init<'_>, hidden: usize) -> mixprec_tensor::Result<Self> {

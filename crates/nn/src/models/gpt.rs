@@ -40,6 +40,19 @@ pub struct Gpt<B: TrainPolicy, E: TrainPolicy = B> {
     head: Linear<E>,
 }
 
+impl<B: TrainPolicy, E: TrainPolicy> std::fmt::Debug for Gpt<B, E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gpt")
+            .field("cfg", &self.cfg)
+            .field("tok", &self.tok)
+            .field("pos", &self.pos)
+            .field("blocks", &self.blocks)
+            .field("ln_f", &self.ln_f)
+            .field("head", &self.head)
+            .finish()
+    }
+}
+
 impl<B: TrainPolicy, E: TrainPolicy> Gpt<B, E> {
     /// Embeddings `tok`, `pos` (std 0.02, GPT-2), blocks `block{i}`, `ln_f`, `head`.
     pub fn new(init: &mut Init<'_>, cfg: GptConfig) -> Result<Self> {

@@ -23,7 +23,7 @@ mod schedule;
 mod sgd;
 
 pub use adamw::{AdamW, AdamWConfig, AdamWParamState};
-pub use schedule::WarmupCosine;
+pub use schedule::{ConstantLr, LrSchedule, Schedule, WarmupCosine};
 pub use sgd::{Sgd, SgdConfig};
 
 use crate::checkpoint::TensorFile;

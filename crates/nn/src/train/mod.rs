@@ -7,10 +7,11 @@
 //! the optimizer), the master weights, the optimizer state, the loss scaler and the FP8
 //! scaling state are as they were before it.
 
+mod display;
 mod state;
 
 use crate::models::Model;
-use crate::optim::{Optimizer, WarmupCosine};
+use crate::optim::{Optimizer, Schedule, WarmupCosine};
 use crate::step::Step;
 use mixprec_amp::{
     Alert, Fp8Scaling, Fp8Snapshot, GradAccumulator, GradScaler, LossScaling, MasterWeights,
@@ -21,10 +22,10 @@ use mixprec_autograd::{Error, Result};
 use std::time::Instant;
 
 /// How to train.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct TrainConfig {
-    /// Learning-rate schedule.
-    pub schedule: WarmupCosine,
+    /// Learning-rate schedule (any [`crate::optim::LrSchedule`], with `.into()`).
+    pub schedule: Schedule,
     /// Clip the global gradient norm to this (PyTorch's usual 1.0; finite and > 0);
     /// `None`: no clipping.
     pub clip_norm: Option<f32>,
@@ -42,12 +43,7 @@ impl Default for TrainConfig {
     /// seed 0, loss weight 1.
     fn default() -> Self {
         TrainConfig {
-            schedule: WarmupCosine {
-                base: 1e-3,
-                min: 1e-4,
-                warmup: 50,
-                total: 1000,
-            },
+            schedule: WarmupCosine::default().into(),
             clip_norm: Some(1.0),
             seed: 0,
             loss_weight: 1.0,
@@ -159,6 +155,21 @@ pub struct Trainer<O: Optimizer, S: Scaler = NoScaler> {
     next_step: u64,
 }
 
+impl<O: Optimizer, S: Scaler> std::fmt::Debug for Trainer<O, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Trainer")
+            .field("next_step", &self.next_step)
+            .field("parameters", &self.master.count())
+            .field("optimizer", &self.optimizer.kind())
+            .field(
+                "loss_scale",
+                &self.scaler.grad_scaler().map(GradScaler::scale),
+            )
+            .field("config", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What the micro-batch loop of a step produced.
 struct Forward {
     acc: GradAccumulator,
@@ -197,6 +208,19 @@ impl<O: Optimizer, S: Scaler> Trainer<O, S> {
     /// Memory of the last step, by role (peak saved activations of its last micro-batch).
     pub fn memory(&self) -> Option<&MemorySummary> {
         self.memory.as_ref()
+    }
+
+    /// [`Trainer::step`] at index [`Trainer::next_step`]: the trainer counts the steps
+    /// (from 0, or from where a loaded state left off).
+    pub fn step_next<M: Model>(
+        &mut self,
+        model: &M,
+        micro_batches: &[M::Batch],
+    ) -> Result<StepRecord>
+    where
+        <M::Policy as Policy>::Scaling: LossScaling<Scaler = S>,
+    {
+        self.step(model, self.next_step, micro_batches)
     }
 
     /// One optimizer step over `micro_batches` (at least one), each on its own tape.
