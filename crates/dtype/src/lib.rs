@@ -32,6 +32,7 @@
 //! ```
 
 mod acc;
+pub mod approx_eq;
 pub mod cpu;
 mod dtype;
 mod error;

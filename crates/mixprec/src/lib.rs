@@ -6,6 +6,7 @@
 //! [`mixprec_autograd`], the policies and scalers of [`mixprec_amp`], and the layers,
 //! optimizers, data and trainer of [`mixprec_nn`].
 
+pub use approx;
 pub use mixprec_amp as amp;
 pub use mixprec_autograd as autograd;
 pub use mixprec_dtype as dtype;

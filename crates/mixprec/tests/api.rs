@@ -85,3 +85,22 @@ fn the_trainer_counts_steps_and_evaluates_whole_splits() -> Result<(), Box<dyn s
     assert!((0.0..=1.0).contains(&accuracy));
     Ok(())
 }
+
+#[test]
+fn approx_comparisons_and_strategies_through_the_facade() {
+    use mixprec::approx::{assert_relative_eq, relative_ne};
+    use mixprec::tensor::strategies::{finite_tensor, shape};
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let x = Tensor::<F32>::from_f32(&[0.1, -2.0, 3e-3], &[3]).unwrap();
+    let y = x.cast::<Bf16>();
+    assert_relative_eq!(y.cast::<F32>(), x, max_relative = 2f64.powi(-8));
+    assert!(relative_ne!(y.cast::<F32>(), x)); // F32's own preset is tighter
+    let mut runner = TestRunner::deterministic();
+    let t = finite_tensor::<E5M2>(shape(2, 3))
+        .new_tree(&mut runner)
+        .unwrap()
+        .current();
+    assert_relative_eq!(t.clone(), t);
+}

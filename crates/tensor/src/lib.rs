@@ -15,6 +15,7 @@
 //! (see [`Tensor`] for the FP8 scale). Ops on user data return [`Result`] with an
 //! [`Error`] that names the op and the shapes.
 
+mod approx_eq;
 mod cpu;
 mod error;
 mod layout;
@@ -23,6 +24,8 @@ pub mod ops;
 mod print;
 mod rng;
 mod storage;
+#[cfg(feature = "proptest")]
+pub mod strategies;
 mod tensor;
 
 pub use cpu::alloc::{release_workspace, workspace_bytes};

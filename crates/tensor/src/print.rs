@@ -68,7 +68,7 @@ impl<D: Dtype> Tensor<D> {
     }
 
     /// The logical value of flat (row-major) element `i`, without copying the tensor.
-    fn value_at(&self, i: usize) -> f64 {
+    pub(crate) fn value_at(&self, i: usize) -> f64 {
         let data = self.storage.as_slice();
         data[self.layout.offset_of(i)].to_f64() / f64::from(self.scale)
     }

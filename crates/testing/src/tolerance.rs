@@ -1,5 +1,6 @@
 //! Tolerance presets that scale with the precision under test (burn's rel + abs idea).
 
+use mixprec_dtype::approx_eq::rounding_tolerance;
 use mixprec_dtype::{DType, Dtype};
 
 /// `|got - want| <= abs + abs_of_max * max|want| + rel * |want|`, element by element.
@@ -18,29 +19,15 @@ pub struct Tolerance {
 impl Tolerance {
     /// An op that computes in f32 (f64 for F64) and rounds its result once into `D`:
     /// one unit in the last place of `D` (twice the half-ulp of a correct rounding, to leave
-    /// room for f32 libm error and the FP8 scale multiply), plus `D`'s subnormal floor.
-    ///
-    /// | dtype | rel (1 ulp) | abs (smallest subnormal) | abs of max (FP8 subnormal step after power-of-two scaling) |
-    /// |---|---|---|---|
-    /// | F64 | 1e-12 (libm slack) | 0 | 0 |
-    /// | F32 | 2.4e-7 (2 ulp) | 2^-149 | 0 |
-    /// | Bf16 | 2^-7 | 2^-133 | 0 |
-    /// | F16 | 2^-10 | 2^-24 | 0 |
-    /// | E4M3 | 2^-3 | 0 | 2^-17 (2^-9 / 224 < 2^-16.8) |
-    /// | E5M2 | 2^-2 | 0 | 2^-31 (2^-16 / 28672 < 2^-30.8) |
+    /// room for f32 libm error and the FP8 scale multiply), plus `D`'s subnormal floor —
+    /// the table of [`mixprec_dtype::approx_eq::rounding_tolerance`] (also the defaults of
+    /// the `approx` comparisons).
     pub fn rounded_once<D: Dtype>() -> Self {
-        let (rel, abs, abs_of_max) = match D::DTYPE {
-            DType::F64 => (1e-12, 0.0, 0.0),
-            DType::F32 => (2.4e-7, 2f64.powi(-149), 0.0),
-            DType::Bf16 => (2f64.powi(-7), 2f64.powi(-133), 0.0),
-            DType::F16 => (2f64.powi(-10), 2f64.powi(-24), 0.0),
-            DType::E4M3 => (2f64.powi(-3), 0.0, 2f64.powi(-17)),
-            DType::E5M2 => (2f64.powi(-2), 0.0, 2f64.powi(-31)),
-        };
+        let t = rounding_tolerance(D::DTYPE);
         Tolerance {
-            rel,
-            abs,
-            abs_of_max,
+            rel: t.rel,
+            abs: t.abs,
+            abs_of_max: t.abs_of_max,
         }
     }
 

@@ -66,7 +66,9 @@ impl<P: TrainPolicy> CausalSelfAttention<P> {
         })
     }
 
-    /// `x` of shape `[batch, time, dim]`; position `t` attends to positions `<= t`.
+    /// `x` of shape `[batch, time, dim]`, any precision; position `t` attends to positions
+    /// `<= t`. Projections and score/value GEMMs in `P::GemmFwd` with F32 accumulation,
+    /// the softmax in F32, the result in `P::Activation`.
     pub fn forward<A: Dtype>(&self, step: &Step, x: &Var<A>) -> Result<Var<P::Activation>> {
         check_last_dim("CausalSelfAttention", &self.name, x.shape(), self.dim)?;
         let &[b, t, d] = x.shape() else {

@@ -86,7 +86,9 @@ impl<P: TrainPolicy> Conv2d<P> {
         })
     }
 
-    /// `x`: `[batch, in_channels, h, w]`.
+    /// `x`: `[batch, in_channels, h, w]`, any precision. As [`super::Linear`]: operands
+    /// in `P::GemmFwd`, F32 accumulation and bias, result rounded once to
+    /// `P::Activation`.
     pub fn forward<A: Dtype>(&self, step: &Step, x: &Var<A>) -> Result<Var<P::Activation>> {
         if x.shape().len() != 4 || x.shape()[1] != self.in_channels {
             return Err(mixprec_autograd::Error::invalid(

@@ -49,7 +49,8 @@ impl<P: TrainPolicy> Embedding<P> {
         })
     }
 
-    /// Rows for `ids` (any shape): `[ids.., dim]`. Errors on an id `>= vocab`.
+    /// Rows for `ids` (any shape): `[ids.., dim]`, the F32 master rows rounded once to
+    /// `P::Activation` (gradients scatter back in F32). Errors on an id `>= vocab`.
     pub fn forward(&self, step: &Step, ids: &Indices) -> Result<Var<P::Activation>> {
         if let Some(&bad) = ids.as_slice().iter().find(|&&i| i >= self.vocab) {
             return Err(mixprec_autograd::Error::invalid(

@@ -44,7 +44,13 @@ impl<P: TrainPolicy> LayerNorm<P> {
         })
     }
 
-    /// Normalises `x` (`[.., dim]`), result in F32.
+    /// Normalises `x` (`[.., dim]`) over its last axis. Input of any precision (cast to
+    /// F32 on the tape); mean, variance, normalisation and the affine run in F32 (the
+    /// precision-sensitive list of PyTorch autocast), and the result stays F32. Feed it
+    /// to the next layer as it is: GEMM layers (`Linear`, `Conv2d`, attention) cast their
+    /// input to the policy's GEMM precision themselves, so a cast back to
+    /// `P::Activation` in between only adds a rounding. Cast it yourself only to keep a
+    /// saved activation small.
     pub fn forward<A: Dtype>(&self, step: &Step, x: &Var<A>) -> Result<Var<F32>> {
         check_last_dim("LayerNorm", &self.name, x.shape(), self.dim)?;
         let (w, b) = (step.param(self.weight), step.param(self.bias));

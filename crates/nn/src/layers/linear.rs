@@ -70,7 +70,10 @@ impl<P: TrainPolicy> Linear<P> {
         })
     }
 
-    /// `x` of shape `[.., in]` to `[.., out]`.
+    /// `x` of shape `[.., in]` to `[.., out]`. Input of any precision: cast to
+    /// `P::GemmFwd` for the GEMM (BF16/F16 round once; FP8 quantises with this layer's
+    /// scale, saturating), products accumulated in F32, the bias added in F32, and the
+    /// result rounded once to `P::Activation`.
     pub fn forward<A: Dtype>(&self, step: &Step, x: &Var<A>) -> Result<Var<P::Activation>> {
         check_last_dim("Linear", &self.name, x.shape(), self.in_features)?;
         let w = step.param(self.weight);

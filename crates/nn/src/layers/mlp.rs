@@ -41,7 +41,8 @@ impl<P: TrainPolicy> Mlp<P> {
         })
     }
 
-    /// `fc2(gelu(fc1(x)))`.
+    /// `fc2(gelu(fc1(x)))`, result in `P::Activation` (GELU evaluated in f32 from the
+    /// activation and rounded once).
     pub fn forward<A: Dtype>(&self, step: &Step, x: &Var<A>) -> Result<Var<P::Activation>> {
         let h = self.fc1.forward(step, x)?;
         let a = step.tape().scope(&self.name, || h.try_gelu())?;
