@@ -45,10 +45,7 @@ impl<D: Dtype> std::fmt::Debug for Tensor<D> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The first elements only, each found from its index (no copy of the tensor: a
         // broadcast view may have more elements than memory holds).
-        let (data, s) = (self.storage.as_slice(), f64::from(self.scale));
-        let shown: Vec<f64> = (0..self.numel().min(8))
-            .map(|i| data[self.layout.offset_of(i)].to_f64() / s)
-            .collect();
+        let shown: Vec<f64> = (0..self.numel().min(8)).map(|i| self.value_at(i)).collect();
         write!(f, "Tensor<{}>{:?} {:?}", D::NAME, self.shape(), shown)?;
         if self.numel() > 8 {
             write!(f, " ... ({} elements)", self.numel())?;
