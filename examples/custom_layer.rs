@@ -8,7 +8,7 @@
 //! Backward, with `r = sqrt(mean(x^2) + eps)` per row of `n` elements:
 //! `dx = g dy / r - x (sum_i dy_i g_i x_i) / (n r^3)`, `dg = sum over rows of dy x / r`.
 
-use mixprec::autograd::{InputGrad, Result, Saved, gradcheck};
+use mixprec::autograd::{InputGrad, Saved};
 use mixprec::nn::compare::human_bytes;
 use mixprec::nn::data::Digits;
 use mixprec::nn::models::count_correct;

@@ -8,7 +8,6 @@
 //! Run: `cargo run --release --example custom_policy`.
 
 use mixprec::amp::DynamicScaling;
-use mixprec::autograd::Result;
 use mixprec::nn::data::Digits;
 use mixprec::nn::models::DigitsMlp;
 use mixprec::prelude::*;

@@ -4,7 +4,7 @@
 //!
 //! Run: `cargo run --release --example gradcheck_model`.
 
-use mixprec::autograd::{Result, gradcheck};
+use mixprec::autograd::gradcheck;
 use mixprec::prelude::*;
 use mixprec::tensor::Rng;
 use proptest::prelude::{any, prop_assert};

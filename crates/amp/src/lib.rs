@@ -106,6 +106,8 @@
 //! assert!(scales.iter().all(|&s| s > 1.0));           // small values: scaled up
 //! ```
 
+#![warn(missing_debug_implementations)]
+
 mod accumulate;
 mod alert_text;
 mod autocast;

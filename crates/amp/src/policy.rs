@@ -15,6 +15,7 @@ pub trait LossScaling: 'static {
 }
 
 /// No loss scaling (FP32, BF16: the exponent range of f32 needs none).
+#[derive(Clone, Copy, Debug, Default)]
 pub struct NoScaling;
 impl LossScaling for NoScaling {
     const DYNAMIC: bool = false;
@@ -22,6 +23,7 @@ impl LossScaling for NoScaling {
 }
 
 /// Dynamic loss scaling with a [`crate::GradScaler`] (FP16).
+#[derive(Clone, Copy, Debug, Default)]
 pub struct DynamicScaling;
 impl LossScaling for DynamicScaling {
     const DYNAMIC: bool = true;

@@ -35,6 +35,15 @@ impl<T: Dtype> VarRef<T> {
 /// The gradient of one input, typed by the input's precision.
 pub struct InputGrad(pub(crate) NodeId, pub(crate) AnyGrad);
 
+impl std::fmt::Debug for InputGrad {
+    /// The input's node; the gradient's values print through the input's var.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InputGrad")
+            .field("input", &self.0)
+            .finish_non_exhaustive()
+    }
+}
+
 impl InputGrad {
     /// `grad` is the gradient for the input `of` (same precision, same shape).
     pub fn new<T: Dtype>(of: VarRef<T>, grad: Tensor<T>) -> InputGrad {

@@ -1,12 +1,22 @@
-//! [`Error`]: tensor errors plus what only a tape can get wrong.
+//! [`Error`]: the one error type of mixprec from the tape up (re-exported as
+//! `mixprec::Error`): tensor errors, conversion errors, file errors, and what only a tape
+//! can get wrong. Every variant names the op that refused.
 
+use mixprec_dtype::DtypeError;
 use std::fmt;
+use std::path::PathBuf;
 
-/// Result of an autograd operation.
-pub type Result<T> = std::result::Result<T, Error>;
+/// Result of an autograd, amp or nn operation (`mixprec::Result`). The error type
+/// defaults to [`Error`], so `Result<T>` reads like `std`'s and `Result<T, E>` still
+/// means `std::result::Result<T, E>` (the prelude can export it without shadowing).
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// What went wrong.
+/// What went wrong. A tensor op's error ([`mixprec_tensor::Error`]), a conversion's
+/// ([`DtypeError`]) and an I/O error convert into it with `?`, keeping the op and the
+/// shapes: match on [`Error::Tensor`] and its `kind`, or ask [`Error::op`] and
+/// [`Error::tensor`].
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Error {
     /// The underlying tensor op refused its input.
     Tensor(mixprec_tensor::Error),
@@ -33,6 +43,18 @@ pub enum Error {
         /// Shape of the seed.
         got: Vec<usize>,
     },
+    /// Reading or writing a file failed (a checkpoint, a data set).
+    Io {
+        /// The operation (`"TensorFile::save"`, `"Checkpoints::save"`, or `"io"` for an
+        /// [`std::io::Error`] converted by `?`).
+        op: &'static str,
+        /// The file or folder, when known.
+        path: Option<PathBuf>,
+        /// The I/O error's kind (`NotFound`, `PermissionDenied`, ...).
+        kind: std::io::ErrorKind,
+        /// The I/O error's message.
+        message: String,
+    },
 }
 
 impl fmt::Display for Error {
@@ -54,6 +76,12 @@ impl fmt::Display for Error {
                 f,
                 "backward_with: seed gradient has shape {got:?} but the value has shape {expected:?}"
             ),
+            Error::Io {
+                op, path, message, ..
+            } => match path {
+                Some(p) => write!(f, "{op}: {}: {message}", p.display()),
+                None => write!(f, "{op}: {message}"),
+            },
         }
     }
 }
@@ -66,7 +94,50 @@ impl From<mixprec_tensor::Error> for Error {
     }
 }
 
+impl From<DtypeError> for Error {
+    fn from(e: DtypeError) -> Self {
+        Error::Tensor(e.into())
+    }
+}
+
+impl From<std::io::Error> for Error {
+    /// An I/O error from `?` in user code: op `"io"`, no path (use [`Error::io`] to name
+    /// both).
+    fn from(e: std::io::Error) -> Self {
+        Error::io("io", None, &e)
+    }
+}
+
 impl Error {
+    /// An I/O error of `op` on `path`.
+    pub fn io(op: &'static str, path: Option<&std::path::Path>, e: &std::io::Error) -> Error {
+        Error::Io {
+            op,
+            path: path.map(PathBuf::from),
+            kind: e.kind(),
+            message: e.to_string(),
+        }
+    }
+
+    /// The op that refused: a tensor op's name, `"backward"`, a layer's or a file
+    /// operation's.
+    pub fn op(&self) -> &'static str {
+        match self {
+            Error::Tensor(e) => e.op,
+            Error::BackwardTwice { .. } | Error::NotScalar { .. } => "backward",
+            Error::SeedShape { .. } => "backward_with",
+            Error::DifferentTapes { op } | Error::Io { op, .. } => op,
+        }
+    }
+
+    /// The tensor op's error (its kind holds the shapes), when that is what this is.
+    pub fn tensor(&self) -> Option<&mixprec_tensor::Error> {
+        match self {
+            Error::Tensor(e) => Some(e),
+            _ => None,
+        }
+    }
+
     /// An invalid-argument error naming `op` (a layer, an optimizer, a scaler): the one
     /// constructor the crates above the tape use for their own input checks.
     pub fn invalid(op: &'static str, msg: impl Into<String>) -> Error {

@@ -22,6 +22,8 @@
 //! assert_eq!(tape.report().casts.len(), 1);
 //! ```
 
+#![warn(missing_debug_implementations)]
+
 mod custom;
 mod error;
 mod gradcheck;

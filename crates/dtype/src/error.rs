@@ -39,3 +39,12 @@ impl fmt::Display for DtypeError {
 }
 
 impl std::error::Error for DtypeError {}
+
+impl DtypeError {
+    /// The function that refused.
+    pub fn op(&self) -> &'static str {
+        match self {
+            DtypeError::LengthMismatch { op, .. } | DtypeError::InvalidScale { op, .. } => op,
+        }
+    }
+}

@@ -31,6 +31,8 @@
 //! assert_eq!(out.map(|v| v.to_f32()), [0.1015625, 1.0, -3.25]);
 //! ```
 
+#![warn(missing_debug_implementations)]
+
 mod acc;
 pub mod approx_eq;
 pub mod cpu;

@@ -3,7 +3,7 @@
 use mixprec::prelude::*;
 
 #[test]
-fn readme_taste_runs() -> Result<(), Box<dyn std::error::Error>> {
+fn readme_taste_runs() -> Result<()> {
     let mut rng = Rng::seed(0);
     let x = Tensor::<F32>::randn(&[64, 256], 0.0, 1.0, &mut rng)?;
     let w = Tensor::<F32>::randn(&[256, 128], 0.0, 0.05, &mut rng)?;

@@ -3,8 +3,9 @@
 
 use crate::step::ParamId;
 use mixprec_amp::{Fp8Recipe, Fp8Scaling, MasterWeights};
+use mixprec_autograd::Result;
 use mixprec_dtype::F32;
-use mixprec_tensor::{Result, Rng, Tensor};
+use mixprec_tensor::{Rng, Tensor};
 
 /// Parameter factory: every parameter is named, created in F32 and drawn from one seeded
 /// generator in creation order, so a seed fixes the whole model.

@@ -37,6 +37,8 @@
 //! assert!(trainer.accuracy(&model, &[digits.test.all().unwrap()]).unwrap() > 0.8);
 //! ```
 
+#![warn(missing_debug_implementations)]
+
 pub mod checkpoint;
 pub mod compare;
 pub mod data;

@@ -3,8 +3,9 @@
 use mixprec_dtype::DtypeError;
 use std::fmt;
 
-/// Result of a tensor op.
-pub type Result<T> = std::result::Result<T, Error>;
+/// Result of a tensor op (the error type defaults to [`Error`]; `Result<T, E>` is
+/// `std`'s).
+pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A refused op: `op` is the public function's name, `kind` says what was wrong.
 #[derive(Clone, Debug, PartialEq)]
@@ -222,6 +223,13 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+impl From<DtypeError> for Error {
+    /// A refused conversion, under the conversion's own name.
+    fn from(e: DtypeError) -> Self {
+        Error::new(e.op(), ErrorKind::Dtype(e))
+    }
+}
 
 /// The value of an op that has no `Result` in its signature (an infallible method such
 /// as `exp` or `add_scalar`): its only failure, memory that cannot be had, panics with

@@ -15,6 +15,8 @@
 //! (see [`Tensor`] for the FP8 scale). Ops on user data return [`Result`] with an
 //! [`Error`] that names the op and the shapes.
 
+#![warn(missing_debug_implementations)]
+
 mod approx_eq;
 mod cpu;
 mod error;

@@ -3,6 +3,8 @@
 //! source of test inputs, and [`for_each_dtype!`], which stamps one generic test body out
 //! for every precision type.
 
+#![warn(missing_debug_implementations)]
+
 mod inputs;
 mod tolerance;
 

@@ -97,15 +97,13 @@ impl Checkpoints {
     /// beyond `keep_last` and temporary files left by killed writes. Errors name the
     /// path; the older checkpoints stay when the write fails.
     pub fn save(&self, step: u64, file: &TensorFile) -> Result<PathBuf> {
-        let io_err = |p: &Path, e: io::Error| {
-            Error::invalid("Checkpoints::save", format!("{}: {e}", p.display()))
-        };
+        let io_err = |p: &Path, e: io::Error| Error::io("Checkpoints::save", Some(p), &e);
         fs::create_dir_all(&self.dir).map_err(|e| io_err(&self.dir, e))?;
         let path = self.path(step);
         file.save(&path)?;
         self.remove_stale_temporaries();
         if let Some(keep) = self.keep {
-            let all = self.list().map_err(|e| io_err(&self.dir, e))?;
+            let all = self.list()?;
             for (_, old) in all.iter().rev().skip(keep) {
                 match fs::remove_file(old) {
                     // Another process (a second writer, a cleanup) took it first.
@@ -117,17 +115,19 @@ impl Checkpoints {
         Ok(path)
     }
 
-    /// The checkpoints on disk, oldest first, with their steps.
-    pub fn list(&self) -> io::Result<Vec<(u64, PathBuf)>> {
+    /// The checkpoints on disk, oldest first, with their steps (none when the folder
+    /// does not exist yet).
+    pub fn list(&self) -> Result<Vec<(u64, PathBuf)>> {
+        let io_err = |e: io::Error| Error::io("Checkpoints::list", Some(&self.dir), &e);
         let entries = match fs::read_dir(&self.dir) {
             Ok(e) => e,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(e),
+            Err(e) => return Err(io_err(e)),
         };
         let prefix = format!("{}-", self.stem);
         let mut found = Vec::new();
         for entry in entries {
-            let entry = entry?;
+            let entry = entry.map_err(io_err)?;
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
             let step = name
@@ -144,7 +144,7 @@ impl Checkpoints {
     }
 
     /// The newest checkpoint, if any.
-    pub fn latest(&self) -> io::Result<Option<(u64, PathBuf)>> {
+    pub fn latest(&self) -> Result<Option<(u64, PathBuf)>> {
         Ok(self.list()?.pop())
     }
 
@@ -152,13 +152,7 @@ impl Checkpoints {
     /// `None` when there is none yet (a fresh run). A file that does not read is an error
     /// naming it: writes are atomic, so that is damage from outside, not a killed save.
     pub fn load_latest(&self) -> Result<Option<(u64, TensorFile)>> {
-        let latest = self.latest().map_err(|e| {
-            Error::invalid(
-                "Checkpoints::load_latest",
-                format!("{}: {e}", self.dir.display()),
-            )
-        })?;
-        latest
+        self.latest()?
             .map(|(step, path)| Ok((step, TensorFile::load(&path)?)))
             .transpose()
     }

@@ -242,15 +242,14 @@ impl TensorFile {
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let bytes = self.to_bytes()?;
-        write_atomic(path, &bytes)
-            .map_err(|e| Error::invalid("TensorFile::save", format!("{}: {e}", path.display())))
+        write_atomic(path, &bytes).map_err(|e| Error::io("TensorFile::save", Some(path), &e))
     }
 
     /// Reads and checks a whole file.
     pub fn load(path: impl AsRef<Path>) -> Result<TensorFile> {
         let path = path.as_ref();
-        let bytes = std::fs::read(path)
-            .map_err(|e| Error::invalid("TensorFile::load", format!("{}: {e}", path.display())))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| Error::io("TensorFile::load", Some(path), &e))?;
         TensorFile::from_bytes(&bytes, &path.display().to_string())
     }
 }

@@ -37,7 +37,7 @@ impl<P: TrainPolicy> Embedding<P> {
         vocab: usize,
         dim: usize,
         std: f64,
-    ) -> mixprec_tensor::Result<Self> {
+    ) -> Result<Self> {
         super::check_sizes("Embedding", name, &[("vocab", vocab), ("dim", dim)])?;
         let table = init.normal(&format!("{name}.weight"), &[vocab, dim], std)?;
         Ok(Embedding {

@@ -32,7 +32,7 @@ impl<P: TrainPolicy> std::fmt::Debug for LayerNorm<P> {
 
 impl<P: TrainPolicy> LayerNorm<P> {
     /// Parameters `{name}.weight` (ones) and `{name}.bias` (zeros). Errors when `dim` is 0.
-    pub fn new(init: &mut Init<'_>, name: &str, dim: usize) -> mixprec_tensor::Result<Self> {
+    pub fn new(init: &mut Init<'_>, name: &str, dim: usize) -> Result<Self> {
         super::check_sizes("LayerNorm", name, &[("dim", dim)])?;
         Ok(LayerNorm {
             name: name.to_string(),

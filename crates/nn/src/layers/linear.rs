@@ -42,7 +42,7 @@ impl<P: TrainPolicy> Linear<P> {
         in_features: usize,
         out_features: usize,
         bias: bool,
-    ) -> mixprec_tensor::Result<Self> {
+    ) -> Result<Self> {
         super::check_sizes(
             "Linear",
             name,

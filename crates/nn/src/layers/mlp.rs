@@ -33,7 +33,7 @@ impl<P: TrainPolicy> Mlp<P> {
         dim: usize,
         hidden: usize,
         dim_out: usize,
-    ) -> mixprec_tensor::Result<Self> {
+    ) -> Result<Self> {
         Ok(Mlp {
             name: name.to_string(),
             fc1: Linear::new(init, &format!("{name}.fc1"), dim, hidden, true)?,

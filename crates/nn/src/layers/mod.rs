@@ -28,14 +28,12 @@ pub(crate) fn check_sizes(
     layer: &'static str,
     name: &str,
     sizes: &[(&str, usize)],
-) -> mixprec_tensor::Result<()> {
+) -> mixprec_autograd::Result<()> {
     match sizes.iter().find(|(_, v)| *v == 0) {
-        Some((what, _)) => Err(mixprec_tensor::Error {
-            op: layer,
-            kind: mixprec_tensor::ErrorKind::InvalidArgument(format!(
-                "{name}: {what} must be at least 1, got 0"
-            )),
-        }),
+        Some((what, _)) => Err(mixprec_autograd::Error::invalid(
+            layer,
+            format!("{name}: {what} must be at least 1, got 0"),
+        )),
         None => Ok(()),
     }
 }

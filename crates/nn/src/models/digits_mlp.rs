@@ -30,7 +30,7 @@ impl<B: TrainPolicy, E: TrainPolicy> std::fmt::Debug for DigitsMlp<B, E> {
 
 impl<B: TrainPolicy, E: TrainPolicy> DigitsMlp<B, E> {
     /// Layers `fc_in`, `fc_hidden`, `fc_out`.
-    pub fn new(init: &mut Init<'_>, hidden: usize) -> mixprec_tensor::Result<Self> {
+    pub fn new(init: &mut Init<'_>, hidden: usize) -> Result<Self> {
         Ok(DigitsMlp {
             fc_in: Linear::new(init, "fc_in", 64, hidden, true)?,
             fc_hidden: Linear::new(init, "fc_hidden", hidden, hidden, true)?,

@@ -1,6 +1,7 @@
 //! The policy comparison behind `examples/compare_policies`: the same model, data, seed
 //! and optimizer under each [`PolicyChoice`], with what each run measured
-//! ([`RunSummary`]).
+//! ([`RunSummary`]); its tables, legend and CSV files ([`results_table`],
+//! [`memory_table`], [`legend`], [`summary_csv`]) and its loss plot ([`svg_loss_plot`]).
 
 use crate::data::{Digits, SortTask};
 use crate::init::Init;
@@ -14,8 +15,16 @@ use mixprec_amp::{
     MemorySummary, Scaler,
 };
 use mixprec_autograd::Result;
-use mixprec_dtype::DType;
 use std::fmt;
+
+mod plot;
+mod report;
+
+pub use plot::{smoothing_window, svg_loss_plot};
+pub use report::{
+    MEMORY_COLUMNS, RESULT_COLUMNS, human_bytes, legend, memory_table, metrics_csv, results_table,
+    role_bytes, summary_csv,
+};
 
 /// The policies compared.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,7 +131,8 @@ pub struct RunSummary {
     pub accuracy: f64,
     /// Optimizer steps per second (training only).
     pub steps_per_s: f64,
-    /// Memory of the last step by role.
+    /// Memory of the last step by role (the workspace measured from empty: each run
+    /// starts by releasing it).
     pub memory: MemorySummary,
     /// Skipped steps.
     pub skipped: u64,
@@ -312,152 +322,4 @@ fn weight_label(w: f32) -> String {
     } else {
         format!("{w}")
     }
-}
-
-/// Bytes of `role` in `summary` rendered with its precisions, e.g. `"12.0K bf16+3.1K f32"`.
-pub fn role_bytes(summary: &MemorySummary, role: MemoryRole) -> String {
-    let parts: Vec<String> = summary
-        .rows
-        .iter()
-        .filter(|(r, _, _)| *r == role)
-        .map(|(_, d, b)| format!("{} {}", human_bytes(*b), dtype_label(*d)))
-        .collect();
-    if parts.is_empty() {
-        "-".into()
-    } else {
-        parts.join("+")
-    }
-}
-
-fn dtype_label(d: DType) -> &'static str {
-    d.name()
-}
-
-/// `1536` -> `"1.5K"`, `3_200_000` -> `"3.1M"` (binary units).
-pub fn human_bytes(b: usize) -> String {
-    let b = b as f64;
-    if b < 1024.0 {
-        format!("{b:.0}B")
-    } else if b < 1024.0 * 1024.0 {
-        format!("{:.1}K", b / 1024.0)
-    } else {
-        format!("{:.1}M", b / (1024.0 * 1024.0))
-    }
-}
-
-/// The loss curves of `runs` as an SVG: one panel per task, one line per policy, loss on a
-/// log scale (a moving average over 2% of the steps smooths the batch noise).
-pub fn svg_loss_plot(runs: &[RunSummary]) -> String {
-    const COLORS: [&str; 6] = [
-        "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
-    ];
-    let mut tasks: Vec<&str> = Vec::new();
-    for r in runs {
-        if !tasks.contains(&r.task.as_str()) {
-            tasks.push(&r.task);
-        }
-    }
-    let (pw, ph, margin) = (520.0, 340.0, 60.0);
-    let width = pw * tasks.len().max(1) as f64;
-    let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{}\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n",
-        ph + 40.0
-    );
-    for (ti, task) in tasks.iter().enumerate() {
-        let x0 = ti as f64 * pw;
-        let series: Vec<(&RunSummary, Vec<f64>)> = runs
-            .iter()
-            .filter(|r| r.task == *task)
-            .map(|r| {
-                (
-                    r,
-                    smooth(&r.records.iter().map(|s| s.loss).collect::<Vec<_>>()),
-                )
-            })
-            .collect();
-        let finite = series
-            .iter()
-            .flat_map(|(_, v)| v.iter().copied())
-            .filter(|v| v.is_finite() && *v > 0.0);
-        let (lo, hi) = finite.fold((f64::INFINITY, 0.0f64), |(l, h), v| (l.min(v), h.max(v)));
-        let (lo, hi) = if lo.is_finite() && hi > lo {
-            (lo.log10().floor(), hi.log10().ceil())
-        } else {
-            (-3.0, 1.0)
-        };
-        let steps = series
-            .iter()
-            .map(|(_, v)| v.len())
-            .max()
-            .unwrap_or(1)
-            .max(2);
-        let (left, top, w, h) = (x0 + margin, 30.0, pw - margin - 20.0, ph - 70.0);
-        let px = |i: usize| left + w * i as f64 / (steps - 1) as f64;
-        let py = |v: f64| top + h * (hi - v.log10().clamp(lo, hi)) / (hi - lo);
-        svg.push_str(&format!(
-            "<text x=\"{}\" y=\"18\" font-size=\"14\" font-weight=\"bold\">{task}: training loss</text>\n<rect x=\"{left}\" y=\"{top}\" width=\"{w}\" height=\"{h}\" fill=\"none\" stroke=\"#888\"/>\n",
-            left
-        ));
-        let mut e = lo as i32;
-        while f64::from(e) <= hi {
-            let y = py(10f64.powi(e));
-            svg.push_str(&format!(
-                "<line x1=\"{left}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#eee\"/><text x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">1e{e}</text>\n",
-                left + w,
-                left - 6.0,
-                y + 4.0
-            ));
-            e += 1;
-        }
-        svg.push_str(&format!(
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">step (0..{})</text>\n",
-            left + w / 2.0,
-            top + h + 20.0,
-            steps - 1
-        ));
-        for (k, (r, v)) in series.iter().enumerate() {
-            let color = COLORS[PolicyChoice::ALL
-                .iter()
-                .position(|p| *p == r.policy)
-                .unwrap_or(k)
-                % COLORS.len()];
-            let pts: Vec<String> = v
-                .iter()
-                .enumerate()
-                .filter(|(_, x)| x.is_finite() && **x > 0.0)
-                .map(|(i, x)| format!("{:.1},{:.1}", px(i), py(*x)))
-                .collect();
-            svg.push_str(&format!(
-                "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"1.5\" points=\"{}\"/>\n",
-                pts.join(" ")
-            ));
-            let ly = top + h + 38.0 + 0.0 * k as f64;
-            let lx = left + (k % 3) as f64 * (w / 3.0);
-            let ly = ly - if k < 3 { 0.0 } else { -14.0 } - 14.0;
-            svg.push_str(&format!(
-                "<line x1=\"{lx}\" x2=\"{}\" y1=\"{ly}\" y2=\"{ly}\" stroke=\"{color}\" stroke-width=\"3\"/><text x=\"{}\" y=\"{}\">{}</text>\n",
-                lx + 18.0,
-                lx + 22.0,
-                ly + 4.0,
-                r.policy.name()
-            ));
-        }
-    }
-    svg.push_str("</svg>\n");
-    svg
-}
-
-/// Trailing moving average over 2% of the points (at least 1).
-fn smooth(v: &[f64]) -> Vec<f64> {
-    let k = (v.len() / 50).max(1);
-    let mut out = Vec::with_capacity(v.len());
-    let mut sum = 0.0;
-    for i in 0..v.len() {
-        sum += v[i];
-        if i >= k {
-            sum -= v[i - k];
-        }
-        out.push(sum / (i + 1).min(k) as f64);
-    }
-    out
 }
