@@ -1,0 +1,414 @@
+//! [`GradAllReduce`]: the mean of every rank's gradients, in buckets, in a chosen wire
+//! precision, bit-reproducible.
+//!
+//! Order of operations, the same on every rank:
+//! 1. one small all-reduce (maximum) of a fingerprint of the gradients' shapes and the
+//!    settings, and of a non-finite flag: ranks that disagree get an error, and when any
+//!    rank holds an inf or NaN every rank learns it and nothing more is sent (the step is
+//!    skipped everywhere, as PyTorch DDP + GradScaler do);
+//! 2. for FP8 wires, an all-reduce (maximum) of every tensor's amax: one power-of-two
+//!    scale per tensor, the same on every rank;
+//! 3. per bucket, an all-gather of the encoded gradients; each rank decodes the ranks'
+//!    parts and sums them in rank order in F32 (`((g0 + g1) + g2) + ...`), then divides
+//!    by the number of ranks once. Every rank computes the same sums in the same order:
+//!    the result is identical on every rank and from run to run, whatever MPI's own
+//!    reduction algorithms would do.
+//!
+//! [`simulate`] runs the same steps in one process for gradients of several ranks: a
+//! two-rank run equals it bit for bit (the MPI test checks this).
+
+use crate::bucket::{DEFAULT_BUCKET_BYTES, plan_buckets};
+use crate::collective::Collective;
+use crate::wire::WirePrecision;
+use mixprec_autograd::{Error, Result};
+use mixprec_dtype::F32;
+use mixprec_tensor::{BinaryOp, Tensor};
+
+/// Settings of the gradient all-reduce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GradAllReduce {
+    wire: WirePrecision,
+    bucket_bytes: usize,
+}
+
+/// What one all-reduce did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct AllReduceReport {
+    /// Some rank's gradients held an inf or NaN: nothing was exchanged and the gradients
+    /// are unchanged (skip the step on every rank).
+    pub non_finite: bool,
+    /// Ranks in the group.
+    pub ranks: usize,
+    /// Buckets exchanged.
+    pub buckets: usize,
+    /// This rank's encoded gradients: the bytes it contributes per step.
+    pub payload_bytes: usize,
+    /// Bytes this rank sends per step in a ring all-gather of the payload,
+    /// `(ranks - 1) * payload_bytes` (and receives as many), plus the small agreement
+    /// messages (fingerprint, flag, FP8 amaxes) counted the same way.
+    pub wire_bytes: usize,
+}
+
+impl Default for GradAllReduce {
+    /// F32 on the wire, 25 MiB buckets (PyTorch DDP's defaults).
+    fn default() -> Self {
+        GradAllReduce {
+            wire: WirePrecision::F32,
+            bucket_bytes: DEFAULT_BUCKET_BYTES,
+        }
+    }
+}
+
+impl GradAllReduce {
+    /// Gradients travel as `wire`, in 25 MiB buckets.
+    pub fn new(wire: WirePrecision) -> GradAllReduce {
+        GradAllReduce {
+            wire,
+            ..GradAllReduce::default()
+        }
+    }
+
+    /// Buckets of at most `bytes` bytes of F32 gradients (a larger tensor travels alone).
+    /// Errors for 0.
+    pub fn with_bucket_bytes(mut self, bytes: usize) -> Result<GradAllReduce> {
+        if bytes == 0 {
+            return Err(Error::invalid(
+                "GradAllReduce::with_bucket_bytes",
+                "the bucket size must be at least 1 byte, got 0",
+            ));
+        }
+        self.bucket_bytes = bytes;
+        Ok(self)
+    }
+
+    /// The wire precision.
+    pub fn wire(&self) -> WirePrecision {
+        self.wire
+    }
+
+    /// The bucket size in bytes.
+    pub fn bucket_bytes(&self) -> usize {
+        self.bucket_bytes
+    }
+
+    /// Replaces `grads` with the mean over the ranks of `comm` of each rank's `grads`
+    /// (same shapes and order on every rank). Collective: every rank must call it. On
+    /// an error (ranks disagree on shapes or settings, or the transport fails) the
+    /// gradients are unchanged; with a non-finite value on any rank they are unchanged
+    /// and the report says so.
+    pub fn all_reduce(
+        &self,
+        comm: &dyn Collective,
+        grads: &mut [Tensor<F32>],
+    ) -> Result<AllReduceReport> {
+        let n = comm.size();
+        let mut agreement = self.agreement(grads);
+        comm.all_reduce_max(&mut agreement)?;
+        let fingerprint = self.fingerprint(grads);
+        if agreement[0] != fingerprint || !agreement[1] != fingerprint {
+            return Err(Error::invalid(
+                "GradAllReduce::all_reduce",
+                "the ranks passed different gradients (number, shapes) or settings (wire precision, bucket size)",
+            ));
+        }
+        let mut report = AllReduceReport {
+            ranks: n,
+            wire_bytes: (n - 1) * 8 * agreement.len(),
+            ..AllReduceReport::default()
+        };
+        if agreement[2] != 0 {
+            report.non_finite = true;
+            return Ok(report);
+        }
+        let mut amaxes = local_amaxes(self.wire, grads);
+        comm.all_reduce_max(&mut amaxes)?;
+        report.wire_bytes += (n - 1) * 8 * amaxes.len();
+        let scales = self.scales(grads.len(), &amaxes);
+        let mut reduced = Vec::with_capacity(grads.len());
+        for bucket in plan_buckets(&numels(grads), self.bucket_bytes) {
+            let local = self.encode(&grads[bucket.clone()], &scales[bucket.clone()])?;
+            let all = comm.all_gather(&local)?;
+            if all.len() != n * local.len() {
+                return Err(Error::invalid(
+                    "GradAllReduce::all_reduce",
+                    format!(
+                        "the all-gather returned {} bytes, expected {} ranks x {}",
+                        all.len(),
+                        n,
+                        local.len()
+                    ),
+                ));
+            }
+            let parts: Vec<&[u8]> = all.chunks(local.len().max(1)).take(n).collect();
+            let parts = if local.is_empty() {
+                vec![&[][..]; n]
+            } else {
+                parts
+            };
+            let sums = self.combine(&parts, &grads[bucket.clone()], &scales[bucket.clone()])?;
+            reduced.push((bucket, sums));
+            report.buckets += 1;
+            report.payload_bytes += local.len();
+            report.wire_bytes += (n - 1) * local.len();
+        }
+        // Everything computed: now replace (all or nothing).
+        for (bucket, sums) in reduced {
+            for (g, s) in grads[bucket].iter_mut().zip(sums) {
+                *g = s;
+            }
+        }
+        Ok(report)
+    }
+
+    /// `[fingerprint, !fingerprint, non-finite flag]`: a maximum over ranks gives the
+    /// largest fingerprint and the complement of the smallest, so all ranks agree when
+    /// both match their own.
+    fn agreement(&self, grads: &[Tensor<F32>]) -> Vec<u64> {
+        let fp = self.fingerprint(grads);
+        let non_finite = grads.iter().any(|g| !g.all_finite());
+        vec![fp, !fp, u64::from(non_finite)]
+    }
+
+    /// FNV-1a over the settings and the shapes.
+    fn fingerprint(&self, grads: &[Tensor<F32>]) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut eat = |x: u64| {
+            for b in x.to_le_bytes() {
+                h ^= u64::from(b);
+                h = h.wrapping_mul(0x0100_0000_01b3);
+            }
+        };
+        eat(self.wire.bytes_per_element() as u64 + 16 * u64::from(self.wire.is_fp8()));
+        eat(self.wire as u64);
+        eat(self.bucket_bytes as u64);
+        eat(grads.len() as u64);
+        for g in grads {
+            eat(g.shape().len() as u64);
+            g.shape().iter().for_each(|&d| eat(d as u64));
+        }
+        h
+    }
+
+    /// Each tensor's scale from its amax over all ranks (1 unless the wire is FP8).
+    fn scales(&self, count: usize, amaxes: &[u64]) -> Vec<f32> {
+        if amaxes.is_empty() {
+            return vec![1.0; count];
+        }
+        amaxes
+            .iter()
+            .map(|&bits| self.wire.scale_for(f32::from_bits(bits as u32)))
+            .collect()
+    }
+
+    /// The bucket's gradients in the wire precision, back to back.
+    fn encode(&self, grads: &[Tensor<F32>], scales: &[f32]) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        for (g, &s) in grads.iter().zip(scales) {
+            self.wire.encode(g, s, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    /// The mean of the ranks' `parts` (each one bucket, encoded), summed in rank order
+    /// in F32 and divided by the number of ranks once.
+    fn combine(
+        &self,
+        parts: &[&[u8]],
+        like: &[Tensor<F32>],
+        scales: &[f32],
+    ) -> Result<Vec<Tensor<F32>>> {
+        let n = parts.len() as f64;
+        let mut out = Vec::with_capacity(like.len());
+        let mut offset = 0;
+        for (g, &s) in like.iter().zip(scales) {
+            let len = g.numel() * self.wire.bytes_per_element();
+            let mut sum: Option<Tensor<F32>> = None;
+            for part in parts {
+                let x = self
+                    .wire
+                    .decode(&part[offset..offset + len], g.shape(), s)?;
+                sum = Some(match sum {
+                    None => x,
+                    Some(acc) => acc.add(&x)?,
+                });
+            }
+            let sum = sum.unwrap_or_else(|| Tensor::<F32>::zeros(g.shape()));
+            out.push(sum.binary_scalar(BinaryOp::Div, n)?);
+            offset += len;
+        }
+        Ok(out)
+    }
+}
+
+/// Each tensor's largest finite magnitude as f32 bits (order-preserving for non-negative
+/// values), for FP8 wires; empty otherwise.
+fn local_amaxes(wire: WirePrecision, grads: &[Tensor<F32>]) -> Vec<u64> {
+    if !wire.is_fp8() {
+        return Vec::new();
+    }
+    grads
+        .iter()
+        .map(|g| {
+            let a = g.abs_max();
+            u64::from(if a.is_finite() { a } else { 0.0 }.to_bits())
+        })
+        .collect()
+}
+
+fn numels(grads: &[Tensor<F32>]) -> Vec<usize> {
+    grads.iter().map(Tensor::numel).collect()
+}
+
+/// What `op.all_reduce` computes on every rank when rank `r` holds `per_rank[r]`, done in
+/// one process with the same steps (agreed scales, encoding, sums in rank order): the
+/// reference a multi-process run must equal bit for bit. Returns the reduced gradients,
+/// or `None` when some rank's gradients hold an inf or NaN.
+pub fn simulate(
+    op: &GradAllReduce,
+    per_rank: &[Vec<Tensor<F32>>],
+) -> Result<Option<Vec<Tensor<F32>>>> {
+    let Some(first) = per_rank.first() else {
+        return Err(Error::invalid("simulate", "no ranks"));
+    };
+    let fp = op.fingerprint(first);
+    if per_rank.iter().any(|g| op.fingerprint(g) != fp) {
+        return Err(Error::invalid(
+            "simulate",
+            "the ranks hold different gradients (number, shapes)",
+        ));
+    }
+    if per_rank.iter().flatten().any(|g| !g.all_finite()) {
+        return Ok(None);
+    }
+    let mut amaxes = local_amaxes(op.wire, first);
+    for g in &per_rank[1..] {
+        for (a, b) in amaxes.iter_mut().zip(local_amaxes(op.wire, g)) {
+            *a = (*a).max(b);
+        }
+    }
+    let scales = op.scales(first.len(), &amaxes);
+    let mut out = Vec::with_capacity(first.len());
+    let mut order = plan_buckets(&numels(first), op.bucket_bytes);
+    order.sort_by_key(|r| r.start);
+    for bucket in order {
+        let encoded = per_rank
+            .iter()
+            .map(|g| op.encode(&g[bucket.clone()], &scales[bucket.clone()]))
+            .collect::<Result<Vec<_>>>()?;
+        let parts: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
+        out.extend(op.combine(&parts, &first[bucket.clone()], &scales[bucket])?);
+    }
+    Ok(Some(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collective::SingleProcess;
+
+    fn grads(seed: u64) -> Vec<Tensor<F32>> {
+        let mut rng = mixprec_tensor::Rng::seed(seed);
+        [vec![3, 4], vec![5], vec![2, 2, 2]]
+            .iter()
+            .map(|s| Tensor::<F32>::randn(s, 0.0, 1e-3, &mut rng).unwrap())
+            .collect()
+    }
+
+    fn bits(t: &[Tensor<F32>]) -> Vec<u32> {
+        t.iter()
+            .flat_map(|g| g.to_f32_vec())
+            .map(f32::to_bits)
+            .collect()
+    }
+
+    #[test]
+    fn one_rank_of_f32_is_the_identity_and_lower_precisions_round_once() {
+        for wire in WirePrecision::ALL {
+            let op = GradAllReduce::new(wire).with_bucket_bytes(40).unwrap();
+            let before = grads(1);
+            let mut g = before.clone();
+            let r = op.all_reduce(&SingleProcess, &mut g).unwrap();
+            assert!(!r.non_finite);
+            assert_eq!((r.ranks, r.wire_bytes), (1, 0));
+            assert_eq!(r.payload_bytes, 25 * wire.bytes_per_element());
+            assert_eq!(r.buckets, 3, "40-byte buckets: one tensor each");
+            let expected = simulate(&op, std::slice::from_ref(&before))
+                .unwrap()
+                .unwrap();
+            assert_eq!(bits(&g), bits(&expected));
+            if wire == WirePrecision::F32 {
+                assert_eq!(bits(&g), bits(&before));
+            }
+            // One rounding of the wire format per element (relative: BF16 2^-8, E5M2
+            // 2^-3, E4M3 2^-4 — the formats' half-ulps; values are far above their
+            // subnormal ranges after scaling).
+            let tol = match wire {
+                WirePrecision::F32 => 0.0,
+                WirePrecision::Bf16 => 2f32.powi(-8),
+                WirePrecision::E5M2 => 2f32.powi(-3),
+                WirePrecision::E4M3 => 2f32.powi(-4),
+            };
+            for (a, b) in g.iter().zip(&before) {
+                for (x, y) in a.to_f32_vec().iter().zip(b.to_f32_vec()) {
+                    assert!((x - y).abs() <= tol * y.abs(), "{wire}: {x} vs {y}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_simulated_mean_sums_in_rank_order_in_f32() {
+        let op = GradAllReduce::new(WirePrecision::F32);
+        let ranks = [grads(1), grads(2), grads(3)];
+        let got = simulate(&op, &ranks).unwrap().unwrap();
+        for (i, t) in got.iter().enumerate() {
+            let (a, b, c) = (
+                ranks[0][i].to_f32_vec(),
+                ranks[1][i].to_f32_vec(),
+                ranks[2][i].to_f32_vec(),
+            );
+            for (j, x) in t.to_f32_vec().iter().enumerate() {
+                assert_eq!(x.to_bits(), (((a[j] + b[j]) + c[j]) / 3.0).to_bits());
+            }
+        }
+    }
+
+    #[test]
+    fn fp8_ranks_share_one_scale_per_tensor() {
+        // Rank 1's tensor is 1000x larger: rank 0's values are encoded with the scale of
+        // rank 1's amax, so its small values lose precision but nothing overflows.
+        let op = GradAllReduce::new(WirePrecision::E4M3);
+        let small = vec![Tensor::<F32>::from_f32(&[1e-3, -2e-3], &[2]).unwrap()];
+        let large = vec![Tensor::<F32>::from_f32(&[1.0, 2.0], &[2]).unwrap()];
+        let got = simulate(&op, &[small, large]).unwrap().unwrap()[0].to_f32_vec();
+        // scale: 2^7 (2 * 128 = 256 <= 448 < 512); 1e-3 * 128 = 0.128 -> E4M3 0.125;
+        // mean (0.125/128 + 1) / 2.
+        assert_eq!(got[0], (0.125 / 128.0 + 1.0) / 2.0);
+        assert_eq!(got[1], (-0.25 / 128.0 + 2.0) / 2.0);
+    }
+
+    #[test]
+    fn a_non_finite_value_on_any_rank_changes_nothing() {
+        let op = GradAllReduce::new(WirePrecision::Bf16);
+        let mut bad = grads(2);
+        bad[1] = Tensor::<F32>::from_f32(&[0.0, f32::NAN, 1.0, 2.0, 3.0], &[5]).unwrap();
+        assert!(simulate(&op, &[grads(1), bad.clone()]).unwrap().is_none());
+        let before = bits(&bad);
+        let r = op.all_reduce(&SingleProcess, &mut bad).unwrap();
+        assert!(r.non_finite);
+        assert_eq!(r.buckets, 0);
+        assert_eq!(bits(&bad), before);
+    }
+
+    #[test]
+    fn mismatched_ranks_and_bad_settings_are_errors() {
+        let op = GradAllReduce::new(WirePrecision::F32);
+        let mut other = grads(1);
+        other.pop();
+        let e = simulate(&op, &[grads(1), other]).unwrap_err();
+        assert!(e.to_string().starts_with("simulate"), "{e}");
+        let e = GradAllReduce::default().with_bucket_bytes(0).unwrap_err();
+        assert!(e.to_string().contains("at least 1 byte"), "{e}");
+        assert!(simulate(&op, &[]).is_err());
+    }
+}

@@ -1,0 +1,40 @@
+//! [`Collective`]: the few collective operations the gradient all-reduce needs, so that
+//! the algorithm is written once and runs over MPI ([`crate::Mpi`], feature `mpi`) or in
+//! one process ([`SingleProcess`]).
+
+use mixprec_autograd::Result;
+
+/// A group of ranks that call the same operations in the same order.
+pub trait Collective {
+    /// This process's rank, `0..size()`.
+    fn rank(&self) -> usize;
+    /// Ranks in the group.
+    fn size(&self) -> usize;
+    /// Every rank's `send` (all of one length), concatenated in rank order.
+    fn all_gather(&self, send: &[u8]) -> Result<Vec<u8>>;
+    /// The element-wise maximum over ranks of `values` (all of one length), in place.
+    fn all_reduce_max(&self, values: &mut [u64]) -> Result<()>;
+}
+
+/// A group of one: every collective is the identity. Training code written against
+/// [`Collective`] runs unchanged without MPI.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SingleProcess;
+
+impl Collective for SingleProcess {
+    fn rank(&self) -> usize {
+        0
+    }
+
+    fn size(&self) -> usize {
+        1
+    }
+
+    fn all_gather(&self, send: &[u8]) -> Result<Vec<u8>> {
+        Ok(send.to_vec())
+    }
+
+    fn all_reduce_max(&self, _values: &mut [u64]) -> Result<()> {
+        Ok(())
+    }
+}
