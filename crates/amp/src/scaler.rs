@@ -175,6 +175,46 @@ impl UnscaledGrads {
     pub fn found_inf(&self) -> bool {
         self.found_inf
     }
+
+    /// The gradients that are present, in parameter order (cheap: tensors share their
+    /// storage): what a data-parallel all-reduce averages.
+    pub fn present(&self) -> Vec<Tensor<F32>> {
+        self.grads.iter().flatten().cloned().collect()
+    }
+
+    /// Replaces the present gradients with `new` (as many, same shapes, same order; a
+    /// data-parallel mean of [`UnscaledGrads::present`]) and checks them for inf/NaN
+    /// again. Errors, changing nothing, when the count or a shape differs.
+    pub fn replace_present(&mut self, new: Vec<Tensor<F32>>) -> Result<()> {
+        let present: Vec<&Tensor<F32>> = self.grads.iter().flatten().collect();
+        if present.len() != new.len() {
+            return Err(Error::invalid(
+                "UnscaledGrads::replace_present",
+                format!("{} gradients for {} present", new.len(), present.len()),
+            ));
+        }
+        if let Some((i, (old, n))) = present
+            .iter()
+            .zip(&new)
+            .enumerate()
+            .find(|(_, (old, n))| old.shape() != n.shape())
+        {
+            return Err(Error::invalid(
+                "UnscaledGrads::replace_present",
+                format!(
+                    "gradient {i} has shape {:?}, its replacement {:?}",
+                    old.shape(),
+                    n.shape()
+                ),
+            ));
+        }
+        let mut new = new.into_iter();
+        for g in self.grads.iter_mut().flatten() {
+            *g = new.next().expect("counted above");
+        }
+        self.found_inf = self.grads.iter().flatten().any(has_non_finite);
+        Ok(())
+    }
 }
 
 fn has_non_finite(g: &Tensor<F32>) -> bool {

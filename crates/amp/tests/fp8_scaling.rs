@@ -246,3 +246,29 @@ fn bad_tensor_states_are_refused_and_change_nothing() {
         assert_eq!(fp8.tensor_states(), good, "unchanged after {err}");
     }
 }
+
+/// Data-parallel ranks reduce the staging amaxes before the update: recording a larger
+/// amax from another rank sets the next scale from it; a smaller one changes nothing; a
+/// NaN sticks; a wrong count records nothing.
+#[test]
+fn staging_amaxes_from_other_ranks_set_the_next_scales() {
+    let x = Tensor::<F32>::from_f32(&[1.0, -2.0, 0.5, 4.0], &[2, 2]).unwrap();
+    let w = Tensor::<F32>::from_f32(&[0.25, -0.5, 1.0, 0.125], &[2, 2]).unwrap();
+    let fp8 = Fp8Scaling::new(recipe(4));
+    step(&fp8, &x, &w, 1e-3);
+    let local = fp8.staging_amaxes();
+    assert_eq!(local.len(), 3, "input, weight, gradient");
+    assert_eq!(&local[..2], &[4.0, 1.0]);
+    let e = fp8.record_staging_amaxes(&[8.0]).unwrap_err();
+    assert!(e.to_string().contains("1 amaxes for 3 tensors"), "{e}");
+    assert_eq!(fp8.staging_amaxes(), local, "nothing recorded");
+    // Another rank saw 8 as the input's amax and less for the rest.
+    fp8.record_staging_amaxes(&[8.0, 0.5, 0.0]).unwrap();
+    assert_eq!(fp8.staging_amaxes(), vec![8.0, 1.0, local[2]]);
+    fp8.update();
+    assert_eq!(fp8.scale(0, Fp8Role::Input), Some(448.0 / 8.0));
+    assert_eq!(fp8.scale(0, Fp8Role::Weight), Some(448.0));
+    step(&fp8, &x, &w, 1e-3);
+    fp8.record_staging_amaxes(&[f32::NAN, 0.0, 0.0]).unwrap();
+    assert!(fp8.staging_amaxes()[0].is_nan());
+}

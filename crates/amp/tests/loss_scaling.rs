@@ -2,8 +2,8 @@
 //! skip-step guarantee, the never-zero scale, hysteresis, limits, checkpoints, clipping.
 
 use mixprec_amp::{
-    GradAccumulator, GradScaler, GradScalerConfig, GradScalerState, StepOutcome, clip_grad_norm,
-    clip_grad_value,
+    GradAccumulator, GradScaler, GradScalerConfig, GradScalerState, MasterWeights, StepOutcome,
+    UnscaledGrads, clip_grad_norm, clip_grad_value,
 };
 use mixprec_autograd::Tape;
 use mixprec_dtype::F32;
@@ -375,4 +375,32 @@ fn accumulation_unscales_once_and_matches_the_full_batch() {
     );
     scaler.update();
     assert_eq!(scaler.scale(), 512.0);
+}
+
+/// A data-parallel mean replaces the present gradients and is checked for inf/NaN again;
+/// a wrong count or shape changes nothing.
+#[test]
+fn replacing_present_gradients_rechecks_them() {
+    let mut master = MasterWeights::new();
+    master.add("w", Tensor::zeros(&[2]));
+    master.add("unused", Tensor::zeros(&[3]));
+    master.add("b", Tensor::zeros(&[1]));
+    let w = Tensor::<F32>::from_f32(&[1.0, 2.0], &[2]).unwrap();
+    let b = Tensor::<F32>::from_f32(&[3.0], &[1]).unwrap();
+    let mut g = UnscaledGrads::from_named(&master, [("w", w), ("b", b)]).unwrap();
+    assert_eq!(g.present().len(), 2);
+    assert!(!g.found_inf());
+    let big = Tensor::<F32>::from_f32(&[f32::INFINITY, 0.5], &[2]).unwrap();
+    let b2 = Tensor::<F32>::from_f32(&[4.0], &[1]).unwrap();
+    let e = g.replace_present(vec![big.clone()]).unwrap_err();
+    assert!(e.to_string().contains("1 gradients for 2 present"), "{e}");
+    let e = g
+        .replace_present(vec![b2.clone(), big.clone()])
+        .unwrap_err();
+    assert!(e.to_string().contains("shape"), "{e}");
+    assert_eq!(g.get(0).unwrap().to_f32_vec(), vec![1.0, 2.0], "unchanged");
+    g.replace_present(vec![big, b2]).unwrap();
+    assert!(g.get(1).is_none(), "absent gradients stay absent");
+    assert_eq!(g.get(2).unwrap().to_f32_vec(), vec![4.0]);
+    assert!(g.found_inf(), "the replacement is checked again");
 }

@@ -9,8 +9,9 @@
 //! 2. for FP8 wires, an all-reduce (maximum) of every tensor's amax: one power-of-two
 //!    scale per tensor, the same on every rank;
 //! 3. per bucket, an all-gather of the encoded gradients; each rank decodes the ranks'
-//!    parts and sums them in rank order in F32 (`((g0 + g1) + g2) + ...`), then divides
-//!    by the number of ranks once. Every rank computes the same sums in the same order:
+//!    parts and sums them in rank order in F32 (`((g0 + g1) + g2) + ...`), then
+//!    multiplies by the f32 `1 / ranks` once (the gradient accumulator's mean: N ranks of
+//!    one micro-batch equal one process of N micro-batches). Every rank computes the same sums in the same order:
 //!    the result is identical on every rank and from run to run, whatever MPI's own
 //!    reduction algorithms would do.
 //!
@@ -210,14 +211,16 @@ impl GradAllReduce {
     }
 
     /// The mean of the ranks' `parts` (each one bucket, encoded), summed in rank order
-    /// in F32 and divided by the number of ranks once.
+    /// in F32, then multiplied by the f32 `1 / ranks` once.
     fn combine(
         &self,
         parts: &[&[u8]],
         like: &[Tensor<F32>],
         scales: &[f32],
     ) -> Result<Vec<Tensor<F32>>> {
-        let n = parts.len() as f64;
+        // The gradient accumulator's mean: times the f32 `1 / n` (exact for a power of
+        // two), so N ranks of one micro-batch equal one process of N micro-batches.
+        let inv = f64::from(1.0 / parts.len() as f32);
         let mut out = Vec::with_capacity(like.len());
         let mut offset = 0;
         for (g, &s) in like.iter().zip(scales) {
@@ -233,7 +236,7 @@ impl GradAllReduce {
                 });
             }
             let sum = sum.unwrap_or_else(|| Tensor::<F32>::zeros(g.shape()));
-            out.push(sum.binary_scalar(BinaryOp::Div, n)?);
+            out.push(sum.binary_scalar(BinaryOp::Mul, inv)?);
             offset += len;
         }
         Ok(out)
@@ -368,7 +371,10 @@ mod tests {
                 ranks[2][i].to_f32_vec(),
             );
             for (j, x) in t.to_f32_vec().iter().enumerate() {
-                assert_eq!(x.to_bits(), (((a[j] + b[j]) + c[j]) / 3.0).to_bits());
+                assert_eq!(
+                    x.to_bits(),
+                    (((a[j] + b[j]) + c[j]) * (1.0 / 3.0)).to_bits()
+                );
             }
         }
     }

@@ -38,3 +38,23 @@ impl Collective for SingleProcess {
         Ok(())
     }
 }
+
+/// A shared group: several trainers (or a trainer and the user's own collectives) in one
+/// process use one MPI world.
+impl<T: Collective + ?Sized> Collective for std::rc::Rc<T> {
+    fn rank(&self) -> usize {
+        (**self).rank()
+    }
+
+    fn size(&self) -> usize {
+        (**self).size()
+    }
+
+    fn all_gather(&self, send: &[u8]) -> Result<Vec<u8>> {
+        (**self).all_gather(send)
+    }
+
+    fn all_reduce_max(&self, values: &mut [u64]) -> Result<()> {
+        (**self).all_reduce_max(values)
+    }
+}

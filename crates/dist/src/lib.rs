@@ -33,6 +33,8 @@ mod all_reduce;
 mod bucket;
 mod collective;
 #[cfg(feature = "mpi")]
+mod launch;
+#[cfg(feature = "mpi")]
 mod mpi_comm;
 mod wire;
 
@@ -40,5 +42,7 @@ pub use all_reduce::{AllReduceReport, GradAllReduce, simulate};
 pub use bucket::{DEFAULT_BUCKET_BYTES, plan_buckets};
 pub use collective::{Collective, SingleProcess};
 #[cfg(feature = "mpi")]
-pub use mpi_comm::Mpi;
+pub use launch::{mpirun, mpirun_available};
+#[cfg(feature = "mpi")]
+pub use mpi_comm::{DEFAULT_TIMEOUT, Mpi, TIMEOUT_EXIT_CODE};
 pub use wire::WirePrecision;

@@ -1,9 +1,10 @@
-//! The MPI test: `mixprec-dist-check` under `mpirun -np 2` (see that binary for what it
-//! checks). Needs the `mpi` feature and Open MPI's `mpirun` (`.ci/run` installs both);
-//! without `mpirun` it skips with a message, unless `MIXPREC_REQUIRE_MPI=1`.
+//! The MPI test: `mixprec-dist-check` under `mpirun -np 2` and `-np 3` (see that binary
+//! for what it checks). Needs the `mpi` feature and Open MPI's `mpirun` (`.ci/run`
+//! installs both); without `mpirun` it skips with a message, unless
+//! `MIXPREC_REQUIRE_MPI=1`.
 #![cfg(feature = "mpi")]
 
-use std::process::{Command, Stdio};
+use mixprec_dist::{mpirun, mpirun_available};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -11,53 +12,70 @@ fn two_ranks_all_reduce_like_the_simulation_bit_for_bit() {
     run_ranks(2);
 }
 
-/// Three ranks: a sum of three in another order rounds differently, so this run also
-/// checks the rank order of the sums (two summands commute exactly).
+/// Three ranks: the all-gather's parts must come back in rank order for the sums to
+/// match the simulation (two summands commute exactly; three in another order round
+/// differently).
 #[test]
 fn three_ranks_sum_in_rank_order() {
     run_ranks(3);
 }
 
-fn run_ranks(n: usize) {
-    let have_mpirun = Command::new("mpirun")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !have_mpirun {
-        assert!(
-            std::env::var("MIXPREC_REQUIRE_MPI").as_deref() != Ok("1"),
-            "mpirun not found and MIXPREC_REQUIRE_MPI=1"
-        );
-        eprintln!("skipped: mpirun not found (apt-get install openmpi-bin libopenmpi-dev)");
+/// A rank that hangs: the others' collective times out (2 s) and aborts the job, which
+/// ends with the timeout's message instead of hanging.
+#[test]
+fn a_hanging_rank_ends_the_job_within_the_deadline() {
+    if !have_mpirun() {
         return;
     }
-    let mut child = Command::new("mpirun")
-        .args([
-            "--allow-run-as-root",
-            "--oversubscribe",
-            "-np",
-            &n.to_string(),
-        ])
-        .arg(env!("CARGO_BIN_EXE_mixprec-dist-check"))
-        .env("OMPI_MCA_btl", "self,tcp")
-        .env("OMPI_MCA_btl_tcp_if_include", "lo")
-        .env("OMPI_MCA_oob_tcp_if_include", "lo")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("mpirun starts");
-    // Never hang: two minutes, then kill.
     let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(120) {
-            child.kill().unwrap();
-            panic!("the {n}-rank run did not finish in 120 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    let out = mpirun(2, PROGRAM, &["fault-hang"], Duration::from_secs(60)).expect("mpirun ends");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("did not complete within 2s"), "{stderr}");
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+/// A rank that exits: the job ends (Open MPI stops the others, or their deadline does).
+#[test]
+fn a_dying_rank_ends_the_job() {
+    if !have_mpirun() {
+        return;
     }
-    let out = child.wait_with_output().unwrap();
+    let start = Instant::now();
+    let out = mpirun(2, PROGRAM, &["fault-exit"], Duration::from_secs(60)).expect("mpirun ends");
+    assert!(!out.status.success());
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+const PROGRAM: &str = env!("CARGO_BIN_EXE_mixprec-dist-check");
+
+/// Whether to run: `mpirun` found, or a skip message (a failure under
+/// `MIXPREC_REQUIRE_MPI=1`).
+fn have_mpirun() -> bool {
+    if mpirun_available() {
+        return true;
+    }
+    assert!(
+        std::env::var("MIXPREC_REQUIRE_MPI").as_deref() != Ok("1"),
+        "mpirun not found and MIXPREC_REQUIRE_MPI=1"
+    );
+    eprintln!("skipped: mpirun not found (apt-get install openmpi-bin libopenmpi-dev)");
+    false
+}
+
+fn run_ranks(n: usize) {
+    if !have_mpirun() {
+        return;
+    }
+    let out = mpirun(n, PROGRAM, &[], Duration::from_secs(120)).expect("mpirun runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stdout:\n{stdout}\nstderr:\n{stderr}");

@@ -11,6 +11,7 @@
 pub use approx;
 pub use mixprec_amp as amp;
 pub use mixprec_autograd as autograd;
+pub use mixprec_dist as dist;
 pub use mixprec_dtype as dtype;
 pub use mixprec_nn as nn;
 pub use mixprec_tensor as tensor;
@@ -69,7 +70,8 @@ pub mod prelude {
         WarmupCosine,
     };
     pub use mixprec_nn::{
-        Init, ParamId, SkipReason, Step, StepRecord, TrainConfig, TrainPolicy, Trainer,
+        DataParallel, Init, ParamId, SkipReason, Step, StepRecord, TrainConfig, TrainPolicy,
+        Trainer,
     };
     pub use mixprec_tensor::{
         CastOptions, CastOverflow, CastReport, CastRounding, CastScale, Conv2dParams, Device,

@@ -53,4 +53,4 @@ mod train;
 pub use init::Init;
 pub use policy::TrainPolicy;
 pub use step::{ParamId, Step};
-pub use train::{SkipReason, StepRecord, TrainConfig, Trainer};
+pub use train::{DataParallel, SkipReason, StepRecord, TrainConfig, Trainer};

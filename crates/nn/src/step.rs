@@ -6,7 +6,7 @@ use mixprec_amp::{
     Autocast, ComputeCopies, Fp8Scaling, Fp8Snapshot, Fp8TensorStats, MasterWeights, MemorySummary,
     Policy, UnscaledGrads,
 };
-use mixprec_autograd::{Tape, Var};
+use mixprec_autograd::{Result, Tape, Var};
 use mixprec_dtype::{DType, F32};
 use mixprec_tensor::Rng;
 use std::sync::Mutex;
@@ -137,6 +137,27 @@ impl Step {
     pub fn finish_fp8(&self) -> Vec<Fp8TensorStats> {
         let used = std::mem::take(&mut *self.fp8.lock().unwrap_or_else(|e| e.into_inner()));
         used.iter().flat_map(|(s, _)| s.update()).collect()
+    }
+
+    /// [`Step::finish_fp8`] after `max_over_ranks` replaced this step's staging amaxes
+    /// (every FP8 state the step used, in the order of first use, concatenated) with
+    /// their maximum over the data-parallel ranks: every rank then computes the same
+    /// scales. On an error nothing is updated.
+    pub fn finish_fp8_across(
+        &self,
+        max_over_ranks: impl FnOnce(&mut [f32]) -> Result<()>,
+    ) -> Result<Vec<Fp8TensorStats>> {
+        let used = std::mem::take(&mut *self.fp8.lock().unwrap_or_else(|e| e.into_inner()));
+        let counts: Vec<usize> = used.iter().map(|(s, _)| s.staging_amaxes().len()).collect();
+        let mut amaxes: Vec<f32> = used.iter().flat_map(|(s, _)| s.staging_amaxes()).collect();
+        max_over_ranks(&mut amaxes)?;
+        let mut rest = amaxes.as_slice();
+        for ((s, _), n) in used.iter().zip(counts) {
+            let (mine, tail) = rest.split_at(n);
+            s.record_staging_amaxes(mine)?;
+            rest = tail;
+        }
+        Ok(used.iter().flat_map(|(s, _)| s.update()).collect())
     }
 
     /// The FP8 states this step used, each with its state from before the step's first

@@ -21,6 +21,7 @@ mod saved;
 pub use saved::Fp8TensorState;
 
 use crate::delayed::{DelayedScaling, DelayedScalingConfig};
+use mixprec_autograd::{Error, Result};
 use mixprec_dtype::Dtype;
 use mixprec_tensor::{CastOptions, CastOverflow, CastReport, CastScale, fp8_current_scale};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -275,6 +276,40 @@ impl Fp8Scaling {
         last.elements += report.elements;
         last.non_finite += report.overflowed + report.nan;
         Ok(q)
+    }
+
+    /// This step's staging amaxes (the delayed histories' slot 0), GEMM by GEMM, role by
+    /// role, for the tensors this state has: what data-parallel ranks reduce (maximum)
+    /// before [`Fp8Scaling::update`], as Transformer Engine does over its data-parallel
+    /// group, so that every rank computes the same scales.
+    pub fn staging_amaxes(&self) -> Vec<f32> {
+        self.lock()
+            .gemms
+            .iter()
+            .flatten()
+            .flatten()
+            .map(|t| t.delayed.history()[0])
+            .collect()
+    }
+
+    /// Records `amaxes` (one per tensor, in [`Fp8Scaling::staging_amaxes`]'s order; the
+    /// maximum over the ranks) into the staging slots: each slot keeps the larger of its
+    /// own and the given value, and a NaN sticks. Errors, recording nothing, on a count
+    /// that differs from this state's tensors.
+    pub fn record_staging_amaxes(&self, amaxes: &[f32]) -> Result<()> {
+        let mut inner = self.lock();
+        let tensors = inner.gemms.iter().flatten().flatten().count();
+        if tensors != amaxes.len() {
+            return Err(Error::invalid(
+                "Fp8Scaling::record_staging_amaxes",
+                format!("{} amaxes for {tensors} tensors", amaxes.len()),
+            ));
+        }
+        let slots = inner.gemms.iter_mut().flatten().flatten();
+        for (t, &a) in slots.zip(amaxes) {
+            t.delayed.record_amax(a);
+        }
+        Ok(())
     }
 
     /// End of step: delayed scaling computes the next scales from the histories and rolls

@@ -4,6 +4,9 @@
 //! ranks passing different shapes all get an error (no hang). Prints one `ok` line per
 //! rank and the bytes per step of each wire precision (rank 0). Exits non-zero on any
 //! failure. Run by `crates/dist/tests/mpi.rs`.
+//!
+//! `fault-hang` / `fault-exit`: the last rank hangs (sleeps two minutes) or exits before
+//! a collective, the others wait with a 2 s deadline: the job must end, not hang.
 
 use mixprec_dist::{Collective, GradAllReduce, Mpi, WirePrecision, simulate};
 use mixprec_dtype::F32;
@@ -51,6 +54,9 @@ fn main() {
         }
     };
     let (rank, n) = (comm.rank(), comm.size());
+    if let Some(mode) = std::env::args().nth(1) {
+        fault(comm.with_timeout(std::time::Duration::from_secs(2)), &mode);
+    }
     check(n >= 2, "run with mpirun -np 2 (or more)", rank);
     let per_rank: Vec<Vec<Tensor<F32>>> = (0..n).map(grads_of).collect();
     for wire in WirePrecision::ALL {
@@ -107,4 +113,27 @@ fn main() {
         rank,
     );
     println!("rank {rank} of {n}: ok");
+}
+
+/// The last rank fails as `mode` says; the others start an all-reduce that cannot
+/// complete. Returns only if the deadline did not fire (a failure).
+fn fault(comm: Mpi, mode: &str) -> ! {
+    let (rank, n) = (comm.rank(), comm.size());
+    if rank == n - 1 {
+        match mode {
+            "fault-hang" => std::thread::sleep(std::time::Duration::from_secs(120)),
+            "fault-exit" => std::process::exit(3),
+            _ => {
+                eprintln!("unknown mode {mode:?} (fault-hang, fault-exit)");
+                std::process::exit(2);
+            }
+        }
+    }
+    let mut g = grads_of(rank);
+    let _ = GradAllReduce::default().all_reduce(&comm, &mut g);
+    eprintln!(
+        "rank {rank}: FAILED: the all-reduce returned although rank {} failed",
+        n - 1
+    );
+    std::process::exit(1);
 }

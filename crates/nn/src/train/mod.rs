@@ -8,7 +8,10 @@
 //! scaling state are as they were before it.
 
 mod display;
+mod parallel;
 mod state;
+
+pub use parallel::DataParallel;
 
 use crate::models::Model;
 use crate::optim::{Optimizer, Schedule, WarmupCosine};
@@ -153,6 +156,8 @@ pub struct Trainer<O: Optimizer, S: Scaler = NoScaler> {
     memory: Option<MemorySummary>,
     /// The index after the last completed step (0 before any).
     next_step: u64,
+    /// The data-parallel group, when training on several ranks.
+    parallel: Option<DataParallel>,
 }
 
 impl<O: Optimizer, S: Scaler> std::fmt::Debug for Trainer<O, S> {
@@ -196,7 +201,23 @@ impl<O: Optimizer, S: Scaler> Trainer<O, S> {
             cfg,
             memory: None,
             next_step: 0,
+            parallel: None,
         })
+    }
+
+    /// Trains as one rank of `parallel`'s group: every step averages the gradients over
+    /// the ranks (after unscaling, before clipping) and skips on every rank when any rank
+    /// found an inf or NaN. Each rank passes its own shard of the batch to
+    /// [`Trainer::step`]; all ranks must start from the same weights (the same init
+    /// seed, or a loaded state) and call `step` equally often.
+    pub fn with_data_parallel(mut self, parallel: DataParallel) -> Self {
+        self.parallel = Some(parallel);
+        self
+    }
+
+    /// The data-parallel group, when there is one.
+    pub fn data_parallel(&self) -> Option<&DataParallel> {
+        self.parallel.as_ref()
     }
 
     /// The index after that of the last completed step (skipped steps count; 0 before
@@ -271,16 +292,22 @@ impl<O: Optimizer, S: Scaler> Trainer<O, S> {
             Some(s) => s.unscale_accumulated(fwd.acc)?,
             None => fwd.acc.into_unscaled()?,
         };
+        let loss = fwd.loss_sum / micro_batches.len() as f64;
+        let (mut loss_non_finite, mut fp8_non_finite) = (!loss.is_finite(), fwd.fp8_non_finite);
+        let mut other_rank_inf = false;
+        if let Some(dp) = &mut self.parallel {
+            [loss_non_finite, fp8_non_finite] = dp.any_rank([loss_non_finite, fp8_non_finite])?;
+            other_rank_inf = dp.average(&mut grads)?;
+        }
         let norm = match self.cfg.clip_norm {
             Some(max) => clip_grad_norm(&mut grads, max)?,
             None => grad_norm(&grads),
         };
-        let loss = fwd.loss_sum / micro_batches.len() as f64;
-        let skip_reason = if grads.found_inf() {
+        let skip_reason = if grads.found_inf() || other_rank_inf {
             Some(SkipReason::NonFiniteGradients)
-        } else if !loss.is_finite() {
+        } else if loss_non_finite {
             Some(SkipReason::NonFiniteLoss)
-        } else if fwd.fp8_non_finite {
+        } else if fp8_non_finite {
             Some(SkipReason::NonFiniteFp8)
         } else {
             None
@@ -341,7 +368,9 @@ impl<O: Optimizer, S: Scaler> Trainer<O, S> {
         let mut fp8_non_finite = false;
         let mut last = None;
         for (i, batch) in micro_batches.iter().enumerate() {
-            let seed = self.cfg.seed ^ (index << 16) ^ i as u64;
+            // Rank r's micro-batch i draws as micro-batch r * m + i of one process.
+            let rank = self.parallel.as_ref().map_or(0, DataParallel::rank);
+            let seed = self.cfg.seed ^ (index << 16) ^ (rank * micro_batches.len() + i) as u64;
             let step = Step::new(&self.master, true, seed).with_fp8_undo();
             let loss = model.loss(&step, batch);
             // Keep the states from before this step's first use, also when it failed.
@@ -361,7 +390,10 @@ impl<O: Optimizer, S: Scaler> Trainer<O, S> {
                 Some(s) => acc.add_scaled(&s.backward(&loss)?, &step.params())?,
                 None => acc.add(&loss.backward()?, &step.params())?,
             }
-            let fp8 = step.finish_fp8();
+            let fp8 = match &self.parallel {
+                Some(dp) => step.finish_fp8_across(|amaxes| dp.max_over_ranks(amaxes))?,
+                None => step.finish_fp8(),
+            };
             fp8_non_finite |= fp8.iter().any(|t| t.is_non_finite());
             let report = step.tape().report();
             casts += report.casts.len();
