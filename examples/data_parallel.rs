@@ -251,7 +251,9 @@ fn main() -> Result<()> {
         }
         println!(
             "\npayload: this rank's encoded gradients per step; sent: bytes each rank sends per \
-             step in a ring all-gather ((ranks - 1) x payload, plus the agreement messages); \
+             step (all-gather: (ranks - 1) x payload; reduce-scatter, which Exchange::Auto \
+             picks for more ranks: (ranks - 1) / ranks x (payload + 4 B per gradient); plus \
+             the agreement messages); \
              train loss: mean over the ranks, last 10% of the steps; accuracy: rank 0 on the \
              test split (every rank holds the same weights)."
         );

@@ -8,10 +8,12 @@
 //!    skipped everywhere, as PyTorch DDP + GradScaler do);
 //! 2. for FP8 wires, an all-reduce (maximum) of every tensor's amax: one power-of-two
 //!    scale per tensor, the same on every rank;
-//! 3. per bucket, an all-gather of the encoded gradients; each rank decodes the ranks'
-//!    parts and sums them in rank order in F32 (`((g0 + g1) + g2) + ...`), then
-//!    multiplies by the f32 `1 / ranks` once (the gradient accumulator's mean: N ranks of
-//!    one micro-batch equal one process of N micro-batches). Every rank computes the same sums in the same order:
+//! 3. per bucket, the exchange ([`Exchange`]): an all-gather of the encoded gradients,
+//!    after which each rank sums all of them, or (for more ranks) an all-to-all of
+//!    slices, each rank summing its slice, then an all-gather of the F32 sums. Either way
+//!    every element is the ranks' values summed in rank order in F32
+//!    (`((g0 + g1) + g2) + ...`) times the f32 `1 / ranks` (the gradient accumulator's
+//!    mean: N ranks of one micro-batch equal one process of N micro-batches). Every rank computes the same sums in the same order:
 //!    the result is identical on every rank and from run to run, whatever MPI's own
 //!    reduction algorithms would do.
 //!
@@ -20,16 +22,18 @@
 
 use crate::bucket::{DEFAULT_BUCKET_BYTES, plan_buckets};
 use crate::collective::Collective;
+use crate::exchange::{Bucket, Exchange};
 use crate::wire::WirePrecision;
 use mixprec_autograd::{Error, Result};
 use mixprec_dtype::F32;
-use mixprec_tensor::{BinaryOp, Tensor};
+use mixprec_tensor::Tensor;
 
 /// Settings of the gradient all-reduce.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GradAllReduce {
     wire: WirePrecision,
     bucket_bytes: usize,
+    exchange: Exchange,
 }
 
 /// What one all-reduce did.
@@ -44,9 +48,10 @@ pub struct AllReduceReport {
     pub buckets: usize,
     /// This rank's encoded gradients: the bytes it contributes per step.
     pub payload_bytes: usize,
-    /// Bytes this rank sends per step in a ring all-gather of the payload,
-    /// `(ranks - 1) * payload_bytes` (and receives as many), plus the small agreement
-    /// messages (fingerprint, flag, FP8 amaxes) counted the same way.
+    /// Bytes this rank sends per step: `(ranks - 1) x payload` for the all-gather form,
+    /// `(ranks - 1) / ranks x (payload + 4 B x elements)` (slices padded to equal length)
+    /// for the reduce-scatter form, plus the small agreement messages (fingerprint,
+    /// flag, FP8 amaxes) counted as an all-gather of them would send.
     pub wire_bytes: usize,
 }
 
@@ -56,6 +61,7 @@ impl Default for GradAllReduce {
         GradAllReduce {
             wire: WirePrecision::F32,
             bucket_bytes: DEFAULT_BUCKET_BYTES,
+            exchange: Exchange::Auto,
         }
     }
 }
@@ -80,6 +86,18 @@ impl GradAllReduce {
         }
         self.bucket_bytes = bytes;
         Ok(self)
+    }
+
+    /// How buckets travel ([`Exchange::Auto`] by default: the form with fewer bytes).
+    /// Both forms give the same bits.
+    pub fn with_exchange(mut self, exchange: Exchange) -> GradAllReduce {
+        self.exchange = exchange;
+        self
+    }
+
+    /// The exchange setting.
+    pub fn exchange(&self) -> Exchange {
+        self.exchange
     }
 
     /// The wire precision.
@@ -125,32 +143,23 @@ impl GradAllReduce {
         comm.all_reduce_max(&mut amaxes)?;
         report.wire_bytes += (n - 1) * 8 * amaxes.len();
         let scales = self.scales(grads.len(), &amaxes);
+        let exchange = self.exchange.resolve(n, self.wire);
         let mut reduced = Vec::with_capacity(grads.len());
-        for bucket in plan_buckets(&numels(grads), self.bucket_bytes) {
-            let local = self.encode(&grads[bucket.clone()], &scales[bucket.clone()])?;
-            let all = comm.all_gather(&local)?;
-            if all.len() != n * local.len() {
-                return Err(Error::invalid(
-                    "GradAllReduce::all_reduce",
-                    format!(
-                        "the all-gather returned {} bytes, expected {} ranks x {}",
-                        all.len(),
-                        n,
-                        local.len()
-                    ),
-                ));
-            }
-            let parts: Vec<&[u8]> = all.chunks(local.len().max(1)).take(n).collect();
-            let parts = if local.is_empty() {
-                vec![&[][..]; n]
-            } else {
-                parts
+        for range in plan_buckets(&numels(grads), self.bucket_bytes) {
+            let bucket = Bucket {
+                grads: &grads[range.clone()],
+                scales: &scales[range.clone()],
+                wire: self.wire,
             };
-            let sums = self.combine(&parts, &grads[bucket.clone()], &scales[bucket.clone()])?;
-            reduced.push((bucket, sums));
+            let local = bucket.encode()?;
+            let (sums, sent) = match exchange {
+                Exchange::ReduceScatter => bucket.reduce_scatter(comm, &local)?,
+                _ => bucket.all_gather(comm, &local)?,
+            };
+            reduced.push((range, sums));
             report.buckets += 1;
             report.payload_bytes += local.len();
-            report.wire_bytes += (n - 1) * local.len();
+            report.wire_bytes += sent;
         }
         // Everything computed: now replace (all or nothing).
         for (bucket, sums) in reduced {
@@ -182,6 +191,7 @@ impl GradAllReduce {
         eat(self.wire.bytes_per_element() as u64 + 16 * u64::from(self.wire.is_fp8()));
         eat(self.wire as u64);
         eat(self.bucket_bytes as u64);
+        eat(self.exchange as u64);
         eat(grads.len() as u64);
         for g in grads {
             eat(g.shape().len() as u64);
@@ -200,47 +210,6 @@ impl GradAllReduce {
             .map(|&bits| self.wire.scale_for(f32::from_bits(bits as u32)))
             .collect()
     }
-
-    /// The bucket's gradients in the wire precision, back to back.
-    fn encode(&self, grads: &[Tensor<F32>], scales: &[f32]) -> Result<Vec<u8>> {
-        let mut out = Vec::new();
-        for (g, &s) in grads.iter().zip(scales) {
-            self.wire.encode(g, s, &mut out)?;
-        }
-        Ok(out)
-    }
-
-    /// The mean of the ranks' `parts` (each one bucket, encoded), summed in rank order
-    /// in F32, then multiplied by the f32 `1 / ranks` once.
-    fn combine(
-        &self,
-        parts: &[&[u8]],
-        like: &[Tensor<F32>],
-        scales: &[f32],
-    ) -> Result<Vec<Tensor<F32>>> {
-        // The gradient accumulator's mean: times the f32 `1 / n` (exact for a power of
-        // two), so N ranks of one micro-batch equal one process of N micro-batches.
-        let inv = f64::from(1.0 / parts.len() as f32);
-        let mut out = Vec::with_capacity(like.len());
-        let mut offset = 0;
-        for (g, &s) in like.iter().zip(scales) {
-            let len = g.numel() * self.wire.bytes_per_element();
-            let mut sum: Option<Tensor<F32>> = None;
-            for part in parts {
-                let x = self
-                    .wire
-                    .decode(&part[offset..offset + len], g.shape(), s)?;
-                sum = Some(match sum {
-                    None => x,
-                    Some(acc) => acc.add(&x)?,
-                });
-            }
-            let sum = sum.unwrap_or_else(|| Tensor::<F32>::zeros(g.shape()));
-            out.push(sum.binary_scalar(BinaryOp::Mul, inv)?);
-            offset += len;
-        }
-        Ok(out)
-    }
 }
 
 /// Each tensor's largest finite magnitude as f32 bits (order-preserving for non-negative
@@ -256,6 +225,14 @@ fn local_amaxes(wire: WirePrecision, grads: &[Tensor<F32>]) -> Vec<u64> {
             u64::from(if a.is_finite() { a } else { 0.0 }.to_bits())
         })
         .collect()
+}
+
+fn bucket_of<'a>(grads: &'a [Tensor<F32>], scales: &'a [f32], wire: WirePrecision) -> Bucket<'a> {
+    Bucket {
+        grads,
+        scales,
+        wire,
+    }
 }
 
 fn numels(grads: &[Tensor<F32>]) -> Vec<usize> {
@@ -293,13 +270,14 @@ pub fn simulate(
     let mut out = Vec::with_capacity(first.len());
     let mut order = plan_buckets(&numels(first), op.bucket_bytes);
     order.sort_by_key(|r| r.start);
-    for bucket in order {
+    for range in order {
+        let scales = &scales[range.clone()];
         let encoded = per_rank
             .iter()
-            .map(|g| op.encode(&g[bucket.clone()], &scales[bucket.clone()]))
+            .map(|g| bucket_of(&g[range.clone()], scales, op.wire).encode())
             .collect::<Result<Vec<_>>>()?;
         let parts: Vec<&[u8]> = encoded.iter().map(Vec::as_slice).collect();
-        out.extend(op.combine(&parts, &first[bucket.clone()], &scales[bucket])?);
+        out.extend(bucket_of(&first[range], scales, op.wire).mean_of_parts(&parts)?);
     }
     Ok(Some(out))
 }
@@ -356,6 +334,21 @@ mod tests {
                     assert!((x - y).abs() <= tol * y.abs(), "{wire}: {x} vs {y}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn one_rank_gives_the_same_bits_in_either_exchange() {
+        for wire in WirePrecision::ALL {
+            let before = grads(4);
+            let mut results = Vec::new();
+            for exchange in [Exchange::AllGather, Exchange::ReduceScatter] {
+                let op = GradAllReduce::new(wire).with_exchange(exchange);
+                let mut g = before.clone();
+                op.all_reduce(&SingleProcess, &mut g).unwrap();
+                results.push(bits(&g));
+            }
+            assert_eq!(results[0], results[1], "{wire}");
         }
     }
 

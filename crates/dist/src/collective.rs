@@ -14,6 +14,9 @@ pub trait Collective {
     fn all_gather(&self, send: &[u8]) -> Result<Vec<u8>>;
     /// The element-wise maximum over ranks of `values` (all of one length), in place.
     fn all_reduce_max(&self, values: &mut [u64]) -> Result<()>;
+    /// `send` is `size()` equal chunks, chunk `j` for rank `j`; returns `size()` chunks of
+    /// that length, chunk `i` from rank `i` (every rank passes the same length).
+    fn all_to_all(&self, send: &[u8]) -> Result<Vec<u8>>;
 }
 
 /// A group of one: every collective is the identity. Training code written against
@@ -37,6 +40,10 @@ impl Collective for SingleProcess {
     fn all_reduce_max(&self, _values: &mut [u64]) -> Result<()> {
         Ok(())
     }
+
+    fn all_to_all(&self, send: &[u8]) -> Result<Vec<u8>> {
+        Ok(send.to_vec())
+    }
 }
 
 /// A shared group: several trainers (or a trainer and the user's own collectives) in one
@@ -56,5 +63,9 @@ impl<T: Collective + ?Sized> Collective for std::rc::Rc<T> {
 
     fn all_reduce_max(&self, values: &mut [u64]) -> Result<()> {
         (**self).all_reduce_max(values)
+    }
+
+    fn all_to_all(&self, send: &[u8]) -> Result<Vec<u8>> {
+        (**self).all_to_all(send)
     }
 }

@@ -32,6 +32,7 @@
 mod all_reduce;
 mod bucket;
 mod collective;
+mod exchange;
 #[cfg(feature = "mpi")]
 mod launch;
 #[cfg(feature = "mpi")]
@@ -41,6 +42,7 @@ mod wire;
 pub use all_reduce::{AllReduceReport, GradAllReduce, simulate};
 pub use bucket::{DEFAULT_BUCKET_BYTES, plan_buckets};
 pub use collective::{Collective, SingleProcess};
+pub use exchange::Exchange;
 #[cfg(feature = "mpi")]
 pub use launch::{mpirun, mpirun_available};
 #[cfg(feature = "mpi")]

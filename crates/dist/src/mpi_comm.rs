@@ -116,6 +116,17 @@ impl Collective for Mpi {
         Ok(out)
     }
 
+    fn all_to_all(&self, send: &[u8]) -> Result<Vec<u8>> {
+        let mut out = vec![0u8; send.len()];
+        mpi::request::scope(|scope| {
+            let request = self
+                .world
+                .immediate_all_to_all_into(scope, send, &mut out[..]);
+            self.wait("all_to_all", request);
+        });
+        Ok(out)
+    }
+
     fn all_reduce_max(&self, values: &mut [u64]) -> Result<()> {
         let send = values.to_vec();
         mpi::request::scope(|scope| {

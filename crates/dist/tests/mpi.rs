@@ -12,9 +12,9 @@ fn two_ranks_all_reduce_like_the_simulation_bit_for_bit() {
     run_ranks(2);
 }
 
-/// Three ranks: the all-gather's parts must come back in rank order for the sums to
-/// match the simulation (two summands commute exactly; three in another order round
-/// differently).
+/// Three ranks: the gathered parts must come back in rank order for the sums to match
+/// the simulation (two summands commute exactly; three in another order round
+/// differently), and the reduce-scatter's slices are uneven (2048 and 679 elements).
 #[test]
 fn three_ranks_sum_in_rank_order() {
     run_ranks(3);
@@ -86,7 +86,12 @@ fn run_ranks(n: usize) {
         );
     }
     for wire in ["f32", "bf16", "e5m2", "e4m3"] {
-        assert!(stdout.contains(&format!("wire {wire}:")), "{stdout}");
+        for exchange in ["AllGather", "ReduceScatter"] {
+            assert!(
+                stdout.contains(&format!("wire {wire} {exchange}:")),
+                "{stdout}"
+            );
+        }
     }
     eprintln!("{stdout}");
 }

@@ -1,5 +1,6 @@
 //! Run under `mpirun -np N` (N >= 2): checks the gradient all-reduce over MPI against
-//! the one-process simulation, bit for bit, for every wire precision; that every rank
+//! the one-process simulation, bit for bit, for every wire precision and both exchange
+//! forms (all-gather, reduce-scatter); that every rank
 //! ends with the same bits; that an inf on one rank skips the step on every rank; that
 //! ranks passing different shapes all get an error (no hang). Prints one `ok` line per
 //! rank and the bytes per step of each wire precision (rank 0). Exits non-zero on any
@@ -8,7 +9,7 @@
 //! `fault-hang` / `fault-exit`: the last rank hangs (sleeps two minutes) or exits before
 //! a collective, the others wait with a 2 s deadline: the job must end, not hang.
 
-use mixprec_dist::{Collective, GradAllReduce, Mpi, WirePrecision, simulate};
+use mixprec_dist::{Collective, Exchange, GradAllReduce, Mpi, WirePrecision, simulate};
 use mixprec_dtype::F32;
 use mixprec_tensor::{Rng, Tensor};
 
@@ -60,30 +61,36 @@ fn main() {
     check(n >= 2, "run with mpirun -np 2 (or more)", rank);
     let per_rank: Vec<Vec<Tensor<F32>>> = (0..n).map(grads_of).collect();
     for wire in WirePrecision::ALL {
-        // Small buckets, so that several messages go out.
-        let op = GradAllReduce::new(wire).with_bucket_bytes(8 << 10).unwrap();
-        let mut mine = per_rank[rank].clone();
-        let report = op.all_reduce(&comm, &mut mine).unwrap();
-        check(!report.non_finite, "no rank holds an inf", rank);
-        let expected = simulate(&op, &per_rank).unwrap().unwrap();
-        check(
-            bits(&mine) == bits(&expected),
-            &format!("{wire}: equals the simulation"),
-            rank,
-        );
-        // Every rank holds the same bits.
-        let local = bits(&mine);
-        let all = comm.all_gather(&local).unwrap();
-        check(
-            all.chunks(local.len()).all(|c| c == local.as_slice()),
-            &format!("{wire}: identical on every rank"),
-            rank,
-        );
-        if rank == 0 {
-            println!(
-                "wire {wire}: {} buckets, payload {} B, sent per rank {} B",
-                report.buckets, report.payload_bytes, report.wire_bytes
+        for exchange in [Exchange::AllGather, Exchange::ReduceScatter] {
+            // Small buckets, so that several messages go out (and slices are uneven).
+            let op = GradAllReduce::new(wire)
+                .with_bucket_bytes(8 << 10)
+                .unwrap()
+                .with_exchange(exchange);
+            let mut mine = per_rank[rank].clone();
+            let report = op.all_reduce(&comm, &mut mine).unwrap();
+            check(!report.non_finite, "no rank holds an inf", rank);
+            let expected = simulate(&op, &per_rank).unwrap().unwrap();
+            let what = format!("{wire} {exchange:?}");
+            check(
+                bits(&mine) == bits(&expected),
+                &format!("{what}: equals the simulation"),
+                rank,
             );
+            // Every rank holds the same bits.
+            let local = bits(&mine);
+            let all = comm.all_gather(&local).unwrap();
+            check(
+                all.chunks(local.len()).all(|c| c == local.as_slice()),
+                &format!("{what}: identical on every rank"),
+                rank,
+            );
+            if rank == 0 {
+                println!(
+                    "wire {wire} {exchange:?}: {} buckets, payload {} B, sent per rank {} B",
+                    report.buckets, report.payload_bytes, report.wire_bytes
+                );
+            }
         }
     }
     // An inf on the last rank only: every rank skips.
