@@ -62,20 +62,25 @@ flags (defaults in brackets):
   --out DIR           output folder [target/compare-policies]";
 
 fn parse_args() -> Result<Args, String> {
+    let (run, mlp, gpt) = (
+        RunConfig::default(),
+        DigitsSize::default(),
+        SortSize::default(),
+    );
     let mut a = Args {
         policies: PolicyChoice::ALL.to_vec(),
         tasks: vec!["digits", "sort", "small-loss"],
-        mlp_steps: 600,
+        mlp_steps: run.steps,
         gpt_steps: 300,
-        batch: 64,
-        micro_batches: 1,
-        hidden: 128,
-        dim: 64,
-        layers: 2,
-        heads: 4,
-        sort_len: 6,
-        seed: 1,
-        loss_weight: 1.0,
+        batch: run.batch,
+        micro_batches: run.micro_batches,
+        hidden: mlp.hidden,
+        dim: gpt.dim,
+        layers: gpt.layers,
+        heads: gpt.heads,
+        sort_len: gpt.n,
+        seed: run.seed,
+        loss_weight: run.loss_weight,
         out: PathBuf::from("target/compare-policies"),
     };
     let mut it = std::env::args().skip(1);

@@ -104,3 +104,28 @@ fn approx_comparisons_and_strategies_through_the_facade() {
         .current();
     assert_relative_eq!(t.clone(), t);
 }
+
+/// Every config has a `Default`, with the values its docs state.
+#[test]
+fn every_config_has_its_documented_default() {
+    use mixprec::nn::compare::{DigitsSize, RunConfig, SortSize};
+    use mixprec::nn::models::GptConfig;
+    let gpt = GptConfig::default();
+    assert_eq!(
+        (gpt.vocab, gpt.context, gpt.dim, gpt.heads, gpt.layers),
+        (50257, 1024, 768, 12, 12)
+    );
+    let run = RunConfig::default();
+    assert_eq!(
+        (run.steps, run.batch, run.micro_batches, run.seed),
+        (600, 64, 1, 1)
+    );
+    assert_eq!((run.lr, run.loss_weight), (3e-3, 1.0));
+    assert_eq!(DigitsSize::default().hidden, 128);
+    let sort = SortSize::default();
+    assert_eq!((sort.n, sort.dim, sort.heads, sort.layers), (6, 64, 4, 2));
+    assert_eq!(TrainConfig::default().clip_norm, Some(1.0));
+    assert_eq!(AdamWConfig::default().weight_decay, 1e-2);
+    assert_eq!(SgdConfig::default().momentum, 0.0);
+    assert_eq!(GradScalerConfig::default().init_scale, 65536.0);
+}

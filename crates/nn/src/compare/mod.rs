@@ -115,6 +115,41 @@ pub struct SortSize {
     pub layers: usize,
 }
 
+impl Default for RunConfig {
+    /// The comparison's defaults: 600 steps, batch 64, one micro-batch, peak learning
+    /// rate 3e-3, seed 1, loss weight 1 (the sorting task runs 300 steps by default in
+    /// `examples/compare_policies`).
+    fn default() -> Self {
+        RunConfig {
+            steps: 600,
+            batch: 64,
+            micro_batches: 1,
+            lr: 3e-3,
+            seed: 1,
+            loss_weight: 1.0,
+        }
+    }
+}
+
+impl Default for DigitsSize {
+    /// The comparison's MLP: hidden width 128 (64-128-128-10).
+    fn default() -> Self {
+        DigitsSize { hidden: 128 }
+    }
+}
+
+impl Default for SortSize {
+    /// The comparison's transformer: 6 digits, width 64, 4 heads, 2 blocks.
+    fn default() -> Self {
+        SortSize {
+            n: 6,
+            dim: 64,
+            heads: 4,
+            layers: 2,
+        }
+    }
+}
+
 /// What one run measured.
 #[derive(Clone, Debug)]
 pub struct RunSummary {

@@ -30,6 +30,22 @@ pub struct GptConfig {
     pub dropout: f64,
 }
 
+impl Default for GptConfig {
+    /// GPT-2 small's shape, nanoGPT's default: vocabulary 50257, context 1024, width
+    /// 768, 12 heads, 12 blocks, no dropout (about 163 M parameters: the head is its own
+    /// matrix here, not tied to the token embedding as in GPT-2's 124 M).
+    fn default() -> Self {
+        GptConfig {
+            vocab: 50257,
+            context: 1024,
+            dim: 768,
+            heads: 12,
+            layers: 12,
+            dropout: 0.0,
+        }
+    }
+}
+
 /// The decoder.
 pub struct Gpt<B: TrainPolicy, E: TrainPolicy = B> {
     cfg: GptConfig,
