@@ -13,7 +13,7 @@ use mixprec::dist::{Collective, GradAllReduce, Mpi, WirePrecision};
 use mixprec::nn::data::{Digits, SortTask};
 use mixprec::nn::models::{DigitsMlp, Gpt, GptConfig, Model};
 use mixprec::prelude::*;
-use std::rc::Rc;
+use std::sync::Arc;
 
 const HELP: &str = "data_parallel: train on N MPI ranks, once per wire precision
 
@@ -88,7 +88,7 @@ fn mean_over_ranks(comm: &dyn Collective, x: f64) -> Result<f64> {
 /// Trains `model` for `steps` with `shard(step)` this rank's micro-batch.
 fn train<M: Model<Policy = Bf16Mixed>>(
     (task, wire): (&'static str, WirePrecision),
-    comm: &Rc<Mpi>,
+    comm: &Arc<Mpi>,
     model: &M,
     master: MasterWeights,
     steps: u64,
@@ -142,7 +142,7 @@ fn main() -> Result<()> {
             std::process::exit(2);
         }
     };
-    let comm = Rc::new(Mpi::init()?);
+    let comm = Arc::new(Mpi::init()?);
     let (rank, ranks) = (comm.rank(), comm.size());
     // The ranks share this machine's cores.
     mixprec::set_num_threads((mixprec::num_threads() / ranks).max(1));

@@ -4,8 +4,9 @@
 
 use mixprec_autograd::Result;
 
-/// A group of ranks that call the same operations in the same order.
-pub trait Collective {
+/// A group of ranks that call the same operations in the same order. `Send + Sync`, so
+/// a trainer holding one can move to another thread.
+pub trait Collective: Send + Sync {
     /// This process's rank, `0..size()`.
     fn rank(&self) -> usize;
     /// Ranks in the group.
@@ -48,7 +49,7 @@ impl Collective for SingleProcess {
 
 /// A shared group: several trainers (or a trainer and the user's own collectives) in one
 /// process use one MPI world.
-impl<T: Collective + ?Sized> Collective for std::rc::Rc<T> {
+impl<T: Collective + ?Sized> Collective for std::sync::Arc<T> {
     fn rank(&self) -> usize {
         (**self).rank()
     }

@@ -129,3 +129,24 @@ fn every_config_has_its_documented_default() {
     assert_eq!(SgdConfig::default().momentum, 0.0);
     assert_eq!(GradScalerConfig::default().init_scale, 65536.0);
 }
+
+/// A trainer (with or without a data-parallel group) can move to a worker thread.
+#[test]
+fn trainers_and_groups_are_send() {
+    fn send<T: Send>() {}
+    send::<Trainer<AdamW, NoScaler>>();
+    send::<Trainer<Sgd, GradScaler>>();
+    send::<DataParallel>();
+    let dp = DataParallel::new(
+        mixprec::dist::SingleProcess,
+        mixprec::dist::GradAllReduce::default(),
+    );
+    let mut master = MasterWeights::new();
+    let _ = Linear::<Fp32>::new(&mut Init::new(&mut master, 0), "fc", 2, 2, true).unwrap();
+    let opt = AdamW::new(AdamWConfig::default()).unwrap();
+    let trainer = Trainer::new(master, opt, NoScaler, TrainConfig::default())
+        .unwrap()
+        .with_data_parallel(dp);
+    let moved = std::thread::spawn(move || trainer.data_parallel().map(DataParallel::ranks));
+    assert_eq!(moved.join().unwrap(), Some(1));
+}

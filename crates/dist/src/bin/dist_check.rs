@@ -119,6 +119,27 @@ fn main() {
         "different shapes are an error on every rank",
         rank,
     );
+    // The `Send + Sync` of `Mpi` (see its SAFETY comment): collectives from two spawned
+    // threads sharing one handle, taking turns under its lock, in an order fixed by a
+    // join. Each thread's result must equal the simulation.
+    let comm = std::sync::Arc::new(comm);
+    for wire in [WirePrecision::Bf16, WirePrecision::E4M3] {
+        let worker = {
+            let comm = comm.clone();
+            let per_rank = per_rank.clone();
+            std::thread::spawn(move || {
+                let op = GradAllReduce::new(wire);
+                let mut mine = per_rank[comm.rank()].clone();
+                op.all_reduce(comm.as_ref(), &mut mine).unwrap();
+                bits(&mine) == bits(&simulate(&op, &per_rank).unwrap().unwrap())
+            })
+        };
+        check(
+            worker.join().unwrap(),
+            "collectives from another thread",
+            rank,
+        );
+    }
     println!("rank {rank} of {n}: ok");
 }
 

@@ -20,7 +20,7 @@ use mixprec::dist::{Collective, GradAllReduce, Mpi, WirePrecision};
 use mixprec::nn::data::Digits;
 use mixprec::nn::models::DigitsMlp;
 use mixprec::prelude::*;
-use std::rc::Rc;
+use std::sync::Arc;
 
 const STEPS: u64 = 6;
 const BATCH: usize = 64;
@@ -129,7 +129,7 @@ where
 }
 
 fn main() -> Result<()> {
-    let comm = Rc::new(Mpi::init()?);
+    let comm = Arc::new(Mpi::init()?);
     let (rank, n) = (comm.rank(), comm.size());
     check(n == 2, "run with mpirun -np 2", rank);
     // Two processes share two cores: one thread each.
