@@ -146,11 +146,7 @@ impl GradAllReduce {
         let exchange = self.exchange.resolve(n, self.wire);
         let mut reduced = Vec::with_capacity(grads.len());
         for range in plan_buckets(&numels(grads), self.bucket_bytes) {
-            let bucket = Bucket {
-                grads: &grads[range.clone()],
-                scales: &scales[range.clone()],
-                wire: self.wire,
-            };
+            let bucket = bucket_of(&grads[range.clone()], &scales[range.clone()], self.wire);
             let local = bucket.encode()?;
             let (sums, sent) = match exchange {
                 Exchange::ReduceScatter => bucket.reduce_scatter(comm, &local)?,

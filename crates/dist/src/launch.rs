@@ -15,6 +15,20 @@ pub fn mpirun_available() -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// For tests that need `mpirun`: true when it can be started; otherwise prints that the
+/// test is skipped and returns false — or panics when `MIXPREC_REQUIRE_MPI=1` (CI).
+pub fn mpirun_or_skip() -> bool {
+    if mpirun_available() {
+        return true;
+    }
+    assert!(
+        std::env::var("MIXPREC_REQUIRE_MPI").as_deref() != Ok("1"),
+        "mpirun not found and MIXPREC_REQUIRE_MPI=1"
+    );
+    eprintln!("skipped: mpirun not found (apt-get install openmpi-bin libopenmpi-dev)");
+    false
+}
+
 /// Runs `program args` on `ranks` local ranks (`mpirun --oversubscribe`, as root too,
 /// TCP over loopback only) and returns its output; kills it and errors with
 /// `TimedOut` after `timeout`.

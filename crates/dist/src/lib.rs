@@ -44,7 +44,7 @@ pub use bucket::{DEFAULT_BUCKET_BYTES, plan_buckets};
 pub use collective::{Collective, SingleProcess};
 pub use exchange::Exchange;
 #[cfg(feature = "mpi")]
-pub use launch::{mpirun, mpirun_available};
+pub use launch::{mpirun, mpirun_available, mpirun_or_skip};
 #[cfg(feature = "mpi")]
 pub use mpi_comm::{DEFAULT_TIMEOUT, Mpi, TIMEOUT_EXIT_CODE};
 pub use wire::WirePrecision;

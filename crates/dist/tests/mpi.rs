@@ -4,7 +4,7 @@
 //! `MIXPREC_REQUIRE_MPI=1`.
 #![cfg(feature = "mpi")]
 
-use mixprec_dist::{mpirun, mpirun_available};
+use mixprec_dist::{mpirun, mpirun_or_skip};
 use std::time::{Duration, Instant};
 
 #[test]
@@ -24,7 +24,7 @@ fn three_ranks_sum_in_rank_order() {
 /// ends with the timeout's message instead of hanging.
 #[test]
 fn a_hanging_rank_ends_the_job_within_the_deadline() {
-    if !have_mpirun() {
+    if !mpirun_or_skip() {
         return;
     }
     let start = Instant::now();
@@ -42,7 +42,7 @@ fn a_hanging_rank_ends_the_job_within_the_deadline() {
 /// A rank that exits: the job ends (Open MPI stops the others, or their deadline does).
 #[test]
 fn a_dying_rank_ends_the_job() {
-    if !have_mpirun() {
+    if !mpirun_or_skip() {
         return;
     }
     let start = Instant::now();
@@ -57,22 +57,8 @@ fn a_dying_rank_ends_the_job() {
 
 const PROGRAM: &str = env!("CARGO_BIN_EXE_mixprec-dist-check");
 
-/// Whether to run: `mpirun` found, or a skip message (a failure under
-/// `MIXPREC_REQUIRE_MPI=1`).
-fn have_mpirun() -> bool {
-    if mpirun_available() {
-        return true;
-    }
-    assert!(
-        std::env::var("MIXPREC_REQUIRE_MPI").as_deref() != Ok("1"),
-        "mpirun not found and MIXPREC_REQUIRE_MPI=1"
-    );
-    eprintln!("skipped: mpirun not found (apt-get install openmpi-bin libopenmpi-dev)");
-    false
-}
-
 fn run_ranks(n: usize) {
-    if !have_mpirun() {
+    if !mpirun_or_skip() {
         return;
     }
     let out = mpirun(n, PROGRAM, &[], Duration::from_secs(120)).expect("mpirun runs");

@@ -5,17 +5,12 @@
 //! skips with a message, unless `MIXPREC_REQUIRE_MPI=1`.
 #![cfg(feature = "mpi")]
 
-use mixprec::dist::{mpirun, mpirun_available};
+use mixprec::dist::{mpirun, mpirun_or_skip};
 use std::time::Duration;
 
 #[test]
 fn two_ranks_train_like_one_process_and_skip_together() {
-    if !mpirun_available() {
-        assert!(
-            std::env::var("MIXPREC_REQUIRE_MPI").as_deref() != Ok("1"),
-            "mpirun not found and MIXPREC_REQUIRE_MPI=1"
-        );
-        eprintln!("skipped: mpirun not found (apt-get install openmpi-bin libopenmpi-dev)");
+    if !mpirun_or_skip() {
         return;
     }
     let program = env!("CARGO_BIN_EXE_data_parallel_check");

@@ -268,8 +268,7 @@ fn digits_with<B: TrainPolicy, E: TrainPolicy>(
     let mut master = MasterWeights::new();
     let model = DigitsMlp::<B, E>::new(&mut Init::new(&mut master, cfg.seed), size.hidden)?;
     let mut batches = data.train.batches(cfg.batch, cfg.seed)?;
-    let all: Vec<usize> = (0..data.test.len()).collect();
-    let test = vec![data.test.batch(&all)?];
+    let test = vec![data.test.all()?];
     train::<B, _>(
         ("digits-mlp", policy),
         &model,
