@@ -36,12 +36,8 @@ fn rms_norm<D: FullPrecision>(x: &Var<D>, g: &Var<D>, eps: f64) -> Result<Var<D>
     let (hx, hg) = (x.handle(), g.handle());
     let gv = g.value().clone();
     let saved = vec![Saved::tensor(&xv), Saved::tensor(&inv_r)];
-    Ok(x.tape().custom(
-        "rms_norm",
-        y,
-        x.requires_grad() || g.requires_grad(),
-        saved,
-        move |dy| {
+    Ok(x.tape()
+        .custom("rms_norm", y, &[hx.into(), hg.into()], saved, move |dy| {
             let mut out = Vec::new();
             let xr = xv.mul(&inv_r)?; // x / r
             if hx.requires_grad() {
@@ -57,8 +53,7 @@ fn rms_norm<D: FullPrecision>(x: &Var<D>, g: &Var<D>, eps: f64) -> Result<Var<D>
                 out.push(InputGrad::new(hg, dg));
             }
             Ok(out)
-        },
-    ))
+        }))
 }
 
 /// RMSNorm as a layer: a named gain parameter, the op in F32 whatever the policy.

@@ -98,6 +98,51 @@ impl GradAccumulator {
         self.add_grads(grads, params)
     }
 
+    /// Parameter `position`'s gradient as the step will use it if `last` is the last
+    /// micro-batch's gradient of it (`None`: none reached it), made at loss scale `scale`
+    /// (`None` for a policy without loss scaling): the bits that adding the micro-batch
+    /// and then [`GradScaler::unscale_accumulated`] (or [`GradAccumulator::into_unscaled`])
+    /// give for that parameter — sum in F32, times the f32 `1 / micro-batches`, times the
+    /// f32 `1 / scale`. For work that starts on a parameter's gradient as soon as the
+    /// last backward has made it final ([`GradScaler::backward_with_leaf_hook`]), such as
+    /// a data-parallel exchange. `None` when the parameter has no gradient at all. Errors
+    /// when `scale` is not the accumulated micro-batches' scale, or when the position is
+    /// beyond the parameters accumulated so far.
+    pub fn finished(
+        &self,
+        position: usize,
+        last: Option<&Tensor<F32>>,
+        scale: Option<f32>,
+    ) -> Result<Option<Tensor<F32>>> {
+        if self.micro_batches > 0 && self.scale != scale {
+            return Err(Error::invalid(
+                "GradAccumulator::finished",
+                format!(
+                    "the last micro-batch's loss scale {scale:?} is not the accumulated {:?}",
+                    self.scale
+                ),
+            ));
+        }
+        if self.micro_batches > 0 && position >= self.sums.len() {
+            return Err(Error::invalid(
+                "GradAccumulator::finished",
+                format!("parameter {position} of {} accumulated", self.sums.len()),
+            ));
+        }
+        let old = self.sums.get(position).and_then(Option::as_ref);
+        let sum = match (old, last) {
+            (Some(s), Some(g)) => s.add(g)?,
+            (None, Some(g)) => g.clone(),
+            (Some(s), None) => s.clone(),
+            (None, None) => return Ok(None),
+        };
+        let mean = mean_one(sum, self.micro_batches + 1)?;
+        Ok(Some(match scale {
+            Some(s) => crate::scaler::unscale_one(mean, s),
+            None => mean,
+        }))
+    }
+
     /// The mean of the added micro-batches, still scaled (for the scaler to unscale).
     pub(crate) fn finish_scaled(self) -> Result<(Vec<Option<Tensor<F32>>>, f32)> {
         let Some(scale) = self.scale else {
@@ -124,14 +169,17 @@ impl GradAccumulator {
 
 /// `sum / n` in f32 (exact for a power-of-two `n`): each sum times the f32 `1 / n`.
 fn mean(sums: Vec<Option<Tensor<F32>>>, n: usize) -> Result<Vec<Option<Tensor<F32>>>> {
+    sums.into_iter()
+        .map(|s| s.map(|t| mean_one(t, n)).transpose())
+        .collect()
+}
+
+/// One sum over `n` micro-batches divided by `n` as [`mean`] does.
+fn mean_one(sum: Tensor<F32>, n: usize) -> Result<Tensor<F32>> {
     if n == 1 {
-        return Ok(sums);
+        return Ok(sum);
     }
-    let inv = f64::from(1.0 / n as f32);
-    Ok(sums
-        .into_iter()
-        .map(|s| s.map(|t| t.binary_scalar(BinaryOp::Mul, inv)).transpose())
-        .collect::<std::result::Result<_, _>>()?)
+    Ok(sum.binary_scalar(BinaryOp::Mul, f64::from(1.0 / n as f32))?)
 }
 
 impl GradScaler {

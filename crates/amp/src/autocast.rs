@@ -294,12 +294,9 @@ impl<P: Policy> Autocast<P> {
         let shapes = (a.shape().to_vec(), b.shape().to_vec());
         let fp8 = self.fp8.clone();
         let scope = self.tape.current_scope();
-        Ok(self.tape.custom(
-            "fp8_matmul",
-            y,
-            a.requires_grad() || b.requires_grad(),
-            saved,
-            move |g| {
+        Ok(self
+            .tape
+            .custom("fp8_matmul", y, &[ha.into(), hb.into()], saved, move |g| {
                 let g8 = match &fp8 {
                     None => g.cast_with::<P::GemmBwd>(CastOptions::default())?.0,
                     Some(fp8) => {
@@ -339,8 +336,7 @@ impl<P: Policy> Autocast<P> {
                     out.push(InputGrad::new(hb, db.sum_to_shape(&shapes.1)?));
                 }
                 Ok(out)
-            },
-        ))
+            }))
     }
 
     /// 2-D convolution (`x` NCHW, `w` `[out, in/groups, kh, kw]`) in `P::GemmFwd`, or in

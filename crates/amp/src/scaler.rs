@@ -10,7 +10,7 @@
 //! gradient into NaN.
 
 use crate::master::MasterWeights;
-use mixprec_autograd::{Error, Gradients, Result, Var};
+use mixprec_autograd::{Error, Gradients, LeafGrad, Result, Var};
 use mixprec_dtype::F32;
 use mixprec_tensor::Tensor;
 
@@ -217,6 +217,17 @@ impl UnscaledGrads {
     }
 }
 
+/// `g * (1/scale)`: the reciprocal computed in f64 and rounded to f32, the multiply in
+/// f32 (skipped when the reciprocal is 1).
+pub(crate) fn unscale_one(g: Tensor<F32>, scale: f32) -> Tensor<F32> {
+    let inv = (1.0f64 / f64::from(scale)) as f32;
+    if inv == 1.0 {
+        g
+    } else {
+        g.mul_scalar(f64::from(inv))
+    }
+}
+
 fn has_non_finite(g: &Tensor<F32>) -> bool {
     !g.all_finite()
 }
@@ -342,6 +353,25 @@ impl GradScaler {
         })
     }
 
+    /// [`GradScaler::backward`], calling `on_final` with each leaf's gradient — still
+    /// scaled by [`GradScaler::scale`] — as soon as backward has made it final
+    /// ([`Var::backward_with_leaf_hook`]); [`GradAccumulator::finished`] turns it into
+    /// the unscaled gradient the step will use, so a data-parallel exchange can start
+    /// during backward.
+    ///
+    /// [`GradAccumulator::finished`]: crate::GradAccumulator::finished
+    pub fn backward_with_leaf_hook(
+        &self,
+        loss: &Var<F32>,
+        on_final: &mut dyn FnMut(LeafGrad<'_>),
+    ) -> Result<ScaledGrads> {
+        let scaled = loss.try_mul_scalar(f64::from(self.state.scale))?;
+        Ok(ScaledGrads {
+            grads: scaled.backward_with_leaf_hook(on_final)?,
+            scale: self.state.scale,
+        })
+    }
+
     /// Unscales the gradients of `params` (F32 master weights): `g * (1/scale)` with the
     /// reciprocal computed in f64 and rounded to f32, the multiply in f32. Records whether
     /// any scaled gradient was inf or NaN; unscales regardless (as PyTorch).
@@ -359,19 +389,10 @@ impl GradScaler {
         grads: Vec<Option<Tensor<F32>>>,
         scale: f32,
     ) -> UnscaledGrads {
-        let inv = (1.0f64 / f64::from(scale)) as f32;
         let found_inf = grads.iter().flatten().any(has_non_finite);
         let grads = grads
             .into_iter()
-            .map(|g| {
-                g.map(|g| {
-                    if inv == 1.0 {
-                        g
-                    } else {
-                        g.mul_scalar(f64::from(inv))
-                    }
-                })
-            })
+            .map(|g| g.map(|g| unscale_one(g, scale)))
             .collect();
         self.found_inf |= found_inf;
         UnscaledGrads { grads, found_inf }

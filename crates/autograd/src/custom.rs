@@ -32,6 +32,23 @@ impl<T: Dtype> VarRef<T> {
     }
 }
 
+/// An input of a custom op, of any precision ([`VarRef`]`.into()`): the op's rule may
+/// send gradients to its declared inputs only.
+#[derive(Clone, Copy, Debug)]
+pub struct Input {
+    id: NodeId,
+    requires_grad: bool,
+}
+
+impl<T: Dtype> From<VarRef<T>> for Input {
+    fn from(v: VarRef<T>) -> Input {
+        Input {
+            id: v.id,
+            requires_grad: v.requires_grad,
+        }
+    }
+}
+
 /// The gradient of one input, typed by the input's precision.
 pub struct InputGrad(pub(crate) NodeId, pub(crate) AnyGrad);
 
@@ -63,21 +80,25 @@ impl<D: Dtype> Var<D> {
 }
 
 impl Tape {
-    /// Records a custom op: `value` is its output (computed by the caller), `requires_grad`
-    /// whether any input needs a gradient, `saved` what the rule keeps alive for the memory
-    /// report ([`Saved::tensor`] for tensors, counted once per storage; [`Saved::bytes`]
-    /// otherwise), and `rule` maps the output gradient to input gradients.
+    /// Records a custom op: `value` is its output (computed by the caller), `inputs` the
+    /// vars its rule may send gradients to (it requires gradients when one of them
+    /// does; a gradient for an undeclared var is an error in backward), `saved` what the
+    /// rule keeps alive for the memory report ([`Saved::tensor`] for tensors, counted
+    /// once per storage; [`Saved::bytes`] otherwise), and `rule` maps the output gradient
+    /// to input gradients. Declaring the inputs is what tells backward when a
+    /// parameter's gradient is final ([`Var::backward_with_leaf_hook`]).
     pub fn custom<D: Dtype>(
         &self,
         op: &'static str,
         value: Tensor<D>,
-        requires_grad: bool,
+        inputs: &[Input],
         saved: Vec<Saved>,
         rule: impl FnOnce(Tensor<D>) -> Result<Vec<InputGrad>> + Send + 'static,
     ) -> Var<D> {
         let rec = Record {
             op,
-            requires_grad,
+            inputs: inputs.iter().map(|i| i.id).collect(),
+            requires_grad: inputs.iter().any(|i| i.requires_grad),
             saved,
             cast: None,
         };

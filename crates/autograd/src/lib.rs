@@ -34,12 +34,12 @@ mod saved;
 mod tape;
 mod var;
 
-pub use custom::{InputGrad, VarRef};
+pub use custom::{Input, InputGrad, VarRef};
 pub use error::{Error, Result};
 pub use gradcheck::{GradcheckReport, gradcheck};
 pub use grads::Gradients;
 pub use ops::SameVarDtype;
 pub use report::{CastPoint, OpCount, TapeReport};
 pub use saved::Saved;
-pub use tape::{NodeId, Tape};
+pub use tape::{LeafGrad, NodeId, Tape};
 pub use var::Var;

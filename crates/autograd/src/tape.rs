@@ -16,6 +16,32 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// Index of a node on its tape.
 pub type NodeId = usize;
 
+/// A leaf's gradient at the moment backward has made it final
+/// ([`crate::Var::backward_with_leaf_hook`]): no later contribution will be added to it.
+pub struct LeafGrad<'a> {
+    id: NodeId,
+    grad: &'a AnyGrad,
+}
+
+impl std::fmt::Debug for LeafGrad<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LeafGrad(leaf {})", self.id)
+    }
+}
+
+impl LeafGrad<'_> {
+    /// The leaf's node id ([`crate::Var::id`]).
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The gradient as a tensor of `D`: the leaf's own type, or F32 for a leaf that
+    /// accumulates in F32; `None` for another type.
+    pub fn get<D: Dtype>(&self) -> Option<&Tensor<D>> {
+        self.grad.downcast_ref::<Tensor<D>>()
+    }
+}
+
 /// A gradient of any precision.
 pub(crate) type AnyGrad = Box<dyn Any + Send + Sync>;
 
@@ -28,6 +54,8 @@ pub(crate) type AccumulateFn = fn(Option<AnyGrad>, AnyGrad) -> Result<AnyGrad>;
 
 pub(crate) struct Node {
     pub op: &'static str,
+    /// The nodes its backward rule may send gradients to.
+    pub inputs: Vec<NodeId>,
     pub dtype: DType,
     pub is_leaf: bool,
     pub requires_grad: bool,
@@ -272,37 +300,103 @@ impl Tape {
         inner.nodes.len() - 1
     }
 
-    /// Runs backward from `root` with gradient `seed` (of the root's type).
-    pub(crate) fn backward_from(&self, root: NodeId, seed: AnyGrad) -> Result<Gradients> {
+    /// Runs backward from `root` with gradient `seed` (of the root's type). `on_final`
+    /// sees each leaf's gradient as soon as it is final: once the walk (from the last
+    /// node down) has run the leaf's earliest consumer — nodes are in execution order
+    /// and every rule declares the inputs it may send gradients to, so nothing below
+    /// can add to it. Called with the tape unlocked.
+    pub(crate) fn backward_from(
+        &self,
+        root: NodeId,
+        seed: AnyGrad,
+        mut on_final: Option<&mut dyn FnMut(LeafGrad<'_>)>,
+    ) -> Result<Gradients> {
         let mut inner = self.lock();
         let mut grads: Vec<Option<AnyGrad>> = (0..=root).map(|_| None).collect();
         grads[root] = Some(seed);
+        let final_after = match on_final {
+            Some(_) => final_after(&inner.nodes[..=root]),
+            None => Vec::new(),
+        };
+        let mut reported = vec![false; if on_final.is_some() { root + 1 } else { 0 }];
         let mut out = Gradients::default();
         for id in (0..=root).rev() {
-            let Some(g) = grads[id].take() else { continue };
-            let node = &mut inner.nodes[id];
-            if node.is_leaf {
-                if node.requires_grad {
-                    out.insert(id, g);
+            if let Some(g) = grads[id].take() {
+                let node = &mut inner.nodes[id];
+                if node.is_leaf {
+                    if node.requires_grad {
+                        if let Some(hook) = on_final.as_deref_mut()
+                            && !reported[id]
+                        {
+                            drop(inner);
+                            hook(LeafGrad { id, grad: &g });
+                            inner = self.lock();
+                        }
+                        out.insert(id, g);
+                    }
+                    continue;
                 }
-                continue;
+                if node.consumed {
+                    return Err(Error::BackwardTwice { op: node.op });
+                }
+                if let Some(rule) = node.backward.take() {
+                    node.consumed = true;
+                    let (op, inputs) = (node.op, std::mem::take(&mut node.inputs));
+                    let freed = std::mem::take(&mut node.saved);
+                    for s in &freed {
+                        inner.release(s);
+                    }
+                    for (input, ig) in rule(g)? {
+                        if !inputs.contains(&input) || reported.get(input) == Some(&true) {
+                            return Err(Error::invalid(
+                                op,
+                                format!(
+                                    "the backward rule sent a gradient to node {input}, which it did not declare as an input"
+                                ),
+                            ));
+                        }
+                        let acc = inner.nodes[input].accumulate;
+                        grads[input] = Some(acc(grads[input].take(), ig)?);
+                    }
+                }
             }
-            if node.consumed {
-                return Err(Error::BackwardTwice { op: node.op });
-            }
-            let Some(rule) = node.backward.take() else {
-                continue;
-            };
-            node.consumed = true;
-            let freed = std::mem::take(&mut node.saved);
-            for s in &freed {
-                inner.release(s);
-            }
-            for (input, ig) in rule(g)? {
-                let acc = inner.nodes[input].accumulate;
-                grads[input] = Some(acc(grads[input].take(), ig)?);
+            // Leaves whose earliest consumer was `id`: nothing more can reach them.
+            if let (Some(hook), Some(leaves)) = (on_final.as_deref_mut(), final_after.get(id))
+                && leaves.iter().any(|&l| grads[l].is_some())
+            {
+                drop(inner);
+                for &leaf in leaves {
+                    if let Some(g) = &grads[leaf] {
+                        hook(LeafGrad { id: leaf, grad: g });
+                        reported[leaf] = true;
+                    }
+                }
+                inner = self.lock();
             }
         }
         Ok(out)
     }
+}
+
+/// For each node `k` of `nodes`, the leaves (requiring gradients) whose earliest consumer
+/// with a backward rule is `k`: their gradients are final once `k`'s rule has run.
+fn final_after(nodes: &[Node]) -> Vec<Vec<NodeId>> {
+    let mut first: Vec<Option<NodeId>> = vec![None; nodes.len()];
+    for (k, node) in nodes.iter().enumerate() {
+        if node.backward.is_none() {
+            continue;
+        }
+        for &i in &node.inputs {
+            if nodes[i].is_leaf && nodes[i].requires_grad && first[i].is_none() {
+                first[i] = Some(k);
+            }
+        }
+    }
+    let mut after = vec![Vec::new(); nodes.len()];
+    for (leaf, k) in first.into_iter().enumerate() {
+        if let Some(k) = k {
+            after[k].push(leaf);
+        }
+    }
+    after
 }

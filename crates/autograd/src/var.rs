@@ -67,6 +67,8 @@ impl<D: Dtype> std::fmt::Display for Var<D> {
 /// and the bytes its backward rule keeps alive.
 pub(crate) struct Record {
     pub op: &'static str,
+    /// Every node the rule may send a gradient to (a gradient to another is an error).
+    pub inputs: Vec<NodeId>,
     pub requires_grad: bool,
     pub saved: Vec<crate::saved::Saved>,
     pub cast: Option<crate::tape::CastSite>,
@@ -98,6 +100,7 @@ impl Tape {
     ) -> Var<D> {
         let id = self.push(Node {
             op: if requires_grad { "leaf" } else { "constant" },
+            inputs: Vec::new(),
             dtype: D::DTYPE,
             is_leaf: true,
             requires_grad,
@@ -135,6 +138,7 @@ impl Tape {
         };
         let id = self.push(Node {
             op: rec.op,
+            inputs: rec.inputs,
             dtype: D::DTYPE,
             is_leaf: false,
             requires_grad,
@@ -188,12 +192,17 @@ impl<D: Dtype> Var<D> {
     /// Backward from a scalar (one-element) value, seeded with 1. Returns the gradients
     /// of every leaf that requires them.
     pub fn backward(&self) -> Result<Gradients> {
+        self.backward_with(self.scalar_seed()?)
+    }
+
+    /// The seed 1 of a one-element value; errors for any other shape.
+    fn scalar_seed(&self) -> Result<Tensor<D>> {
         if self.value.numel() != 1 {
             return Err(Error::NotScalar {
                 shape: self.shape().to_vec(),
             });
         }
-        self.backward_with(Tensor::<D>::ones(self.shape()))
+        Ok(Tensor::<D>::ones(self.shape()))
     }
 
     /// Backward seeded with an explicit gradient of the value's shape.
@@ -207,7 +216,45 @@ impl<D: Dtype> Var<D> {
         if !self.requires_grad {
             return Ok(Gradients::default());
         }
-        self.tape.backward_from(self.id, Box::new(seed))
+        self.tape.backward_from(self.id, Box::new(seed), None)
+    }
+
+    /// [`Var::backward`], calling `on_final` with each leaf's gradient as soon as it is
+    /// final — once backward has run the leaf's earliest use (every op declares its
+    /// inputs, so nothing after can add to it), before the ops recorded ahead of that
+    /// use — so work on finished gradients (a data-parallel exchange) can start while
+    /// backward goes on; PyTorch's post-accumulate-grad hooks. Leaves come in the
+    /// reverse order of their first use in forward (leaves first used by one op: in the
+    /// order they were made). A leaf no gradient reaches is not reported.
+    /// The hook runs on the calling thread with the tape unlocked; it should be quick
+    /// (hand the tensor, which shares its storage, to another thread).
+    ///
+    /// ```
+    /// use mixprec_autograd::Tape;
+    /// use mixprec_dtype::F32;
+    /// use mixprec_tensor::Tensor;
+    /// let tape = Tape::new();
+    /// let a = tape.leaf(Tensor::<F32>::from_f32(&[2.0], &[1]).unwrap());
+    /// let b = tape.leaf(Tensor::<F32>::from_f32(&[3.0], &[1]).unwrap());
+    /// let x = tape.constant(Tensor::<F32>::from_f32(&[2.0], &[1]).unwrap());
+    /// // Layer 1 uses `a`, layer 2 uses `b`: `b` is final first.
+    /// let loss = x.mul(&a).unwrap().mul(&b).unwrap().sum_all();
+    /// let mut order = Vec::new();
+    /// loss.backward_with_leaf_hook(&mut |g| order.push((g.id(), g.get::<F32>().unwrap().item().unwrap())))
+    ///     .unwrap();
+    /// // d loss / d b = x a = 4; d loss / d a = x b = 6.
+    /// assert_eq!(order, vec![(b.id(), 4.0), (a.id(), 6.0)]);
+    /// ```
+    pub fn backward_with_leaf_hook(
+        &self,
+        on_final: &mut dyn FnMut(crate::tape::LeafGrad<'_>),
+    ) -> Result<Gradients> {
+        let seed = self.scalar_seed()?;
+        if !self.requires_grad {
+            return Ok(Gradients::default());
+        }
+        self.tape
+            .backward_from(self.id, Box::new(seed), Some(on_final))
     }
 
     /// Errors unless `other` is on the same tape.

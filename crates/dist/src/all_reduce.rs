@@ -1,21 +1,21 @@
 //! [`GradAllReduce`]: the mean of every rank's gradients, in buckets, in a chosen wire
 //! precision, bit-reproducible.
 //!
-//! Order of operations, the same on every rank:
-//! 1. one small all-reduce (maximum) of a fingerprint of the gradients' shapes and the
-//!    settings, and of a non-finite flag: ranks that disagree get an error, and when any
-//!    rank holds an inf or NaN every rank learns it and nothing more is sent (the step is
-//!    skipped everywhere, as PyTorch DDP + GradScaler do);
-//! 2. for FP8 wires, an all-reduce (maximum) of every tensor's amax: one power-of-two
-//!    scale per tensor, the same on every rank;
-//! 3. per bucket, the exchange ([`Exchange`]): an all-gather of the encoded gradients,
-//!    after which each rank sums all of them, or (for more ranks) an all-to-all of
-//!    slices, each rank summing its slice, then an all-gather of the F32 sums. Either way
-//!    every element is the ranks' values summed in rank order in F32
-//!    (`((g0 + g1) + g2) + ...`) times the f32 `1 / ranks` (the gradient accumulator's
-//!    mean: N ranks of one micro-batch equal one process of N micro-batches). Every rank computes the same sums in the same order:
-//!    the result is identical on every rank and from run to run, whatever MPI's own
-//!    reduction algorithms would do.
+//! The work is bucket by bucket ([`crate::pipeline`] lists the collectives): buckets of
+//! gradients agree on their non-finite flags (when any rank holds an inf or NaN every
+//! rank learns it, nothing more is sent and the step is skipped everywhere, as PyTorch
+//! DDP + GradScaler do) and, for FP8 wires, on every tensor's amax (one power-of-two
+//! scale per tensor, the same on every rank); then the bucket is exchanged
+//! ([`Exchange`]): an all-gather of the encoded gradients, after which each rank sums
+//! all of them, or (for more ranks) an all-to-all of slices, each rank summing its slice,
+//! then an all-gather of the F32 sums. Either way every element is the ranks' values
+//! summed in rank order in F32 (`((g0 + g1) + g2) + ...`) times the f32 `1 / ranks` (the
+//! gradient accumulator's mean: N ranks of one micro-batch equal one process of N
+//! micro-batches). Every rank computes the same sums in the same order: the result is
+//! identical on every rank and from run to run, whatever MPI's own reduction algorithms
+//! would do. [`GradAllReduce::all_reduce`] hands every gradient over at once;
+//! [`GradAllReduce::overlapped`] hands them over as backward makes them final: the
+//! same bits.
 //!
 //! [`simulate`] runs the same steps in one process for gradients of several ranks: a
 //! two-rank run equals it bit for bit (the MPI test checks this).
@@ -23,6 +23,7 @@
 use crate::bucket::{DEFAULT_BUCKET_BYTES, plan_buckets};
 use crate::collective::Collective;
 use crate::exchange::{Bucket, Exchange};
+use crate::pipeline::{Fnv, Pipeline, local_amaxes, scales};
 use crate::wire::WirePrecision;
 use mixprec_autograd::{Error, Result};
 use mixprec_dtype::F32;
@@ -46,12 +47,18 @@ pub struct AllReduceReport {
     pub ranks: usize,
     /// Buckets exchanged.
     pub buckets: usize,
+    /// Buckets exchanged while backward was still running
+    /// ([`GradAllReduce::overlapped`]; 0 for [`GradAllReduce::all_reduce`]).
+    pub during_backward: usize,
+    /// Time the exchange added to the step: all of [`GradAllReduce::all_reduce`]; for
+    /// [`GradAllReduce::overlapped`], from backward's return to the exchange's end.
+    pub exposed: std::time::Duration,
     /// This rank's encoded gradients: the bytes it contributes per step.
     pub payload_bytes: usize,
     /// Bytes this rank sends per step: `(ranks - 1) x payload` for the all-gather form,
     /// `(ranks - 1) / ranks x (payload + 4 B x elements)` (slices padded to equal length)
     /// for the reduce-scatter form, plus the small agreement messages (fingerprint,
-    /// flag, FP8 amaxes) counted as an all-gather of them would send.
+    /// flags, FP8 amaxes) counted as an all-gather of them would send.
     pub wire_bytes: usize,
 }
 
@@ -120,107 +127,37 @@ impl GradAllReduce {
         comm: &dyn Collective,
         grads: &mut [Tensor<F32>],
     ) -> Result<AllReduceReport> {
-        let n = comm.size();
-        let mut agreement = self.agreement(grads);
-        comm.all_reduce_max(&mut agreement)?;
-        let fingerprint = self.fingerprint(grads);
-        if agreement[0] != fingerprint || !agreement[1] != fingerprint {
-            return Err(Error::invalid(
-                "GradAllReduce::all_reduce",
-                "the ranks passed different gradients (number, shapes) or settings (wire precision, bucket size)",
-            ));
+        let start = std::time::Instant::now();
+        let shapes: Vec<Vec<usize>> = grads.iter().map(|g| g.shape().to_vec()).collect();
+        let mut pipeline = Pipeline::start(*self, comm, &shapes)?;
+        for (position, g) in grads.iter().enumerate() {
+            pipeline.offer(position, Some(g.clone()), false)?;
         }
-        let mut report = AllReduceReport {
-            ranks: n,
-            wire_bytes: (n - 1) * 8 * agreement.len(),
-            ..AllReduceReport::default()
-        };
-        if agreement[2] != 0 {
-            report.non_finite = true;
-            return Ok(report);
-        }
-        let mut amaxes = local_amaxes(self.wire, grads);
-        comm.all_reduce_max(&mut amaxes)?;
-        report.wire_bytes += (n - 1) * 8 * amaxes.len();
-        let scales = self.scales(grads.len(), &amaxes);
-        let exchange = self.exchange.resolve(n, self.wire);
-        let mut reduced = Vec::with_capacity(grads.len());
-        for range in plan_buckets(&numels(grads), self.bucket_bytes) {
-            let bucket = bucket_of(&grads[range.clone()], &scales[range.clone()], self.wire);
-            let local = bucket.encode()?;
-            let (sums, sent) = match exchange {
-                Exchange::ReduceScatter => bucket.reduce_scatter(comm, &local)?,
-                _ => bucket.all_gather(comm, &local)?,
-            };
-            reduced.push((range, sums));
-            report.buckets += 1;
-            report.payload_bytes += local.len();
-            report.wire_bytes += sent;
-        }
+        let (reduced, mut report) = pipeline.finish(|_| Ok(None))?;
+        report.exposed = start.elapsed();
         // Everything computed: now replace (all or nothing).
-        for (bucket, sums) in reduced {
-            for (g, s) in grads[bucket].iter_mut().zip(sums) {
-                *g = s;
+        if let Some(reduced) = reduced {
+            for (g, r) in grads.iter_mut().zip(reduced) {
+                *g = r.expect("every position had a gradient");
             }
         }
         Ok(report)
     }
 
-    /// `[fingerprint, !fingerprint, non-finite flag]`: a maximum over ranks gives the
-    /// largest fingerprint and the complement of the smallest, so all ranks agree when
-    /// both match their own.
-    fn agreement(&self, grads: &[Tensor<F32>]) -> Vec<u64> {
-        let fp = self.fingerprint(grads);
-        let non_finite = grads.iter().any(|g| !g.all_finite());
-        vec![fp, !fp, u64::from(non_finite)]
-    }
-
     /// FNV-1a over the settings and the shapes.
-    fn fingerprint(&self, grads: &[Tensor<F32>]) -> u64 {
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        let mut eat = |x: u64| {
-            for b in x.to_le_bytes() {
-                h ^= u64::from(b);
-                h = h.wrapping_mul(0x0100_0000_01b3);
-            }
-        };
-        eat(self.wire.bytes_per_element() as u64 + 16 * u64::from(self.wire.is_fp8()));
-        eat(self.wire as u64);
-        eat(self.bucket_bytes as u64);
-        eat(self.exchange as u64);
-        eat(grads.len() as u64);
-        for g in grads {
-            eat(g.shape().len() as u64);
-            g.shape().iter().for_each(|&d| eat(d as u64));
+    pub(crate) fn fingerprint(&self, shapes: &[Vec<usize>]) -> u64 {
+        let mut h = Fnv::new();
+        h.eat(self.wire.bytes_per_element() as u64 + 16 * u64::from(self.wire.is_fp8()));
+        h.eat(self.wire as u64);
+        h.eat(self.bucket_bytes as u64);
+        h.eat(self.exchange as u64);
+        h.eat(shapes.len() as u64);
+        for s in shapes {
+            h.eat(s.len() as u64);
+            s.iter().for_each(|&d| h.eat(d as u64));
         }
-        h
+        h.0
     }
-
-    /// Each tensor's scale from its amax over all ranks (1 unless the wire is FP8).
-    fn scales(&self, count: usize, amaxes: &[u64]) -> Vec<f32> {
-        if amaxes.is_empty() {
-            return vec![1.0; count];
-        }
-        amaxes
-            .iter()
-            .map(|&bits| self.wire.scale_for(f32::from_bits(bits as u32)))
-            .collect()
-    }
-}
-
-/// Each tensor's largest finite magnitude as f32 bits (order-preserving for non-negative
-/// values), for FP8 wires; empty otherwise.
-fn local_amaxes(wire: WirePrecision, grads: &[Tensor<F32>]) -> Vec<u64> {
-    if !wire.is_fp8() {
-        return Vec::new();
-    }
-    grads
-        .iter()
-        .map(|g| {
-            let a = g.abs_max();
-            u64::from(if a.is_finite() { a } else { 0.0 }.to_bits())
-        })
-        .collect()
 }
 
 fn bucket_of<'a>(grads: &'a [Tensor<F32>], scales: &'a [f32], wire: WirePrecision) -> Bucket<'a> {
@@ -246,8 +183,9 @@ pub fn simulate(
     let Some(first) = per_rank.first() else {
         return Err(Error::invalid("simulate", "no ranks"));
     };
-    let fp = op.fingerprint(first);
-    if per_rank.iter().any(|g| op.fingerprint(g) != fp) {
+    let shapes = |g: &[Tensor<F32>]| g.iter().map(|t| t.shape().to_vec()).collect::<Vec<_>>();
+    let fp = op.fingerprint(&shapes(first));
+    if per_rank.iter().any(|g| op.fingerprint(&shapes(g)) != fp) {
         return Err(Error::invalid(
             "simulate",
             "the ranks hold different gradients (number, shapes)",
@@ -262,7 +200,7 @@ pub fn simulate(
             *a = (*a).max(b);
         }
     }
-    let scales = op.scales(first.len(), &amaxes);
+    let scales = scales(op.wire, first.len(), &amaxes);
     let mut out = Vec::with_capacity(first.len());
     let mut order = plan_buckets(&numels(first), op.bucket_bytes);
     order.sort_by_key(|r| r.start);

@@ -37,6 +37,8 @@ mod exchange;
 mod launch;
 #[cfg(feature = "mpi")]
 mod mpi_comm;
+mod overlap;
+mod pipeline;
 mod wire;
 
 pub use all_reduce::{AllReduceReport, GradAllReduce, simulate};
@@ -47,4 +49,5 @@ pub use exchange::Exchange;
 pub use launch::{mpirun, mpirun_available, mpirun_or_skip};
 #[cfg(feature = "mpi")]
 pub use mpi_comm::{DEFAULT_TIMEOUT, Mpi, TIMEOUT_EXIT_CODE};
+pub use overlap::{Handover, Overlapped, Prepare};
 pub use wire::WirePrecision;

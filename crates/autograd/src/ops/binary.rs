@@ -10,6 +10,7 @@ use mixprec_tensor::{BinaryOp, Tensor, UnaryOp};
 fn record<D: Dtype>(op: &'static str, a: &Var<D>, b: &Var<D>, keep: &[&Tensor<D>]) -> Record {
     Record {
         op,
+        inputs: vec![a.id, b.id],
         requires_grad: a.requires_grad || b.requires_grad,
         saved: keep.iter().map(|t| saved(*t)).collect(),
         cast: None,

@@ -44,6 +44,7 @@ impl<D: Dtype> Var<D> {
         let slot = Arc::clone(&backward);
         let rec = Record {
             op: "cast",
+            inputs: vec![id],
             requires_grad: self.requires_grad,
             saved: vec![],
             cast: Some(CastSite {

@@ -27,6 +27,7 @@ impl<D: Dtype> Var<D> {
             self.requires_grad || weight.requires_grad || bias.is_some_and(|b| b.requires_grad);
         let rec = Record {
             op: "conv2d",
+            inputs: [ix, iw].into_iter().chain(ib).collect(),
             requires_grad,
             saved: vec![saved(&x), saved(&w)],
             cast: None,

@@ -53,6 +53,7 @@ impl<D: Dtype> Var<D> {
         keep.extend(w.iter().map(saved));
         let rec = Record {
             op: "layer_norm",
+            inputs: [Some(ix), iw, ib].into_iter().flatten().collect(),
             requires_grad,
             saved: keep,
             cast: None,

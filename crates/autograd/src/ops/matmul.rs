@@ -18,6 +18,7 @@ impl<D: Dtype> Var<D> {
         let (need_a, need_b) = (self.requires_grad, other.requires_grad);
         let rec = Record {
             op: "matmul",
+            inputs: vec![ia, ib],
             requires_grad: need_a || need_b,
             saved: vec![saved(&a), saved(&b)],
             cast: None,
@@ -41,6 +42,7 @@ impl<D: Dtype> Var<D> {
         let bias_shape = bias.shape().to_vec();
         let rec = Record {
             op: "matmul_bias",
+            inputs: vec![ia, ib, ic],
             requires_grad: need_a || need_b || need_c,
             saved: vec![saved(&a), saved(&b)],
             cast: None,

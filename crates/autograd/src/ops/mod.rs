@@ -44,6 +44,7 @@ pub(crate) fn saved<D: Dtype>(t: &Tensor<D>) -> Saved {
 pub(crate) fn unary_record<D: Dtype>(op: &'static str, x: &Var<D>, saved: Vec<Saved>) -> Record {
     Record {
         op,
+        inputs: vec![x.id],
         requires_grad: x.requires_grad,
         saved,
         cast: None,

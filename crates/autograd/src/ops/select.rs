@@ -35,6 +35,7 @@ impl<D: Dtype> Var<D> {
             .collect();
         let rec = Record {
             op: "concat",
+            inputs: vars.iter().map(|v| v.id).collect(),
             requires_grad: vars.iter().any(|v| v.requires_grad),
             saved: vec![],
             cast: None,
@@ -76,6 +77,7 @@ impl<D: Dtype> Var<D> {
         );
         let rec = Record {
             op: "where_cond",
+            inputs: vec![self.id, other.id],
             requires_grad: self.requires_grad || other.requires_grad,
             saved: vec![],
             cast: None,

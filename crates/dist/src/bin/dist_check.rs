@@ -1,6 +1,7 @@
 //! Run under `mpirun -np N` (N >= 2): checks the gradient all-reduce over MPI against
 //! the one-process simulation, bit for bit, for every wire precision and both exchange
-//! forms (all-gather, reduce-scatter); that every rank
+//! forms (all-gather, reduce-scatter), handed over at once or overlapped (exchanged on
+//! another thread as gradients arrive); that every rank
 //! ends with the same bits; that an inf on one rank skips the step on every rank; that
 //! ranks passing different shapes all get an error (no hang). Prints one `ok` line per
 //! rank and the bytes per step of each wire precision (rank 0). Exits non-zero on any
@@ -83,6 +84,23 @@ fn main() {
             check(
                 all.chunks(local.len()).all(|c| c == local.as_slice()),
                 &format!("{what}: identical on every rank"),
+                rank,
+            );
+            // Overlapped: handed over from the last gradient to the first (backward's
+            // order) on this thread, exchanged on another: the same bits.
+            let shapes: Vec<Vec<usize>> = mine.iter().map(|g| g.shape().to_vec()).collect();
+            let out = op
+                .overlapped(&comm, &shapes, &|_, g| Ok(g), |handover| {
+                    for i in (0..shapes.len()).rev() {
+                        handover.send(i, Some(per_rank[rank][i].clone()));
+                    }
+                    Ok(())
+                })
+                .unwrap();
+            let means: Vec<Tensor<F32>> = out.means.unwrap().into_iter().flatten().collect();
+            check(
+                bits(&means) == bits(&expected) && out.report.buckets == report.buckets,
+                &format!("{what}: overlapped equals the simulation"),
                 rank,
             );
             if rank == 0 {

@@ -13,6 +13,8 @@
 //! 3. FP16 with loss scaling: an overflow on rank 1 alone (its inputs times 1e30 at
 //!    step 2) skips step 2 on both ranks (and every rank skips the same steps); the loss
 //!    scales stay equal and the states stay identical.
+//! 4. The exchange overlapping backward (4 KiB buckets, several per step) ends with the
+//!    bytes of the exchange after backward, under FP32, BF16 and FP16 with the skip.
 //!
 //! Prints `rank R of N: ok` per rank; exits non-zero on a failure.
 
@@ -141,6 +143,13 @@ fn main() -> Result<()> {
             GradAllReduce::new(WirePrecision::F32),
         ))
     };
+    // The exchange overlapping backward, in 4 KiB buckets (several per step).
+    let overlapped = || -> Result<Feed> {
+        let op = GradAllReduce::new(WirePrecision::F32).with_bucket_bytes(4096)?;
+        Ok(Feed::Rank(
+            DataParallel::new(comm.clone(), op).with_overlap(true),
+        ))
+    };
     let bytes = |f: &TensorFile| f.to_bytes();
 
     let (state, records, _) = train::<Fp32, _>(&digits, dp(), NoScaler, None, STEPS, None)?;
@@ -154,6 +163,12 @@ fn main() -> Result<()> {
     check(
         same_everywhere(comm.as_ref(), &fp32),
         "FP32: identical on every rank",
+        rank,
+    );
+    let (state, _, _) = train::<Fp32, _>(&digits, overlapped()?, NoScaler, None, STEPS, None)?;
+    check(
+        bytes(&state)? == fp32,
+        "FP32: the exchange overlapping backward gives the same bytes",
         rank,
     );
 
@@ -208,6 +223,12 @@ fn main() -> Result<()> {
         "BF16: identical on every rank",
         rank,
     );
+    let (state, _, _) = train::<Bf16Mixed, _>(&digits, overlapped()?, NoScaler, None, STEPS, None)?;
+    check(
+        bytes(&state)? == bf16,
+        "BF16: the exchange overlapping backward gives the same bytes",
+        rank,
+    );
 
     // FP8 with delayed scaling: amaxes are reduced across ranks before each scale
     // update, so the FP8 histories (in the state file) are identical on every rank.
@@ -247,6 +268,14 @@ fn main() -> Result<()> {
     check(
         same_everywhere(comm.as_ref(), &bytes(&state)?),
         "FP16: identical states after the skip",
+        rank,
+    );
+    let scaler = GradScaler::with_defaults()?;
+    let (overlapped, again, _) =
+        train::<F16Mixed, _>(&digits, overlapped()?, scaler, None, STEPS, Some(2))?;
+    check(
+        bytes(&overlapped)? == bytes(&state)? && again[2].skipped,
+        "FP16: overlapped, the same skip and the same bytes",
         rank,
     );
     println!("rank {rank} of {n}: ok");

@@ -186,6 +186,8 @@ struct Forward {
     fp8: Vec<mixprec_amp::Fp8TensorStats>,
     /// Whether any micro-batch quantised an inf or NaN.
     fp8_non_finite: bool,
+    /// The data-parallel exchange, when it overlapped the last backward.
+    exchanged: Option<parallel::Exchanged>,
 }
 
 impl<O: Optimizer, S: Scaler> Trainer<O, S> {
@@ -297,7 +299,7 @@ impl<O: Optimizer, S: Scaler> Trainer<O, S> {
         let mut other_rank_inf = false;
         if let Some(dp) = &mut self.parallel {
             [loss_non_finite, fp8_non_finite] = dp.any_rank([loss_non_finite, fp8_non_finite])?;
-            other_rank_inf = dp.average(&mut grads)?;
+            other_rank_inf = dp.average(&mut grads, fwd.exchanged)?;
         }
         let norm = match self.cfg.clip_norm {
             Some(max) => clip_grad_norm(&mut grads, max)?,
@@ -367,6 +369,7 @@ impl<O: Optimizer, S: Scaler> Trainer<O, S> {
         let (mut loss_sum, mut casts) = (0.0, 0);
         let mut fp8_non_finite = false;
         let mut last = None;
+        let mut exchanged = None;
         for (i, batch) in micro_batches.iter().enumerate() {
             // Rank r's micro-batch i draws as micro-batch r * m + i of one process.
             let rank = self.parallel.as_ref().map_or(0, DataParallel::rank);
@@ -386,9 +389,13 @@ impl<O: Optimizer, S: Scaler> Trainer<O, S> {
             } else {
                 loss.try_mul_scalar(f64::from(self.cfg.loss_weight))?
             };
-            match self.scaler.grad_scaler() {
-                Some(s) => acc.add_scaled(&s.backward(&loss)?, &step.params())?,
-                None => acc.add(&loss.backward()?, &step.params())?,
+            let overlap = self.parallel.as_ref().filter(|dp| dp.overlaps());
+            match (overlap, self.scaler.grad_scaler()) {
+                (Some(dp), s) if i + 1 == micro_batches.len() => {
+                    exchanged = Some(dp.backward_overlapped(s, &loss, &step.params(), &mut acc)?);
+                }
+                (_, Some(s)) => acc.add_scaled(&s.backward(&loss)?, &step.params())?,
+                (_, None) => acc.add(&loss.backward()?, &step.params())?,
             }
             let fp8 = match &self.parallel {
                 Some(dp) => step.finish_fp8_across(|amaxes| dp.max_over_ranks(amaxes))?,
@@ -408,6 +415,7 @@ impl<O: Optimizer, S: Scaler> Trainer<O, S> {
             report,
             fp8,
             fp8_non_finite,
+            exchanged,
         })
     }
 
