@@ -114,16 +114,6 @@ struct Run {
     skipped: usize,
 }
 
-/// The mean over the ranks of `x`.
-fn mean_over_ranks(comm: &dyn Collective, x: f64) -> Result<f64> {
-    let all = comm.all_gather(&x.to_le_bytes())?;
-    let sum: f64 = all
-        .chunks(8)
-        .map(|c| f64::from_le_bytes(c.try_into().expect("8 bytes")))
-        .sum();
-    Ok(sum / comm.size() as f64)
-}
-
 /// The median of `xs` without their first 10% (warm-up).
 fn median_after_warmup(mut xs: Vec<f64>) -> f64 {
     let mut timed = xs.split_off(xs.len() / 10);
@@ -161,7 +151,7 @@ fn train<M: Model<Policy = Bf16Mixed>>(
     while trainer.next_step() < steps {
         let batch = shard(trainer.next_step())?;
         let r = trainer.step_next(model, &[batch])?;
-        losses.push(mean_over_ranks(comm.as_ref(), r.loss)?);
+        losses.push(comm.mean_over_ranks(r.loss)?);
         seconds.push(r.seconds);
         let report = trainer.data_parallel().and_then(|d| d.last_report());
         exposed.push(report.map_or(0.0, |r| r.exposed.as_secs_f64()));

@@ -18,6 +18,18 @@ pub trait Collective: Send + Sync {
     /// `send` is `size()` equal chunks, chunk `j` for rank `j`; returns `size()` chunks of
     /// that length, chunk `i` from rank `i` (every rank passes the same length).
     fn all_to_all(&self, send: &[u8]) -> Result<Vec<u8>>;
+
+    /// The mean over the ranks of `x`, summed in rank order in f64 (the same on every
+    /// rank): the whole batch's loss from each rank's loss on its shard, for logging
+    /// (a `StepRecord`'s loss is this rank's). Collective.
+    fn mean_over_ranks(&self, x: f64) -> Result<f64> {
+        let all = self.all_gather(&x.to_le_bytes())?;
+        let sum: f64 = all
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().expect("chunks of 8 bytes")))
+            .sum();
+        Ok(sum / self.size() as f64)
+    }
 }
 
 /// A group of one: every collective is the identity. Training code written against
@@ -68,5 +80,20 @@ impl<T: Collective + ?Sized> Collective for std::sync::Arc<T> {
 
     fn all_to_all(&self, send: &[u8]) -> Result<Vec<u8>> {
         (**self).all_to_all(send)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_group_of_one_has_its_own_mean() {
+        assert_eq!(SingleProcess.mean_over_ranks(2.5).unwrap(), 2.5);
+        let shared = std::sync::Arc::new(SingleProcess);
+        assert_eq!(
+            shared.mean_over_ranks(-0.0).unwrap().to_bits(),
+            (-0.0f64).to_bits()
+        );
     }
 }

@@ -111,6 +111,13 @@ fn main() {
             }
         }
     }
+    // The mean of the ranks' numbers, the same on every rank.
+    let mean = comm.mean_over_ranks(rank as f64).unwrap();
+    check(
+        mean == (n - 1) as f64 / 2.0,
+        "mean_over_ranks of the ranks' numbers",
+        rank,
+    );
     // An inf on the last rank only: every rank skips.
     let op = GradAllReduce::new(WirePrecision::E5M2);
     let mut mine = per_rank[rank].clone();
