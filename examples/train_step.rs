@@ -13,23 +13,43 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn main() {
+const USAGE: &str = "train_step [--steps N] [--policies LIST]
+  --steps N        measured steps per run (a warmup of N/6, at least 2, comes first) [60]
+  --policies LIST  comma-separated: fp32, bf16, fp16-scaled, ... [all]";
+
+/// The flags: steps and policies, or what was wrong with them.
+fn parse_args() -> Result<(u64, Vec<PolicyChoice>), String> {
     let mut steps = 60u64;
     let mut policies = PolicyChoice::ALL.to_vec();
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
-        let value = args.next().unwrap_or_default();
+        if flag == "--help" || flag == "-h" {
+            println!("{USAGE}");
+            std::process::exit(0);
+        }
+        let value = args.next().ok_or(format!("{flag} needs a value"))?;
         match flag.as_str() {
-            "--steps" => steps = value.parse().expect("--steps N"),
+            "--steps" => match value.parse() {
+                Ok(n) if n > 0 => steps = n,
+                _ => return Err(format!("--steps: {value:?} is not a positive count")),
+            },
             "--policies" => {
                 policies = value
                     .split(',')
-                    .map(|p| PolicyChoice::parse(p).expect("a policy name"))
-                    .collect()
+                    .map(|p| PolicyChoice::parse(p).ok_or(format!("unknown policy {p:?}")))
+                    .collect::<Result<_, _>>()?
             }
-            _ => panic!("unknown flag {flag}"),
+            _ => return Err(format!("unknown flag {flag}")),
         }
     }
+    Ok((steps, policies))
+}
+
+fn main() {
+    let (steps, policies) = parse_args().unwrap_or_else(|e| {
+        eprintln!("error: {e}\n\n{USAGE}");
+        std::process::exit(2);
+    });
     let warmup = (steps / 6).max(2);
     let cfg = RunConfig {
         steps: steps + warmup,
