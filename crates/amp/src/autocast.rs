@@ -260,22 +260,20 @@ impl<P: Policy> Autocast<P> {
             Some(fp8) => {
                 let scope = self.tape.current_scope();
                 let a8 = self.cast_param_or(a, Some(fp8), |a| {
-                    let amax = a.value().abs_max().to_f32();
                     fp8.quantize::<P::GemmFwd, _, _>(
                         gemm,
                         scope.clone(),
                         Fp8Role::Input,
-                        amax,
+                        || Ok(a.value().abs_max().to_f32()),
                         |o| a.cast_with::<P::GemmFwd>(o),
                     )
                 })?;
                 let b8 = self.cast_param_or(b, Some(fp8), |b| {
-                    let amax = b.value().abs_max().to_f32();
                     fp8.quantize::<P::GemmFwd, _, _>(
                         gemm,
                         scope.clone(),
                         Fp8Role::Weight,
-                        amax,
+                        || Ok(b.value().abs_max().to_f32()),
                         |o| b.cast_with::<P::GemmFwd>(o),
                     )
                 })?;
@@ -299,12 +297,13 @@ impl<P: Policy> Autocast<P> {
             .custom("fp8_matmul", y, &[ha.into(), hb.into()], saved, move |g| {
                 let g8 = match &fp8 {
                     None => g.cast_with::<P::GemmBwd>(CastOptions::default())?.0,
-                    Some(fp8) => {
-                        let amax = g.abs_max().to_f32();
-                        fp8.quantize::<P::GemmBwd, _, _>(gemm, scope, Fp8Role::Grad, amax, |o| {
-                            g.cast_with::<P::GemmBwd>(o)
-                        })?
-                    }
+                    Some(fp8) => fp8.quantize::<P::GemmBwd, _, _>(
+                        gemm,
+                        scope,
+                        Fp8Role::Grad,
+                        || Ok(g.abs_max().to_f32()),
+                        |o| g.cast_with::<P::GemmBwd>(o),
+                    )?,
                 };
                 let mut out = Vec::with_capacity(2);
                 if ha.requires_grad() {

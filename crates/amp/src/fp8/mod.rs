@@ -237,12 +237,16 @@ impl Fp8Scaling {
     /// Quantises operand `role` of GEMM `gemm` (made known on first use) into `T`: picks
     /// the scale by the recipe, runs `cast` with it (saturating), and records the
     /// unscaled amax and the cast's counts.
+    ///
+    /// Delayed scaling reads the amax from the cast's report (counted in the cast's own
+    /// pass: the tensor is read once); current scaling needs it before the cast, from
+    /// `amax` (a separate read), and its report's amax is the same number.
     pub(crate) fn quantize<T: Dtype, R, E>(
         &self,
         gemm: usize,
         scope: Option<Arc<str>>,
         role: Fp8Role,
-        amax: f32,
+        amax: impl FnOnce() -> Result<f32, E>,
         cast: impl FnOnce(CastOptions) -> Result<(R, CastReport), E>,
     ) -> Result<R, E> {
         let mut inner = self.lock();
@@ -255,13 +259,14 @@ impl Fp8Scaling {
             .get_or_insert_with(|| TensorState::new::<T>(gemm, role, cfg));
         let scale = match recipe {
             Fp8Recipe::Delayed(_) => t.delayed.scale(),
-            Fp8Recipe::Current => fp8_current_scale(amax, T::MAX.to_f32()),
+            Fp8Recipe::Current => fp8_current_scale(amax()?, T::MAX.to_f32()),
         };
         let (q, report) = cast(CastOptions {
             scale: CastScale::Fixed(scale),
             overflow: CastOverflow::Saturate,
             ..CastOptions::default()
         })?;
+        let amax = report.amax;
         t.delayed.record_amax(amax);
         let last = &mut t.last;
         last.amax = if amax.is_nan() || last.amax.is_nan() {

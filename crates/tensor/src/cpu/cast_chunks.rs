@@ -1,7 +1,8 @@
 //! The round-to-nearest cast of non-F64 tensors, chunk by chunk: each chunk of source
 //! values is widened to f32 (exact), rounded into the target by the SIMD slice
-//! conversions, and counted (underflow, overflow, saturation, NaN) while it is in L1;
-//! chunks run on both cores for large tensors and their counts are added.
+//! conversions, and counted (underflow, overflow, saturation, NaN, and the largest
+//! magnitude) while it is in L1; chunks run on both cores for large tensors and their
+//! counts are added. The same chunks give [`amax`] on its own (FP8 current scaling).
 
 use crate::cpu::map::CHUNK;
 use crate::cpu::pool::par_zip_chunks;
@@ -12,6 +13,7 @@ use mixprec_dtype::{
     convert_slice_scaled_saturating, convert_slice_to_f32,
 };
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Below this many elements a cast runs on one core.
 const PARALLEL_MIN: usize = 1 << 14;
@@ -23,6 +25,8 @@ struct Counts {
     overflowed: usize,
     saturated: usize,
     nan: usize,
+    /// [`abs_bits`] maxed over the source values.
+    amax_bits: u32,
 }
 
 impl Counts {
@@ -31,7 +35,84 @@ impl Counts {
         self.overflowed += o.overflowed;
         self.saturated += o.saturated;
         self.nan += o.nan;
+        self.amax_bits = self.amax_bits.max(o.amax_bits);
     }
+}
+
+/// `|v|`'s bit pattern. For non-negative floats the unsigned order of the bits is the
+/// order of the values, and every NaN's bits exceed infinity's, so an integer maximum of
+/// these is the largest magnitude, or a NaN when any value is NaN: a reduction that
+/// vectorises (`vpmaxud`), where a float maximum with NaN checks does not.
+#[inline(always)]
+fn abs_bits(v: f32) -> u32 {
+    v.to_bits() & 0x7fff_ffff
+}
+
+/// The magnitude whose [`abs_bits`] are `bits`, with any NaN made the canonical NaN.
+fn amax_from_bits(bits: u32) -> f32 {
+    let a = f32::from_bits(bits);
+    if a.is_nan() { f32::NAN } else { a }
+}
+
+crate::cpu::simd::multiversioned! {
+    /// The largest [`abs_bits`] of `f` (0 for an empty slice).
+    fn max_abs_bits(f: &[f32]) -> u32 {
+        f.iter().fold(0u32, |m, &v| m.max(abs_bits(v)))
+    }
+}
+
+crate::cpu::simd::multiversioned! {
+    /// The largest [`abs_bits`] of `f`'s finite values (0 when there are none).
+    fn max_finite_abs_bits(f: &[f32]) -> u32 {
+        const INF: u32 = 0x7f80_0000;
+        f.iter().fold(0u32, |m, &v| {
+            let b = abs_bits(v);
+            m.max(if b < INF { b } else { 0 })
+        })
+    }
+}
+
+/// Pieces of this many elements are the parallel tasks of [`amax`].
+const AMAX_PIECE: usize = 1 << 16;
+
+/// The largest magnitude of `t`'s values (FP8: its scale divided out), NaN when any
+/// value is NaN, +inf when any is infinite (and none is NaN), 0 for an empty tensor:
+/// one read of the elements, chunk by chunk, no copy of a contiguous tensor; large
+/// tensors on both cores (the maximum does not depend on the split).
+pub(crate) fn amax<D: Dtype>(t: &Tensor<D>, op: &'static str) -> crate::Result<f32> {
+    max_bits_of(t, op, max_abs_bits)
+}
+
+/// The largest finite magnitude of `t`'s values (what [`crate::CastScale::Auto`] scales
+/// FP8 results from; 0 when no value is finite), read as [`amax`] reads.
+pub(crate) fn finite_amax<D: Dtype>(t: &Tensor<D>, op: &'static str) -> crate::Result<f32> {
+    max_bits_of(t, op, max_finite_abs_bits)
+}
+
+/// `chunk_max` over `t`'s values widened to f32, maxed over the chunks, as a magnitude.
+fn max_bits_of<D: Dtype>(
+    t: &Tensor<D>,
+    op: &'static str,
+    chunk_max: fn(&[f32]) -> u32,
+) -> crate::Result<f32> {
+    let src = t.try_elements(op)?;
+    let piece_max = |piece: &[D]| {
+        let mut buf = [0.0f32; CHUNK];
+        piece.chunks(CHUNK).fold(0u32, |m, s| {
+            let f = &mut buf[..s.len()];
+            widen(t, s, f);
+            m.max(chunk_max(f))
+        })
+    };
+    if src.len() < PARALLEL_MIN {
+        return Ok(amax_from_bits(piece_max(&src)));
+    }
+    let best = AtomicU32::new(0);
+    let pieces: Vec<&[D]> = src.chunks(AMAX_PIECE).collect();
+    crate::cpu::pool::Pool::global().run(pieces.len(), &|i| {
+        best.fetch_max(piece_max(pieces[i]), Ordering::Relaxed);
+    });
+    Ok(amax_from_bits(best.into_inner()))
 }
 
 /// `t`'s values (FP8: divided by its scale) of the element range `src` as f32 into `out`.
@@ -40,19 +121,6 @@ fn widen<D: Dtype>(t: &Tensor<D>, src: &[D], out: &mut [f32]) {
     if t.scale != 1.0 {
         out.iter_mut().for_each(|v| *v /= t.scale);
     }
-}
-
-/// The largest finite magnitude of `t`'s values (for current FP8 scaling).
-pub(crate) fn finite_amax<D: Dtype>(t: &Tensor<D>) -> crate::Result<f32> {
-    let src = t.try_elements("cast")?;
-    let mut buf = [0.0f32; CHUNK];
-    Ok(src.chunks(CHUNK).fold(0.0f32, |m, s| {
-        let f = &mut buf[..s.len()];
-        widen(t, s, f);
-        f.iter()
-            .filter(|v| v.is_finite())
-            .fold(m, |m, v| m.max(v.abs()))
-    }))
 }
 
 /// Rounds `t`'s values times `scale` into `T` (nearest even; clamped to `±T::MAX` when
@@ -98,6 +166,7 @@ pub(crate) fn cast_chunks<D: Dtype, T: Dtype>(
         overflowed: c.overflowed,
         saturated: c.saturated,
         nan: c.nan,
+        amax: amax_from_bits(c.amax_bits),
     };
     Ok((out, report))
 }
@@ -106,10 +175,12 @@ crate::cpu::simd::multiversioned! {
     /// Counts of a saturating cast of `f` (times `s`) with results `got` (widened back,
     /// exact): NaN, finite values clamped to `±max`, overflowed (an infinite source, which
     /// saturation clamps to `±max`), underflowed — exclusive in that order, as flag sums (vectorised;
-    /// the clamp test on the exact f64 product).
+    /// the clamp test on the exact f64 product), and the largest magnitude of `f`.
     fn count_saturating(f: &[f32], got: &[f32], s: f64, max: f64) -> Counts {
         let (mut nan, mut sat, mut over, mut under) = (0u32, 0u32, 0u32, 0u32);
+        let mut amax_bits = 0u32;
         for (&v, &g) in f.iter().zip(got) {
+            amax_bits = amax_bits.max(abs_bits(v));
             let is_nan = v.is_nan();
             let is_inf = v.is_infinite();
             // An infinity clamped to ±MAX is an overflow, not a saturation: it never
@@ -130,6 +201,7 @@ crate::cpu::simd::multiversioned! {
             overflowed: over as usize,
             saturated: sat as usize,
             nan: nan as usize,
+            amax_bits,
         }
     }
 }
@@ -137,10 +209,12 @@ crate::cpu::simd::multiversioned! {
 crate::cpu::simd::multiversioned! {
     /// Counts of a non-saturating cast: source `f`, results `got` (widened back, exact).
     /// NaN, overflow and underflow exclude each other here, so each is a plain sum of
-    /// flags (vectorised).
+    /// flags (vectorised); and the largest magnitude of `f`.
     fn count_plain(f: &[f32], got: &[f32]) -> Counts {
         let (mut nan, mut over, mut under) = (0u32, 0u32, 0u32);
+        let mut amax_bits = 0u32;
         for (&v, &g) in f.iter().zip(got) {
+            amax_bits = amax_bits.max(abs_bits(v));
             nan += u32::from(v.is_nan());
             over += u32::from(v.is_finite() & !g.is_finite());
             under += u32::from((v != 0.0) & v.is_finite() & (g == 0.0));
@@ -150,6 +224,7 @@ crate::cpu::simd::multiversioned! {
             overflowed: over as usize,
             saturated: 0,
             nan: nan as usize,
+            amax_bits,
         }
     }
 }

@@ -58,8 +58,9 @@ pub struct CastOptions {
 }
 
 /// What one cast did, element by element: the numbers a precision report shows at a
-/// cast point.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// cast point. Two reports are equal when every field is (`amax` compared by its bits,
+/// so a NaN amax equals itself).
+#[derive(Clone, Copy, Debug)]
 pub struct CastReport {
     /// Source precision.
     pub from: DType,
@@ -77,7 +78,24 @@ pub struct CastReport {
     pub saturated: usize,
     /// NaN values (passed through).
     pub nan: usize,
+    /// The largest magnitude among the source values, before any target scale (an FP8
+    /// source's own scale divided out): NaN when any value is NaN, +inf when any is
+    /// infinite, 0 for an empty cast. Counted in the cast's own pass, so FP8 delayed
+    /// scaling records a tensor's amax without reading it twice; equal to
+    /// [`Tensor::abs_max`] of the source (rounded to f32 for an F64 source).
+    pub amax: f32,
 }
+
+impl PartialEq for CastReport {
+    fn eq(&self, o: &CastReport) -> bool {
+        (self.from, self.to, self.elements, self.underflowed)
+            == (o.from, o.to, o.elements, o.underflowed)
+            && (self.overflowed, self.saturated, self.nan) == (o.overflowed, o.saturated, o.nan)
+            && self.amax.to_bits() == o.amax.to_bits()
+    }
+}
+
+impl Eq for CastReport {}
 
 impl CastReport {
     /// Fraction of elements that underflowed to zero (0 for an empty cast).
@@ -167,6 +185,7 @@ impl<D: Dtype> Tensor<D> {
                 overflowed: 0,
                 saturated: 0,
                 nan,
+                amax: self.try_abs_max_f32("cast")?,
             };
             return Ok((same, report));
         }
@@ -176,7 +195,9 @@ impl<D: Dtype> Tensor<D> {
         if fast {
             // f32 values (exact for every non-F64 source), SIMD rounding into T, counted
             // chunk by chunk.
-            let scale = pick_scale::<T>(opts.scale, || crate::cpu::cast_chunks::finite_amax(self))?;
+            let scale = pick_scale::<T>(opts.scale, || {
+                crate::cpu::cast_chunks::finite_amax(self, "cast")
+            })?;
             let (out, report) =
                 crate::cpu::cast_chunks::cast_chunks::<D, T>(self, scale, saturate)?;
             return Ok((Tensor::from_parts(out, self.shape(), scale), report));
@@ -220,6 +241,7 @@ impl<D: Dtype> Tensor<D> {
             overflowed: 0,
             saturated: 0,
             nan: 0,
+            amax: abs_max_f64(&values) as f32,
         };
         let (max, s) = (T::MAX.to_f64(), f64::from(scale));
         let mut count = |v: f64, o: &T| {
@@ -240,6 +262,17 @@ impl<D: Dtype> Tensor<D> {
         values.iter().zip(&out).for_each(|(&v, o)| count(v, o));
         Ok((Tensor::from_parts(out, self.shape(), scale), report))
     }
+}
+
+/// The largest magnitude of `values` (NaN when any is NaN; 0 when empty).
+pub(crate) fn abs_max_f64(values: &[f64]) -> f64 {
+    values.iter().fold(0.0f64, |m, &x| {
+        if x.is_nan() || m.is_nan() {
+            f64::NAN
+        } else {
+            m.max(x.abs())
+        }
+    })
 }
 
 /// The target scale: fixed, current scaling from `amax` for FP8 targets, or 1.

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::layout::{normalize_axis, numel};
 use crate::mask::Indices;
 use crate::tensor::Tensor;
-use mixprec_dtype::{Acc, Dtype};
+use mixprec_dtype::{Acc, DType, Dtype};
 use num_traits::{Float, Zero};
 
 /// Sum in eight interleaved lanes, then the lanes pairwise.
@@ -379,14 +379,30 @@ impl<D: Dtype> Tensor<D> {
 
     /// Largest magnitude of any element (NaN if any element is NaN); 0 for an empty
     /// tensor. This is FP8 scaling's amax.
+    ///
+    /// One read of the elements in L1-sized chunks (no copy of a contiguous tensor), on
+    /// both cores for large tensors. Panics (with the op's message) only when a strided
+    /// view's gather cannot be allocated.
     pub fn abs_max(&self) -> D::Acc {
-        self.to_acc_vec().into_iter().fold(D::Acc::zero(), |m, x| {
-            if x.is_nan() || m.is_nan() {
-                D::Acc::nan()
-            } else {
-                m.max(x.abs())
-            }
-        })
+        if D::DTYPE == DType::F64 {
+            let values = self
+                .try_to_f64_vec("abs_max")
+                .unwrap_or_else(|e| panic!("{e}"));
+            return D::Acc::from_f64(crate::ops::cast::abs_max_f64(&values));
+        }
+        // Every other type's accumulator is f32: the value is exact.
+        let amax = crate::cpu::cast_chunks::amax(self, "abs_max").unwrap_or_else(|e| panic!("{e}"));
+        D::Acc::from_f32(amax)
+    }
+
+    /// [`Tensor::abs_max`] rounded to f32 (nearest even; exact but for F64), or an error
+    /// naming `op` when a strided view's gather cannot be allocated.
+    pub(crate) fn try_abs_max_f32(&self, op: &'static str) -> Result<f32> {
+        if D::DTYPE == DType::F64 {
+            let values = self.try_to_f64_vec(op)?;
+            return Ok(crate::ops::cast::abs_max_f64(&values) as f32);
+        }
+        crate::cpu::cast_chunks::amax(self, op)
     }
 }
 
