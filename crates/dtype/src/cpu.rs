@@ -63,6 +63,19 @@ pub fn level() -> CpuLevel {
     }
 }
 
+/// The level when an earlier [`level`] call has detected it, else `None`: one relaxed
+/// load, no call. Hot dispatchers branch on this and leave the first, detecting call to
+/// an out-of-line path, so their fast path saves no registers.
+#[inline(always)]
+pub(crate) fn known_level() -> Option<CpuLevel> {
+    match LEVEL.load(Ordering::Relaxed) {
+        1 => Some(CpuLevel::Portable),
+        2 => Some(CpuLevel::Avx2Fma),
+        3 => Some(CpuLevel::Avx512),
+        _ => None,
+    }
+}
+
 #[cold]
 #[inline(never)]
 fn detect_and_store() -> CpuLevel {

@@ -1,6 +1,7 @@
 //! Picks the kernel build for the running CPU and loops over the slice.
 
 use super::EncodeMode;
+use crate::cpu::CpuLevel;
 use crate::dtype::Dtype;
 
 /// Branch-free per-element conversions of a narrow type, plus its slice loops. The
@@ -72,48 +73,78 @@ fn decode_loop_avx512<T: FastKernel>(src: &[T], dst: &mut [f32], scale: Option<f
 }
 
 /// True when the AVX2 builds may run ([`crate::cpu::level`] decides).
-#[inline]
-pub(crate) fn has_avx2() -> bool {
+#[cfg(test)]
+fn has_avx2() -> bool {
     crate::cpu::level().has_avx2_fma()
 }
 
 /// True when the AVX-512 builds may run ([`crate::cpu::level`] decides).
-#[inline]
-pub(crate) fn has_avx512() -> bool {
+#[cfg(test)]
+fn has_avx512() -> bool {
     crate::cpu::level().has_avx512()
 }
 
 /// Encodes with the widest build of the generic loop the CPU runs (AVX-512, AVX2,
-/// portable: the same bits).
+/// portable: the same bits). Inlined into the caller: one load of the detected level
+/// and a tail jump, no saved registers (the GEMM's packing converts short rows millions
+/// of times per training run); the first call, and portable CPUs, go the out-of-line way.
+#[inline(always)]
 pub(crate) fn encode_dispatch<T: FastKernel>(src: &[f32], dst: &mut [T], mode: EncodeMode) {
     #[cfg(target_arch = "x86_64")]
-    {
-        if has_avx512() {
-            // SAFETY: the CPU supports AVX-512 F + DQ, AVX2 and FMA (the level says so).
-            return unsafe { encode_loop_avx512(src, dst, mode) };
-        }
-        if has_avx2() {
-            // SAFETY: the CPU supports AVX2 (checked just above).
-            return unsafe { encode_loop_avx2(src, dst, mode) };
-        }
+    match crate::cpu::known_level() {
+        // SAFETY: the level says the CPU supports AVX-512 F + DQ, AVX2 and FMA.
+        Some(CpuLevel::Avx512) => unsafe { encode_loop_avx512(src, dst, mode) },
+        // SAFETY: the level says the CPU supports AVX2 (and FMA, F16C).
+        Some(CpuLevel::Avx2Fma) => unsafe { encode_loop_avx2(src, dst, mode) },
+        _ => encode_first_or_portable(src, dst, mode),
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    encode_first_or_portable(src, dst, mode)
+}
+
+/// [`encode_dispatch`]'s out-of-line way: detects the level, then runs its build.
+#[inline(never)]
+fn encode_first_or_portable<T: FastKernel>(src: &[f32], dst: &mut [T], mode: EncodeMode) {
+    #[cfg(target_arch = "x86_64")]
+    match crate::cpu::level() {
+        // SAFETY: the level says the CPU supports AVX-512 F + DQ, AVX2 and FMA.
+        CpuLevel::Avx512 => unsafe { encode_loop_avx512(src, dst, mode) },
+        // SAFETY: the level says the CPU supports AVX2 (and FMA, F16C).
+        CpuLevel::Avx2Fma => unsafe { encode_loop_avx2(src, dst, mode) },
+        CpuLevel::Portable => encode_loop(src, dst, mode),
+    }
+    #[cfg(not(target_arch = "x86_64"))]
     encode_loop(src, dst, mode)
 }
 
 /// Decodes with the widest build of the generic loop the CPU runs (AVX-512, AVX2,
-/// portable: the same bits).
+/// portable: the same bits); inlined like [`encode_dispatch`].
+#[inline(always)]
 pub(crate) fn decode_dispatch<T: FastKernel>(src: &[T], dst: &mut [f32], scale: Option<f32>) {
     #[cfg(target_arch = "x86_64")]
-    {
-        if has_avx512() {
-            // SAFETY: the CPU supports AVX-512 F + DQ, AVX2 and FMA (the level says so).
-            return unsafe { decode_loop_avx512(src, dst, scale) };
-        }
-        if has_avx2() {
-            // SAFETY: the CPU supports AVX2 (checked just above).
-            return unsafe { decode_loop_avx2(src, dst, scale) };
-        }
+    match crate::cpu::known_level() {
+        // SAFETY: the level says the CPU supports AVX-512 F + DQ, AVX2 and FMA.
+        Some(CpuLevel::Avx512) => unsafe { decode_loop_avx512(src, dst, scale) },
+        // SAFETY: the level says the CPU supports AVX2 (and FMA, F16C).
+        Some(CpuLevel::Avx2Fma) => unsafe { decode_loop_avx2(src, dst, scale) },
+        _ => decode_first_or_portable(src, dst, scale),
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    decode_first_or_portable(src, dst, scale)
+}
+
+/// [`decode_dispatch`]'s out-of-line way: detects the level, then runs its build.
+#[inline(never)]
+fn decode_first_or_portable<T: FastKernel>(src: &[T], dst: &mut [f32], scale: Option<f32>) {
+    #[cfg(target_arch = "x86_64")]
+    match crate::cpu::level() {
+        // SAFETY: the level says the CPU supports AVX-512 F + DQ, AVX2 and FMA.
+        CpuLevel::Avx512 => unsafe { decode_loop_avx512(src, dst, scale) },
+        // SAFETY: the level says the CPU supports AVX2 (and FMA, F16C).
+        CpuLevel::Avx2Fma => unsafe { decode_loop_avx2(src, dst, scale) },
+        CpuLevel::Portable => decode_loop(src, dst, scale),
+    }
+    #[cfg(not(target_arch = "x86_64"))]
     decode_loop(src, dst, scale)
 }
 
