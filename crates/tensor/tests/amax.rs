@@ -1,7 +1,8 @@
-//! The amax (largest magnitude) that FP8 scaling reads: `Tensor::abs_max` and the `amax`
-//! every cast reports, against an F64 reference over the decoded values, on inputs that
-//! reach the hard cases (NaN, ±inf, ±0, subnormals, the largest finite values), on
-//! strided views, and on tensors large enough to run on both cores.
+//! The amax (largest magnitude) that FP8 scaling reads: `Tensor::abs_max`, the `amax`
+//! every cast reports and `Tensor::all_finite` (the same pass), against an F64 reference
+//! over the decoded values, on inputs that reach the hard cases (NaN, ±inf, ±0,
+//! subnormals, the largest finite values), on strided views, and on tensors large enough
+//! to run on both cores.
 //!
 //! Tolerance: none. The maximum of magnitudes is exact, then rounded once into the
 //! accumulator (f32 but for F64; a report's amax is always f32) as the reference rounds
@@ -74,6 +75,10 @@ fn check_every_route<D: Dtype>(t: &Tensor<D>) -> Result<(), TestCaseError> {
     };
     let got = t.abs_max().to_f64();
     prop_assert!(same(got, want_acc), "abs_max {got} vs {want_acc}");
+    // all_finite shares the amax's pass; it judges the stored values (an FP8 code over a
+    // tiny scale may exceed f32's range and still be finite).
+    let finite = t.to_f64_vec().iter().all(|v| v.is_finite());
+    prop_assert_eq!(t.all_finite(), finite, "all_finite");
     let report = |r: mixprec_tensor::CastReport| f64::from(r.amax);
     let plain = CastOptions::default();
     let saturating = CastOptions {
