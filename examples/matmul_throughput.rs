@@ -2,8 +2,11 @@
 //! linear-layer shapes, in F32, Bf16 and F16, and prints `dtype m k n gflops` lines. The
 //! comparison harness `benches/compare/matmul.py` runs it beside numpy (OpenBLAS sgemm).
 //!
-//! Run: `cargo run --release --example matmul_throughput [-- M K N ...]` (triples; default
-//! squares 128..2048 and linear-layer shapes).
+//! Run: `cargo run --release --example matmul_throughput [-- [--layout L] M K N ...]`
+//! (triples; default squares 128..2048 and linear-layer shapes). `--layout` picks the
+//! operands' storage as a training step has them: `nn` (`x W`, default), `nt` (`x W^T`,
+//! PyTorch's linear forward; B stored `[n, k]`), `tn` (`x^T g`, the weight gradient; A
+//! stored `[k, m]`); the transposed operand is a view, as autograd passes it.
 
 use mixprec::prelude::*;
 use mixprec::tensor::{Rng, Tensor};
@@ -22,10 +25,14 @@ fn median_secs(mut f: impl FnMut(), budget: f64) -> f64 {
     times[times.len() / 2]
 }
 
-fn measure<D: Dtype>(m: usize, k: usize, n: usize) {
+fn measure<D: Dtype>(layout: &str, m: usize, k: usize, n: usize) {
     let mut rng = Rng::seed(1);
-    let a = Tensor::<D>::randn(&[m, k], 0.0, 1.0, &mut rng).expect("valid");
-    let b = Tensor::<D>::randn(&[k, n], 0.0, 1.0, &mut rng).expect("valid");
+    let mut randn = |shape: &[usize]| Tensor::<D>::randn(shape, 0.0, 1.0, &mut rng).expect("valid");
+    let (a, b) = match layout {
+        "nt" => (randn(&[m, k]), randn(&[n, k]).transpose(0, 1).expect("2-D")),
+        "tn" => (randn(&[k, m]).transpose(0, 1).expect("2-D"), randn(&[k, n])),
+        _ => (randn(&[m, k]), randn(&[k, n])),
+    };
     let t = median_secs(|| drop(a.matmul(&b).expect("shapes match")), 1.0);
     println!(
         "{} {m} {k} {n} {:.1}",
@@ -35,10 +42,23 @@ fn measure<D: Dtype>(m: usize, k: usize, n: usize) {
 }
 
 fn main() {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .map(|a| a.parse().expect("integers"))
-        .collect();
+    let mut raw: Vec<String> = std::env::args().skip(1).collect();
+    let mut layout = "nn".to_string();
+    if raw.first().is_some_and(|a| a == "--layout") {
+        if raw.len() < 2 || !["nn", "nt", "tn"].contains(&raw[1].as_str()) {
+            eprintln!("error: --layout takes nn, nt or tn");
+            std::process::exit(2);
+        }
+        layout = raw[1].clone();
+        raw.drain(..2);
+    }
+    let args: Vec<usize> = match raw.iter().map(|a| a.parse()).collect() {
+        Ok(v) => v,
+        Err(_) => {
+            eprintln!("error: shapes are integers M K N ...");
+            std::process::exit(2);
+        }
+    };
     let shapes: Vec<(usize, usize, usize)> = if args.is_empty() {
         let mut s: Vec<_> = [128, 256, 512, 1024, 2048]
             .iter()
@@ -56,8 +76,8 @@ fn main() {
         args.chunks_exact(3).map(|c| (c[0], c[1], c[2])).collect()
     };
     for (m, k, n) in shapes {
-        measure::<F32>(m, k, n);
-        measure::<Bf16>(m, k, n);
-        measure::<F16>(m, k, n);
+        measure::<F32>(&layout, m, k, n);
+        measure::<Bf16>(&layout, m, k, n);
+        measure::<F16>(&layout, m, k, n);
     }
 }

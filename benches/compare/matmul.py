@@ -5,7 +5,11 @@ the two are interleaved shape by shape for several rounds, and the table shows t
 median GFLOP/s of each and the median of the per-round ratios.
 
     python3 -m pip install -r benches/compare/requirements.txt
-    python3 benches/compare/matmul.py [M K N ...]
+    python3 benches/compare/matmul.py [--layout nn|nt|tn] [M K N ...]
+
+`--layout` stores the operands as a training step has them (`nt`: B as `[n, k]`, used
+transposed, like `x W^T`; `tn`: A as `[k, m]`, like `x^T g`); numpy gets the same
+transposed views.
 
 numpy has no bf16/f16 GEMM worth comparing (float16 matmul runs a slow non-BLAS
 loop), so every mixprec row is compared with numpy's float32 sgemm.
@@ -23,10 +27,12 @@ DEFAULT = [(d, d, d) for d in (128, 256, 512, 1024, 2048)] + [
     (2048, 768, 2304), (2048, 768, 768), (2048, 768, 3072), (2048, 3072, 768)]
 
 
-def numpy_gflops(m, k, n):
+def numpy_gflops(m, k, n, layout):
     rng = np.random.default_rng(1)
-    a = rng.standard_normal((m, k), dtype=np.float32)
-    b = rng.standard_normal((k, n), dtype=np.float32)
+    a = rng.standard_normal((k, m) if layout == "tn" else (m, k), dtype=np.float32)
+    b = rng.standard_normal((n, k) if layout == "nt" else (k, n), dtype=np.float32)
+    a = a.T if layout == "tn" else a
+    b = b.T if layout == "nt" else b
     a @ b
     times = []
     start = time.perf_counter()
@@ -37,8 +43,9 @@ def numpy_gflops(m, k, n):
     return 2.0 * m * k * n / statistics.median(times) / 1e9
 
 
-def ours_gflops(m, k, n):
-    cmd = ["cargo", "run", "--quiet", "--release", "--example", "matmul_throughput", "--", str(m), str(k), str(n)]
+def ours_gflops(m, k, n, layout):
+    cmd = ["cargo", "run", "--quiet", "--release", "--example", "matmul_throughput", "--",
+           "--layout", layout, str(m), str(k), str(n)]
     out = {}
     for line in subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout.splitlines():
         dtype, _, _, _, g = line.split()
@@ -47,7 +54,11 @@ def ours_gflops(m, k, n):
 
 
 def main():
-    args = [int(a) for a in sys.argv[1:]]
+    argv = sys.argv[1:]
+    layout = "nn"
+    if argv[:1] == ["--layout"]:
+        layout, argv = argv[1], argv[2:]
+    args = [int(a) for a in argv]
     rounds = 3
     shapes = [tuple(args[i:i + 3]) for i in range(0, len(args), 3)] or DEFAULT
     try:
@@ -55,13 +66,13 @@ def main():
         blas = ", ".join(f"{i['internal_api']} {i.get('version')} {i['num_threads']} threads" for i in threadpool_info())
     except ImportError:
         blas = "threadpoolctl not installed"
-    print(f"numpy {np.__version__} ({blas}); GFLOP/s medians of {rounds} interleaved rounds; ratio = median of per-round ratios")
+    print(f"layout {layout}; numpy {np.__version__} ({blas}); GFLOP/s medians of {rounds} interleaved rounds; ratio = median of per-round ratios")
     print(f"{'m':>5} {'k':>5} {'n':>5} {'numpy f32':>10} {'f32':>7} {'ratio':>6} {'bf16':>7} {'ratio':>6} {'f16':>7} {'ratio':>6}")
     for (m, k, n) in shapes:
         base, ours = [], []
         for _ in range(rounds):
-            ours.append(ours_gflops(m, k, n))
-            base.append(numpy_gflops(m, k, n))
+            ours.append(ours_gflops(m, k, n, layout))
+            base.append(numpy_gflops(m, k, n, layout))
         row = f"{m:>5} {k:>5} {n:>5} {statistics.median(base):>10.1f}"
         for d in ("f32", "bf16", "f16"):
             g = statistics.median(o[d] for o in ours)
