@@ -18,7 +18,7 @@ use crate::optim::{Optimizer, Schedule, WarmupCosine};
 use crate::step::Step;
 use mixprec_amp::{
     Alert, Fp8Scaling, Fp8Snapshot, GradAccumulator, GradScaler, LossScaling, MasterWeights,
-    MemorySummary, NoScaler, NumericsMonitor, Policy, Scaler, StepOutcome, StepStats,
+    MemoryRole, MemorySummary, NoScaler, NumericsMonitor, Policy, Scaler, StepOutcome, StepStats,
     UnscaledGrads, clip_grad_norm, grad_norm,
 };
 use mixprec_autograd::{Error, Result};
@@ -315,13 +315,24 @@ impl<O: Optimizer, S: Scaler> Trainer<O, S> {
             None
         };
         let lr = self.cfg.schedule.lr(index);
-        self.apply(&grads, lr, skip_reason)?;
-        self.memory = Some(fwd.step.memory_summary(
+        // Measure what the step holds, then let it go before the update: its tape's
+        // leaves share the master weights' storage, and an update of shared storage
+        // copies every parameter first. The optimizer's state is counted after the
+        // update (the first step creates it).
+        let mut memory = fwd.step.memory_summary(
             &self.master,
             &grads,
-            self.optimizer.state_bytes(),
+            0,
             model.fp8_states().iter().map(|(_, s)| s.nbytes()).sum(),
-        ));
+        );
+        drop(fwd.step);
+        self.apply(&grads, lr, skip_reason)?;
+        memory.add(
+            MemoryRole::OptimizerState,
+            mixprec_dtype::DType::F32,
+            self.optimizer.state_bytes(),
+        );
+        self.memory = Some(memory);
         let skipped = skip_reason.is_some();
         let stats = StepStats::from_report(
             index,

@@ -97,6 +97,10 @@ fn max_bits_of<D: Dtype>(
 ) -> crate::Result<f32> {
     let src = t.try_elements(op)?;
     let piece_max = |piece: &[D]| {
+        // Unscaled F32 needs no widening: read the elements where they are.
+        if let Some(f) = crate::cpu::simd::f32_view(piece).filter(|_| t.scale == 1.0) {
+            return chunk_max(f);
+        }
         let mut buf = [0.0f32; CHUNK];
         piece.chunks(CHUNK).fold(0u32, |m, s| {
             let f = &mut buf[..s.len()];
@@ -138,8 +142,15 @@ pub(crate) fn cast_chunks<D: Dtype, T: Dtype>(
     let (max, s) = (T::MAX.to_f64(), f64::from(scale));
     par_zip_chunks(&mut out, &src, CHUNK, PARALLEL_MIN, |o, src| {
         let mut buf = [0.0f32; CHUNK];
-        let f = &mut buf[..src.len()];
-        widen(t, src, f);
+        // Unscaled F32 needs no widening: read the elements where they are.
+        let f: &[f32] = match crate::cpu::simd::f32_view(src).filter(|_| t.scale == 1.0) {
+            Some(f) => f,
+            None => {
+                let f = &mut buf[..src.len()];
+                widen(t, src, f);
+                f
+            }
+        };
         let result = match (saturate, scale == 1.0) {
             (false, true) => convert_slice(f, o),
             (true, true) => convert_slice_saturating(f, o),

@@ -11,6 +11,7 @@
 //! - [`rows`]: the row engine (softmax, layer norm and reductions over the last axis).
 //! - [`cast_chunks`]: chunked precision casts with their reports.
 //! - [`gemm`]: the packed GEMM and its micro-kernels.
+//! - [`sum_squares`]: the L2 norm's pass (f64 lanes, fixed blocks, on the pool).
 
 pub(crate) mod alloc;
 pub(crate) mod cast_chunks;
@@ -20,3 +21,4 @@ pub(crate) mod map;
 pub(crate) mod pool;
 pub(crate) mod rows;
 pub(crate) mod simd;
+pub(crate) mod sum_squares;

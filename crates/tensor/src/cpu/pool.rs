@@ -410,11 +410,37 @@ pub(crate) fn par_pieces<T: Send>(
         f(0, out);
         return;
     }
-    let align = align.max(1);
-    // Pieces no shorter than half the parallel threshold: a task must pay for its claim.
-    let pieces = MAX_PIECES.min(out.len() / (min_len / 2).max(1)).max(1);
-    let per = out.len().div_ceil(align).div_ceil(pieces).max(1) * align;
+    let per = piece_len(out.len(), align, min_len);
     par_chunks_mut(out, per, f);
+}
+
+/// The length of [`par_pieces`]' pieces of `len` elements (all of it below `min_len`): a
+/// multiple of `align`, at most [`MAX_PIECES`] pieces, none shorter than half of
+/// `min_len` (a task must pay for its claim). Depends on the sizes only.
+pub(crate) fn piece_len(len: usize, align: usize, min_len: usize) -> usize {
+    if len < min_len.max(1) {
+        return len.max(1);
+    }
+    let align = align.max(1);
+    let pieces = MAX_PIECES.min(len / (min_len / 2).max(1)).max(1);
+    len.div_ceil(align).div_ceil(pieces).max(1) * align
+}
+
+/// `s` cut into `per`-element pieces (the last may be shorter), each behind its own
+/// lock: for tasks that each write the pieces at one offset of several slices (the
+/// fused optimizer updates write a parameter and its state). Task `i` locks piece `i`
+/// of each slice only, so no lock is ever contended.
+pub(crate) fn locked_pieces<T>(s: &mut [T], per: usize) -> Vec<Mutex<&mut [T]>> {
+    s.chunks_mut(per.max(1)).map(Mutex::new).collect()
+}
+
+/// Piece `i` of [`locked_pieces`]' output, locked (a panic in another task cannot poison
+/// a piece this task owns, but a poisoned lock still hands out its slice).
+pub(crate) fn piece_of<'p, 'a, T>(
+    pieces: &'p [Mutex<&'a mut [T]>],
+    i: usize,
+) -> MutexGuard<'p, &'a mut [T]> {
+    pieces[i].lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Runs `job(out_chunk, src_chunk)` over matching `chunk`-element pieces of `out` and

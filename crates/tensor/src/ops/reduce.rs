@@ -336,26 +336,15 @@ impl<D: Dtype> Tensor<D> {
     }
 
     /// Global L2 norm `sqrt(sum x^2)`. For f32 compute the squares are summed in f64 (one
-    /// pass, eight accumulators; no f32 value's square overflows or underflows f64) and
-    /// the root rounded once; for F64 the sum runs after scaling by the largest magnitude
+    /// pass, eight accumulators per block of 32768 elements, blocks on both cores and
+    /// added in order, so the same bits with any thread count; no f32 value's square
+    /// overflows or underflows f64) and the root rounded once; for F64 the sum runs after scaling by the largest magnitude
     /// (no overflow or underflow of the squares). NaN if any element is NaN, inf if any
     /// is infinite.
     pub fn norm_l2(&self) -> D::Acc {
         if std::mem::size_of::<D::Acc>() == 4 && !D::DTYPE.is_fp8() && self.scale == 1.0 {
-            let mut acc = [0.0f64; 8];
-            let el = self.elements();
-            let mut chunks = el.chunks_exact(8);
-            for c in &mut chunks {
-                for (a, v) in acc.iter_mut().zip(c) {
-                    let x = f64::from(v.to_f32());
-                    *a += x * x;
-                }
-            }
-            for (a, v) in acc.iter_mut().zip(chunks.remainder()) {
-                let x = f64::from(v.to_f32());
-                *a += x * x;
-            }
-            return D::Acc::from_f64(acc.iter().sum::<f64>().sqrt());
+            let sum = crate::cpu::sum_squares::sum_squares_f64(&self.elements());
+            return D::Acc::from_f64(sum.sqrt());
         }
         let v = self.to_acc_vec();
         let amax = v.iter().fold(D::Acc::zero(), |m, x| {

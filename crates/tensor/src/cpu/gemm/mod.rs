@@ -25,6 +25,12 @@ pub(crate) use small::{SMALL_MACS, gemm_small};
 /// Columns per block of B (KC x 2048 f32 = 1-2 MiB: L2/L3).
 const NC: usize = 2048;
 
+/// The largest packed B block (bytes) for which a row-major f32 A is read in place
+/// (measured on an Ice Lake-SP with 1.25 MiB L2 per core, two threads: in place wins
+/// up to 256 KiB blocks, e.g. 2048x64x1024 at 195-239 vs 217 GFLOP/s packed, and loses
+/// from 512 KiB, e.g. 512^3 at 176-195 vs 227, 1024^3 at 187 vs 217-220).
+const DIRECT_A_MAX_B_BLOCK: usize = 256 << 10;
+
 /// A read-only strided matrix view: element (i, j) is `data[offset + i * rs + j * cs]`.
 #[derive(Clone, Copy)]
 pub(crate) struct MatRef<'a, T> {
@@ -105,7 +111,12 @@ pub(crate) fn gemm_f32_with<TA: Dtype, TB: Dtype>(
     let mc_block = m.div_ceil(n_blocks).div_ceil(mr) * mr;
     let n_blocks = m.div_ceil(mc_block);
     let c_ptr = SendPtr(c.as_mut_ptr());
-    let direct_a = as_f32_matrix(a).filter(|d| d.cs == 1);
+    // A row-major f32 A is read in place when the packed B block is small enough to
+    // stay cached while every 12-row strip of A streams it (narrow outputs, small K);
+    // otherwise packing A into panels costs less than streaming a large B block once per
+    // strip from L3.
+    let b_block_bytes = kern.kc.min(k) * NC.min(n) * 4;
+    let direct_a = as_f32_matrix(a).filter(|d| d.cs == 1 && b_block_bytes <= DIRECT_A_MAX_B_BLOCK);
     // Packing buffers are reused across calls on this thread (fresh multi-megabyte
     // allocations cost a page fault per 4 KiB on first touch).
     let (mut packed_a, mut packed_b) = SCRATCH.with(|s| std::mem::take(&mut *s.borrow_mut()));
@@ -369,6 +380,8 @@ mod tests {
             (200, 40, 70),
             (6, 16, 256),
             (5, 2100, 3),
+            // A packed B block over DIRECT_A_MAX_B_BLOCK: a row-major f32 A is packed.
+            (20, 600, 300),
         ] {
             let a: Vec<f64> = rng
                 .vec(m * k, -1.0, 1.0)

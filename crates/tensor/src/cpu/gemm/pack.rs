@@ -13,6 +13,10 @@ fn read_run<T: Dtype>(data: &[T], start: usize, stride: usize, out: &mut [f32]) 
         let src = &data[start..start + out.len()];
         match crate::cpu::simd::f32_view(src) {
             Some(src) => copy_short(src, out),
+            // An A panel group (12 values): an inlined loop costs less than the call.
+            None if out.len() <= SHORT_RUN => {
+                out.iter_mut().zip(src).for_each(|(o, v)| *o = v.to_f32())
+            }
             None => convert_slice_to_f32(src, out).expect("equal lengths"),
         }
     } else {
@@ -21,6 +25,9 @@ fn read_run<T: Dtype>(data: &[T], start: usize, stride: usize, out: &mut [f32]) 
         }
     }
 }
+
+/// Runs of at most this many values are converted element by element, inline.
+const SHORT_RUN: usize = 16;
 
 /// `dst = src` for the short runs of packing (one k-group of a panel, 6 to 32 values):
 /// fixed eight-value copies in registers instead of a `memcpy` call per run, which

@@ -2,7 +2,8 @@
 //! single-tensor path, with `amsgrad` and `maximize`) for one F32 parameter and its
 //! moments, in place.
 
-use super::{check_in, check_operands, check_state_given, flip_sign_if};
+use super::{check_in, check_operands, check_state_given, flip_sign_if, update_piece_len};
+use crate::cpu::pool::{Pool, locked_pieces, piece_of};
 use crate::cpu::simd::multiversioned;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -145,13 +146,25 @@ impl Tensor<F32> {
             t.try_make_owned(OP)?;
         }
         let p = self.try_owned_elements_mut(OP)?;
-        let m = m.try_owned_elements_mut(OP)?;
-        let v = v.try_owned_elements_mut(OP)?;
-        let max_v = match max_v {
-            Some(t) => t.try_owned_elements_mut(OP)?,
-            None => &mut [],
+        let (k, per) = (h.scalars(), update_piece_len(p.len()));
+        let ps = locked_pieces(p, per);
+        let ms = locked_pieces(m.try_owned_elements_mut(OP)?, per);
+        let vs = locked_pieces(v.try_owned_elements_mut(OP)?, per);
+        let max_vs = match max_v {
+            Some(t) => locked_pieces(t.try_owned_elements_mut(OP)?, per),
+            None => Vec::new(),
         };
-        adamw_cpu(p, &g, m, v, max_v, h.scalars());
+        Pool::global().run(ps.len(), &|i| {
+            let (mut p, mut m, mut v) = (piece_of(&ps, i), piece_of(&ms, i), piece_of(&vs, i));
+            let n = p.len();
+            // Empty without AMSGrad.
+            let mut max_v = (!max_vs.is_empty()).then(|| piece_of(&max_vs, i));
+            let max_v: &mut [F32] = match &mut max_v {
+                Some(piece) => piece,
+                None => &mut [],
+            };
+            adamw_cpu(&mut p, &g[i * per..][..n], &mut m, &mut v, max_v, k);
+        });
         Ok(())
     }
 }

@@ -28,6 +28,15 @@ use crate::storage::same_device;
 use crate::tensor::Tensor;
 use mixprec_dtype::F32;
 
+/// Parameters of at least this many elements are updated on the pool, in pieces (an
+/// element's update reads and writes that element only, so the split changes no bit).
+const UPDATE_PARALLEL_MIN: usize = 1 << 15;
+
+/// The piece length of a fused update of `len` elements (all of it when small).
+fn update_piece_len(len: usize) -> usize {
+    crate::cpu::pool::piece_len(len, 64, UPDATE_PARALLEL_MIN)
+}
+
 /// Errors unless `value` lies in `range` (NaN never does), naming `op` and `name`.
 fn check_in(op: &'static str, name: &str, value: f64, range: std::ops::Range<f64>) -> Result<()> {
     if range.contains(&value) {

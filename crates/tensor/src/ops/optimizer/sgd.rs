@@ -2,7 +2,8 @@
 //! single-tensor path, with `maximize`) for one F32 parameter and its momentum buffer,
 //! in place.
 
-use super::{check_in, check_operands, check_state_given, flip_sign_if};
+use super::{check_in, check_operands, check_state_given, flip_sign_if, update_piece_len};
+use crate::cpu::pool::{Pool, locked_pieces, piece_of};
 use crate::cpu::simd::multiversioned;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
@@ -133,9 +134,22 @@ impl Tensor<F32> {
             b.try_make_owned(OP)?;
         }
         let p = self.try_owned_elements_mut(OP)?;
+        let (k, per) = (h.scalars(), update_piece_len(p.len()));
+        let ps = locked_pieces(p, per);
         match momentum_buffer {
-            None => sgd_plain_cpu(p, &g, h.scalars()),
-            Some(buf) => sgd_momentum_cpu(p, &g, buf.try_owned_elements_mut(OP)?, h.scalars()),
+            None => Pool::global().run(ps.len(), &|i| {
+                let mut p = piece_of(&ps, i);
+                let n = p.len();
+                sgd_plain_cpu(&mut p, &g[i * per..][..n], k);
+            }),
+            Some(buf) => {
+                let bs = locked_pieces(buf.try_owned_elements_mut(OP)?, per);
+                Pool::global().run(ps.len(), &|i| {
+                    let (mut p, mut b) = (piece_of(&ps, i), piece_of(&bs, i));
+                    let n = p.len();
+                    sgd_momentum_cpu(&mut p, &g[i * per..][..n], &mut b, k);
+                });
+            }
         }
         Ok(())
     }
