@@ -5,7 +5,7 @@
 //! counts are added. The same chunks give [`amax`] on its own (FP8 current scaling).
 
 use crate::cpu::map::CHUNK;
-use crate::cpu::pool::par_zip_chunks;
+use crate::cpu::pool::par_zip_chunks_with;
 use crate::ops::CastReport;
 use crate::tensor::Tensor;
 use mixprec_dtype::{
@@ -140,34 +140,40 @@ pub(crate) fn cast_chunks<D: Dtype, T: Dtype>(
     let mut out = crate::cpu::alloc::try_scratch::<T>("cast", t.shape(), src.len())?;
     let total = Mutex::new(Counts::default());
     let (max, s) = (T::MAX.to_f64(), f64::from(scale));
-    par_zip_chunks(&mut out, &src, CHUNK, PARALLEL_MIN, |o, src| {
-        let mut buf = [0.0f32; CHUNK];
-        // Unscaled F32 needs no widening: read the elements where they are.
-        let f: &[f32] = match crate::cpu::simd::f32_view(src).filter(|_| t.scale == 1.0) {
-            Some(f) => f,
-            None => {
-                let f = &mut buf[..src.len()];
-                widen(t, src, f);
-                f
-            }
-        };
-        let result = match (saturate, scale == 1.0) {
-            (false, true) => convert_slice(f, o),
-            (true, true) => convert_slice_saturating(f, o),
-            (false, false) => convert_slice_scaled(f, o, scale),
-            (true, false) => convert_slice_scaled_saturating(f, o, scale),
-        };
-        result.expect("equal lengths and a valid scale");
-        let mut g = [0.0f32; CHUNK];
-        let g = &mut g[..o.len()];
-        convert_slice_to_f32(o, g).expect("equal lengths");
-        let c = if saturate {
-            count_saturating(f, g, s, max)
-        } else {
-            count_plain(f, g)
-        };
-        total.lock().unwrap_or_else(|e| e.into_inner()).add(&c);
-    });
+    let scratch = |n: usize| (vec![0.0f32; n], vec![0.0f32; n]);
+    par_zip_chunks_with(
+        &mut out,
+        &src,
+        CHUNK,
+        PARALLEL_MIN,
+        scratch,
+        |(buf, g), o, src| {
+            // Unscaled F32 needs no widening: read the elements where they are.
+            let f: &[f32] = match crate::cpu::simd::f32_view(src).filter(|_| t.scale == 1.0) {
+                Some(f) => f,
+                None => {
+                    let f = &mut buf[..src.len()];
+                    widen(t, src, f);
+                    f
+                }
+            };
+            let result = match (saturate, scale == 1.0) {
+                (false, true) => convert_slice(f, o),
+                (true, true) => convert_slice_saturating(f, o),
+                (false, false) => convert_slice_scaled(f, o, scale),
+                (true, false) => convert_slice_scaled_saturating(f, o, scale),
+            };
+            result.expect("equal lengths and a valid scale");
+            let g = &mut g[..o.len()];
+            convert_slice_to_f32(o, g).expect("equal lengths");
+            let c = if saturate {
+                count_saturating(f, g, s, max)
+            } else {
+                count_plain(f, g)
+            };
+            total.lock().unwrap_or_else(|e| e.into_inner()).add(&c);
+        },
+    );
     let c = total.into_inner().unwrap_or_else(|e| e.into_inner());
     let report = CastReport {
         from: D::DTYPE,

@@ -4,7 +4,7 @@
 //! layouts row by row.
 
 use crate::cpu::alloc::{FirstError, try_scratch, try_zeroed_acc};
-use crate::cpu::pool::{par_pieces, par_zip_chunks};
+use crate::cpu::pool::{par_pieces, par_zip_chunks_with};
 use crate::error::{Result, or_panic};
 use crate::layout::{Layout, broadcast_shapes, for_each_row_n};
 use crate::tensor::Tensor;
@@ -61,14 +61,13 @@ pub(crate) fn map_unary_chunks<D: Dtype>(
     }
     let src = x.try_elements(op)?;
     let mut out = try_scratch::<D>(op, shape, src.len())?;
-    let body = |(o, s): (&mut [D], &[D])| {
-        let mut buf = [D::Acc::zero(); CHUNK];
+    let scratch = |n: usize| vec![D::Acc::zero(); n];
+    par_zip_chunks_with(&mut out, &src, CHUNK, parallel_min, scratch, |buf, o, s| {
         let buf = &mut buf[..s.len()];
         D::to_acc_slice(s, buf);
         f(buf);
         D::from_acc_slice(buf, o);
-    };
-    par_zip_chunks(&mut out, &src, CHUNK, parallel_min, |o, s| body((o, s)));
+    });
     Ok(Tensor::from_parts(out, shape, 1.0))
 }
 
@@ -135,22 +134,23 @@ fn zip_same_shape<D: Dtype>(
 ) -> Result<Tensor<D>> {
     let (sa, sb) = (a.try_elements(op)?, b.try_elements(op)?);
     let mut out = try_scratch::<D>(op, a.shape(), sa.len())?;
-    let body = |((o, x), y): ((&mut [D], &[D]), &[D])| {
-        let mut bx = [D::Acc::zero(); CHUNK];
-        let mut by = [D::Acc::zero(); CHUNK];
-        let (bx, by) = (&mut bx[..x.len()], &mut by[..x.len()]);
-        D::to_acc_slice(x, bx);
-        D::to_acc_slice(y, by);
-        f(bx, by);
-        D::from_acc_slice(bx, o);
-    };
     par_pieces(&mut out, CHUNK, parallel_min, |off, piece| {
         let end = off + piece.len();
+        // Decode buffers once per piece (zero-filling them per chunk cost a third of
+        // the decode).
+        let n = piece.len().min(CHUNK);
+        let (mut bx, mut by) = (vec![D::Acc::zero(); n], vec![D::Acc::zero(); n]);
         piece
             .chunks_mut(CHUNK)
             .zip(sa[off..end].chunks(CHUNK))
             .zip(sb[off..end].chunks(CHUNK))
-            .for_each(body)
+            .for_each(|((o, x), y)| {
+                let (bx, by) = (&mut bx[..x.len()], &mut by[..x.len()]);
+                D::to_acc_slice(x, bx);
+                D::to_acc_slice(y, by);
+                f(bx, by);
+                D::from_acc_slice(bx, o);
+            })
     });
     Ok(Tensor::from_parts(out, a.shape(), 1.0))
 }
@@ -197,19 +197,20 @@ fn trailing_broadcast_rows<D: Dtype>(
     // A task holds at least one row: its buffer is fallible (a row may be huge).
     let rows_per_task = (CHUNK / row).max(1) * row;
     let failed = FirstError::new();
-    let job = |(o, x): (&mut [D], &[D])| {
-        let Some(mut buf) = failed.keep(try_zeroed_acc::<D>(op, &[x.len()], x.len())) else {
+    // One buffer per piece, sized for its longest task.
+    let scratch = |n: usize| failed.keep(try_zeroed_acc::<D>(op, &[n], n));
+    let job = |buf: &mut Option<Vec<D::Acc>>, o: &mut [D], x: &[D]| {
+        let Some(buf) = buf else {
             return;
         };
-        D::to_acc_slice(x, &mut buf);
+        let buf = &mut buf[..x.len()];
+        D::to_acc_slice(x, buf);
         for r in buf.chunks_mut(row) {
             apply_binary(r, &s, f);
         }
-        D::from_acc_slice(&buf, o);
+        D::from_acc_slice(buf, o);
     };
-    par_zip_chunks(&mut out, &src, rows_per_task, PARALLEL_MIN, |o, x| {
-        job((o, x))
-    });
+    par_zip_chunks_with(&mut out, &src, rows_per_task, PARALLEL_MIN, scratch, job);
     failed.into_result()?;
     Ok(Tensor::from_parts(out, shape, 1.0))
 }

@@ -453,13 +453,29 @@ pub(crate) fn par_zip_chunks<T: Send, S: Sync>(
     min_len: usize,
     job: impl Fn(&mut [T], &[S]) + Sync,
 ) {
+    par_zip_chunks_with(out, src, chunk, min_len, |_| (), |_, o, x| job(o, x));
+}
+
+/// [`par_zip_chunks`] with scratch space: `scratch(n)` is made once per piece, for its
+/// longest chunk of `n` elements (a piece holds at least eight chunks when it runs in
+/// parallel), and lent to each of its chunks' jobs, so a chunk's decode buffers are not
+/// zero-filled (or allocated) chunk by chunk, nor larger than the data.
+pub(crate) fn par_zip_chunks_with<T: Send, S: Sync, B>(
+    out: &mut [T],
+    src: &[S],
+    chunk: usize,
+    min_len: usize,
+    scratch: impl Fn(usize) -> B + Sync,
+    job: impl Fn(&mut B, &mut [T], &[S]) + Sync,
+) {
     debug_assert_eq!(out.len(), src.len());
     par_pieces(out, chunk, min_len, |off, piece| {
         let end = off + piece.len();
+        let mut b = scratch(piece.len().min(chunk));
         piece
             .chunks_mut(chunk)
             .zip(src[off..end].chunks(chunk))
-            .for_each(|(o, x)| job(o, x));
+            .for_each(|(o, x)| job(&mut b, o, x));
     });
 }
 

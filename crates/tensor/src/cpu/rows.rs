@@ -6,7 +6,7 @@
 //! half the bytes of f32.
 
 use crate::cpu::alloc::{FirstError, try_scratch, try_zeroed_acc, try_zeroed_acc_buffers};
-use crate::cpu::pool::par_zip_chunks;
+use crate::cpu::pool::{par_zip_chunks, par_zip_chunks_with};
 use crate::error::Result;
 use crate::layout::normalize_axis;
 use crate::tensor::Tensor;
@@ -64,17 +64,18 @@ fn stream_rows<D: Dtype>(
     let rows_per_task = (crate::cpu::map::CHUNK / row_len).max(1) * row_len;
     // A block holds at least one row: its buffers are fallible (a row may be huge).
     let failed = FirstError::new();
-    let job = |(o, s): (&mut [D], &[D])| {
-        let Some([mut x, mut y]) = failed.keep(try_zeroed_acc_buffers::<D, 2>(op, s.len())) else {
+    // One pair of buffers per piece, sized for its longest block.
+    let scratch = |n: usize| failed.keep(try_zeroed_acc_buffers::<D, 2>(op, n));
+    let job = |bufs: &mut Option<[Vec<D::Acc>; 2]>, o: &mut [D], s: &[D]| {
+        let Some([x, y]) = bufs else {
             return;
         };
-        D::to_acc_slice(s, &mut x);
-        f(&x, &mut y, row_len);
-        D::from_acc_slice(&y, o);
+        let (x, y) = (&mut x[..s.len()], &mut y[..s.len()]);
+        D::to_acc_slice(s, x);
+        f(x, y, row_len);
+        D::from_acc_slice(y, o);
     };
-    par_zip_chunks(&mut out, &src, rows_per_task, parallel_min, |o, s| {
-        job((o, s))
-    });
+    par_zip_chunks_with(&mut out, &src, rows_per_task, parallel_min, scratch, job);
     failed.into_result()?;
     Ok(Tensor::from_parts(out, t.shape(), 1.0))
 }
