@@ -140,6 +140,7 @@ pub(crate) fn cast_chunks<D: Dtype, T: Dtype>(
     let mut out = crate::cpu::alloc::try_scratch::<T>("cast", t.shape(), src.len())?;
     let total = Mutex::new(Counts::default());
     let (max, s) = (T::MAX.to_f64(), f64::from(scale));
+    let bounds = (!saturate && scale == 1.0).then(plain_cast_bounds::<T>);
     let scratch = |n: usize| (vec![0.0f32; n], vec![0.0f32; n]);
     par_zip_chunks_with(
         &mut out,
@@ -164,12 +165,17 @@ pub(crate) fn cast_chunks<D: Dtype, T: Dtype>(
                 (true, false) => convert_slice_scaled_saturating(f, o, scale),
             };
             result.expect("equal lengths and a valid scale");
-            let g = &mut g[..o.len()];
-            convert_slice_to_f32(o, g).expect("equal lengths");
-            let c = if saturate {
-                count_saturating(f, g, s, max)
+            let c = if let Some(b) = bounds {
+                // Unscaled and not saturating: the counts are thresholds on the source.
+                count_by_bounds(f, b)
             } else {
-                count_plain(f, g)
+                let g = &mut g[..o.len()];
+                convert_slice_to_f32(o, g).expect("equal lengths");
+                if saturate {
+                    count_saturating(f, g, s, max)
+                } else {
+                    count_plain(f, g)
+                }
             };
             total.lock().unwrap_or_else(|e| e.into_inner()).add(&c);
         },
@@ -223,6 +229,73 @@ crate::cpu::simd::multiversioned! {
     }
 }
 
+/// Where an unscaled, non-saturating cast into `T` overflows and underflows, as f32
+/// magnitude bits ([`abs_bits`]): rounding to nearest is monotone in the magnitude, so a
+/// finite value's result is non-finite exactly when its bits are at least `overflow`
+/// (`0x7f80_0000`, never, for a type that holds every f32), and a non-zero value's result
+/// is zero exactly when its bits are at most `underflow` (0, never, when none does).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PlainCastBounds {
+    overflow: u32,
+    underflow: u32,
+}
+
+/// [`PlainCastBounds`] of `T`, found once per type by bisection over the f32 magnitudes
+/// with `T`'s own scalar rounding (the slice conversions round identically; tested).
+fn plain_cast_bounds<T: Dtype>() -> PlainCastBounds {
+    use mixprec_dtype::DType;
+    use std::sync::OnceLock;
+    #[allow(clippy::declare_interior_mutable_const)]
+    const UNKNOWN: OnceLock<PlainCastBounds> = OnceLock::new();
+    static FOUND: [OnceLock<PlainCastBounds>; DType::COUNT] = [UNKNOWN; DType::COUNT];
+    *FOUND[T::DTYPE.index()].get_or_init(|| {
+        let result = |bits: u32| T::from_f32(f32::from_bits(bits)).to_f32();
+        // The first magnitude in `0..INF` for which `past` holds (`past` is monotone).
+        let first = |past: &dyn Fn(u32) -> bool| {
+            let (mut lo, mut hi) = (0u32, 0x7f80_0000u32);
+            while lo < hi {
+                let mid = lo + (hi - lo) / 2;
+                if past(mid) {
+                    hi = mid;
+                } else {
+                    lo = mid + 1;
+                }
+            }
+            lo
+        };
+        PlainCastBounds {
+            overflow: first(&|b| !result(b).is_finite()),
+            underflow: first(&|b| result(b) != 0.0).saturating_sub(1),
+        }
+    })
+}
+
+crate::cpu::simd::multiversioned! {
+    /// Counts of an unscaled, non-saturating cast of `f` from the source alone: NaN,
+    /// overflowed (finite, at least `b.overflow`), underflowed (non-zero, at most
+    /// `b.underflow`), as flag sums on the magnitude bits (vectorised; no result decoded
+    /// back), and the largest magnitude. The same counts as [`count_plain`].
+    fn count_by_bounds(f: &[f32], b: PlainCastBounds) -> Counts {
+        const INF: u32 = 0x7f80_0000;
+        let (mut nan, mut over, mut under) = (0u32, 0u32, 0u32);
+        let mut amax_bits = 0u32;
+        for &v in f {
+            let a = abs_bits(v);
+            amax_bits = amax_bits.max(a);
+            nan += u32::from(a > INF);
+            over += u32::from((a < INF) & (a >= b.overflow));
+            under += u32::from((a != 0) & (a <= b.underflow));
+        }
+        Counts {
+            underflowed: under as usize,
+            overflowed: over as usize,
+            saturated: 0,
+            nan: nan as usize,
+            amax_bits,
+        }
+    }
+}
+
 crate::cpu::simd::multiversioned! {
     /// Counts of a non-saturating cast: source `f`, results `got` (widened back, exact).
     /// NaN, overflow and underflow exclude each other here, so each is a plain sum of
@@ -243,5 +316,74 @@ crate::cpu::simd::multiversioned! {
             nan: nan as usize,
             amax_bits,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mixprec_dtype::{Bf16, E4M3, E5M2, F16, F32, F64};
+
+    /// Magnitudes that reach every bound: each exponent with several mantissas, and
+    /// every value within 4 ulp of the type's bounds, both signs; 0, inf and NaN among
+    /// them.
+    fn hard_values<T: Dtype>() -> Vec<f32> {
+        let b = plain_cast_bounds::<T>();
+        let mut bits: Vec<u32> = (0..=255u32)
+            .flat_map(|e| [0u32, 1, 0x40_0000, 0x7f_ffff, 0x12_3457].map(move |m| e << 23 | m))
+            .collect();
+        for edge in [b.overflow, b.underflow] {
+            bits.extend(edge.saturating_sub(4)..=edge.saturating_add(4).min(0x7fc0_0000));
+        }
+        bits.iter()
+            .flat_map(|&m| [f32::from_bits(m), -f32::from_bits(m)])
+            .collect()
+    }
+
+    fn same_counts<T: Dtype>() {
+        let f = hard_values::<T>();
+        let t: Vec<T> = f.iter().map(|&v| T::from_f32(v)).collect();
+        let g: Vec<f32> = t.iter().map(|v| v.to_f32()).collect();
+        let (a, b) = (
+            count_plain(&f, &g),
+            count_by_bounds(&f, plain_cast_bounds::<T>()),
+        );
+        let what = T::NAME;
+        assert_eq!(a.nan, b.nan, "{what} NaN");
+        assert_eq!(a.overflowed, b.overflowed, "{what} overflow");
+        assert_eq!(a.underflowed, b.underflowed, "{what} underflow");
+        assert_eq!(a.amax_bits, b.amax_bits, "{what} amax");
+        assert!(
+            a.overflowed + a.underflowed > 0 || T::BYTES >= 4,
+            "{what}: no edge reached"
+        );
+    }
+
+    /// The bounds count exactly what decoding the results back counts, in every type.
+    #[test]
+    fn bounds_count_what_the_results_say() {
+        same_counts::<Bf16>();
+        same_counts::<F16>();
+        same_counts::<E4M3>();
+        same_counts::<E5M2>();
+        same_counts::<F32>();
+        same_counts::<F64>();
+    }
+
+    /// The bounds against the formats' definitions.
+    #[test]
+    fn bounds_are_the_formats_rounding_edges() {
+        let bf16 = plain_cast_bounds::<Bf16>();
+        // MAX is 0x7f7f0000; from MAX + half an ulp (a tie, to even: inf) up.
+        assert_eq!(bf16.overflow, 0x7f7f_8000);
+        // The smallest subnormal is 2^-133; half of it (a tie) rounds to zero.
+        assert_eq!(f32::from_bits(bf16.underflow), 2f32.powi(-134));
+        let f16 = plain_cast_bounds::<F16>();
+        assert_eq!(f32::from_bits(f16.overflow), 65520.0);
+        assert_eq!(f32::from_bits(f16.underflow), 2f32.powi(-25));
+        let e4m3 = plain_cast_bounds::<E4M3>();
+        assert_eq!(f32::from_bits(e4m3.underflow), 2f32.powi(-10));
+        let f32b = plain_cast_bounds::<F32>();
+        assert_eq!((f32b.overflow, f32b.underflow), (0x7f80_0000, 0));
     }
 }
