@@ -97,16 +97,10 @@ fn max_bits_of<D: Dtype>(
 ) -> crate::Result<f32> {
     let src = t.try_elements(op)?;
     let piece_max = |piece: &[D]| {
-        // Unscaled F32 needs no widening: read the elements where they are.
-        if let Some(f) = crate::cpu::simd::f32_view(piece).filter(|_| t.scale == 1.0) {
-            return chunk_max(f);
-        }
-        let mut buf = [0.0f32; CHUNK];
-        piece.chunks(CHUNK).fold(0u32, |m, s| {
-            let f = &mut buf[..s.len()];
-            widen(t, s, f);
-            m.max(chunk_max(f))
-        })
+        let mut buf = Vec::new();
+        piece
+            .chunks(CHUNK)
+            .fold(0u32, |m, s| m.max(chunk_max(widened(t, s, &mut buf))))
     };
     if src.len() < PARALLEL_MIN {
         return Ok(amax_from_bits(piece_max(&src)));
@@ -119,12 +113,22 @@ fn max_bits_of<D: Dtype>(
     Ok(amax_from_bits(best.into_inner()))
 }
 
-/// `t`'s values (FP8: divided by its scale) of the element range `src` as f32 into `out`.
-fn widen<D: Dtype>(t: &Tensor<D>, src: &[D], out: &mut [f32]) {
+/// `t`'s values (FP8: divided by its scale) of the element range `src` as f32: the
+/// elements themselves for unscaled F32 (no copy), else widened into `buf` (grown, and
+/// zero-filled, once to the longest `src` it is given).
+fn widened<'a, D: Dtype>(t: &Tensor<D>, src: &'a [D], buf: &'a mut Vec<f32>) -> &'a [f32] {
+    if let Some(f) = crate::cpu::simd::f32_view(src).filter(|_| t.scale == 1.0) {
+        return f;
+    }
+    if buf.len() < src.len() {
+        buf.resize(src.len(), 0.0);
+    }
+    let out = &mut buf[..src.len()];
     convert_slice_to_f32(src, out).expect("equal lengths");
     if t.scale != 1.0 {
         out.iter_mut().for_each(|v| *v /= t.scale);
     }
+    out
 }
 
 /// Rounds `t`'s values times `scale` into `T` (nearest even; clamped to `±T::MAX` when
@@ -141,7 +145,8 @@ pub(crate) fn cast_chunks<D: Dtype, T: Dtype>(
     let total = Mutex::new(Counts::default());
     let (max, s) = (T::MAX.to_f64(), f64::from(scale));
     let bounds = (!saturate && scale == 1.0).then(plain_cast_bounds::<T>);
-    let scratch = |n: usize| (vec![0.0f32; n], vec![0.0f32; n]);
+    // Decode buffers, grown on first use (unscaled F32 and the bounds count need none).
+    let scratch = |_| (Vec::new(), Vec::new());
     par_zip_chunks_with(
         &mut out,
         &src,
@@ -149,15 +154,7 @@ pub(crate) fn cast_chunks<D: Dtype, T: Dtype>(
         PARALLEL_MIN,
         scratch,
         |(buf, g), o, src| {
-            // Unscaled F32 needs no widening: read the elements where they are.
-            let f: &[f32] = match crate::cpu::simd::f32_view(src).filter(|_| t.scale == 1.0) {
-                Some(f) => f,
-                None => {
-                    let f = &mut buf[..src.len()];
-                    widen(t, src, f);
-                    f
-                }
-            };
+            let f = widened(t, src, buf);
             let result = match (saturate, scale == 1.0) {
                 (false, true) => convert_slice(f, o),
                 (true, true) => convert_slice_saturating(f, o),
@@ -169,6 +166,9 @@ pub(crate) fn cast_chunks<D: Dtype, T: Dtype>(
                 // Unscaled and not saturating: the counts are thresholds on the source.
                 count_by_bounds(f, b)
             } else {
+                if g.len() < o.len() {
+                    g.resize(o.len(), 0.0f32);
+                }
                 let g = &mut g[..o.len()];
                 convert_slice_to_f32(o, g).expect("equal lengths");
                 if saturate {
