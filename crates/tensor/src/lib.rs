@@ -18,6 +18,7 @@
 #![warn(missing_debug_implementations)]
 
 mod approx_eq;
+mod backend;
 mod cpu;
 mod error;
 mod layout;
@@ -30,13 +31,15 @@ mod storage;
 pub mod strategies;
 mod tensor;
 
+pub use backend::Primitive;
 pub use cpu::alloc::{release_workspace, workspace_bytes};
 pub use cpu::pool::{MAX_THREADS, num_threads, set_num_threads};
 pub use error::{Error, ErrorKind, Result};
 pub use mask::{Indices, Mask};
 pub use ops::{
-    AdamWStep, BinaryOp, CastOptions, CastOverflow, CastReport, CastRounding, CastScale,
-    Conv2dParams, Pool2dParams, ReduceOp, SameDtype, Saves, SgdStep, UnaryOp,
+    AdamWStep, ArgReduceOp, BinaryOp, CastOptions, CastOverflow, CastReport, CastRounding,
+    CastScale, CompareOp, Conv2dParams, IndexOp, Pool2dParams, PoolOp, ReduceOp, RowOp, SameDtype,
+    Saves, SgdStep, UnaryOp,
 };
 pub use rng::Rng;
 pub use storage::Device;

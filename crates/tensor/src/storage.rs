@@ -35,16 +35,18 @@ pub(crate) fn same_device(op: &'static str, a: Device, b: Device) -> Result<()> 
     Err(Error::new(op, ErrorKind::DeviceMismatch { lhs: a, rhs: b }))
 }
 
-/// Errors unless every device in `devices` is the first one.
-pub(crate) fn all_on_one_device(
+/// The device of every one of `devices` (at least one), or an error naming `op` and the
+/// first two that differ: an op's front picks its backend with it.
+pub(crate) fn one_device(
     op: &'static str,
     devices: impl IntoIterator<Item = Device>,
-) -> Result<()> {
+) -> Result<Device> {
     let mut devices = devices.into_iter();
-    let Some(first) = devices.next() else {
-        return Ok(());
-    };
-    devices.try_for_each(|d| same_device(op, first, d))
+    let first = devices
+        .next()
+        .ok_or_else(|| Error::invalid(op, "no tensor operand"))?;
+    devices.try_for_each(|d| same_device(op, first, d))?;
+    Ok(first)
 }
 
 /// Elements on a CUDA device. This build has no CUDA backend: the stand-in cannot be

@@ -5,8 +5,9 @@
 
 use crate::cpu::alloc::{FirstError, try_scratch, try_zeroed_acc};
 use crate::cpu::pool::{par_pieces, par_zip_chunks_with};
-use crate::error::{Result, or_panic};
+use crate::error::{Error, ErrorKind, Result, or_panic};
 use crate::layout::{Layout, broadcast_shapes, for_each_row_n};
+use crate::storage::Device;
 use crate::tensor::Tensor;
 use mixprec_dtype::{Acc, Dtype};
 use num_traits::Zero;
@@ -237,21 +238,71 @@ pub(crate) fn broadcast_values<D: Dtype, const N: usize>(
     Ok(out)
 }
 
+/// Errors unless `device` is the CPU: a Rust closure runs on the host only.
+fn closures_run_on_the_cpu(op: &'static str, device: Device) -> Result<()> {
+    if device == Device::Cpu {
+        return Ok(());
+    }
+    Err(Error::new(
+        op,
+        ErrorKind::Unsupported {
+            device,
+            what: "a closure runs on the CPU only: move the tensor with `to_device(Device::Cpu)`"
+                .into(),
+        },
+    ))
+}
+
 impl<D: Dtype> Tensor<D> {
     /// A custom element-wise op: `f` applied in the compute precision `D::Acc`, result
-    /// rounded once into `D` (chunked and parallel like the built-in ops). Backward rules
-    /// and user-defined layers use it for fused derivatives.
+    /// rounded once into `D` (chunked and parallel like the built-in ops). A CPU
+    /// convenience for user-defined layers and tests: a closure cannot run on a device,
+    /// so on a GPU tensor this panics with the error of [`Tensor::try_map`] (the built-in
+    /// ops, [`Tensor::unary`], run everywhere).
     pub fn map(&self, f: impl Fn(D::Acc) -> D::Acc + Sync) -> Tensor<D> {
-        or_panic(map_unary("map", self, f))
+        or_panic(self.try_map(f))
+    }
+
+    /// [`Tensor::map`], or an error when the tensor is not on the CPU or the result
+    /// cannot be allocated.
+    pub fn try_map(&self, f: impl Fn(D::Acc) -> D::Acc + Sync) -> Result<Tensor<D>> {
+        closures_run_on_the_cpu("map", self.device())?;
+        map_unary("map", self, f)
     }
 
     /// A custom binary element-wise op with NumPy broadcasting, computed in `D::Acc` and
-    /// rounded once. Errors when the shapes do not broadcast.
+    /// rounded once. A CPU convenience like [`Tensor::map`]: errors when either tensor is
+    /// not on the CPU, or the shapes do not broadcast.
     pub fn zip_map(
         &self,
         other: &Tensor<D>,
         f: impl Fn(D::Acc, D::Acc) -> D::Acc + Sync,
     ) -> Result<Tensor<D>> {
+        closures_run_on_the_cpu("zip_map", self.device())?;
+        closures_run_on_the_cpu("zip_map", other.device())?;
         zip_binary("zip_map", self, other, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mixprec_dtype::F32;
+
+    #[test]
+    fn closures_are_a_cpu_convenience() {
+        let e = closures_run_on_the_cpu("map", Device::Cuda(0)).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "map: cuda:0: a closure runs on the CPU only: move the tensor with \
+             `to_device(Device::Cpu)`"
+        );
+        let x = Tensor::<F32>::from_f32(&[1.0, -2.0], &[2]).unwrap();
+        assert_eq!(
+            x.try_map(|v| v * 2.0).unwrap().to_f32_vec(),
+            vec![2.0, -4.0]
+        );
+        let y = x.zip_map(&x, |a, b| a - b).unwrap();
+        assert_eq!(y.to_f32_vec(), vec![0.0, 0.0]);
     }
 }

@@ -1,6 +1,7 @@
 //! The CPU engine, in one room: everything here computes on host slices, and nothing
 //! outside it does arithmetic on elements (op fronts check, then call into it).
 //!
+//! - [`Cpu`]: the CPU's side of the backend contract (`crate::backend`).
 //! - [`alloc`]: result buffers (fallible allocation, huge-page hints, the recycler).
 //! - [`pool`]: the thread pool (sound under panics, yields to other processes).
 //! - [`simd`]: multiversioned loops; which instruction sets run is decided once, in
@@ -14,6 +15,7 @@
 //! - [`sum_squares`]: the L2 norm's pass (f64 lanes, fixed blocks, on the pool).
 
 pub(crate) mod alloc;
+mod backend;
 pub(crate) mod cast_chunks;
 pub(crate) mod fast_math;
 pub(crate) mod gemm;
@@ -22,3 +24,5 @@ pub(crate) mod pool;
 pub(crate) mod rows;
 pub(crate) mod simd;
 pub(crate) mod sum_squares;
+
+pub(crate) use backend::Cpu;

@@ -4,8 +4,10 @@
 //! `D`; a device finds its kernel through [`BinaryOp::kernel`]. Scalar forms fix the
 //! second operand to a value rounded to the compute precision.
 
+use crate::backend::on_device;
 use crate::cpu::map::{map_unary, zip_binary};
 use crate::error::{Result, or_panic};
+use crate::storage::one_device;
 use crate::tensor::Tensor;
 use mixprec_dtype::{Acc, Dtype};
 use num_traits::Float;
@@ -195,6 +197,12 @@ impl<D: Dtype> Tensor<D> {
     /// assert_eq!(c.to_f32_vec(), vec![11.0, 22.0, 13.0, 24.0]);
     /// ```
     pub fn binary(&self, op: BinaryOp, other: &Tensor<D>) -> Result<Tensor<D>> {
+        let device = one_device(op.name(), [self.device(), other.device()])?;
+        on_device!(device, b => b.binary(op, self, other))
+    }
+
+    /// The CPU kernel of [`Tensor::binary`], after its front's checks.
+    pub(crate) fn binary_on_cpu(&self, op: BinaryOp, other: &Tensor<D>) -> Result<Tensor<D>> {
         let name = op.name();
         dispatch_binary!(op, f => zip_binary(name, self, other, f))
     }
@@ -202,6 +210,11 @@ impl<D: Dtype> Tensor<D> {
     /// `op(self, scalar)` for every element: the scalar is rounded to the compute
     /// precision first. Errors only when the result cannot be allocated.
     pub fn binary_scalar(&self, op: BinaryOp, scalar: f64) -> Result<Tensor<D>> {
+        on_device!(self.device(), b => b.binary_scalar(op, self, scalar))
+    }
+
+    /// The CPU kernel of [`Tensor::binary_scalar`], after its front's checks.
+    pub(crate) fn binary_scalar_on_cpu(&self, op: BinaryOp, scalar: f64) -> Result<Tensor<D>> {
         let (name, s) = (op.scalar_name(), D::Acc::from_f64(scalar));
         dispatch_binary!(op, f => map_unary(name, self, move |a| f(a, s)))
     }

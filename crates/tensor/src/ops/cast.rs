@@ -2,6 +2,7 @@
 //! stochastic), overflows as the format does or saturates, and counts what happened —
 //! the report the autograd tape records at every cast point.
 
+use crate::backend::on_device;
 use crate::error::{Error, Result};
 use crate::rng::Rng;
 use crate::tensor::{Tensor, fp8_current_scale};
@@ -149,22 +150,20 @@ impl<D: Dtype> Tensor<D> {
     /// Casts to `T` with explicit rounding, overflow and scale, and reports how many values
     /// underflowed, overflowed or saturated. Errors on an invalid fixed scale.
     pub fn cast_with<T: Dtype>(&self, opts: CastOptions) -> Result<(Tensor<T>, CastReport)> {
+        check_scale::<T>(opts.scale)?;
+        on_device!(self.device(), b => b.cast::<D, T>(self, opts))
+    }
+
+    /// The CPU kernel of [`Tensor::cast_with`], after its front's checks.
+    pub(crate) fn cast_on_cpu<T: Dtype>(
+        &self,
+        opts: CastOptions,
+    ) -> Result<(Tensor<T>, CastReport)> {
         let saturate = match opts.overflow {
             CastOverflow::Auto => T::DTYPE.is_fp8(),
             CastOverflow::Format => false,
             CastOverflow::Saturate => true,
         };
-        if let CastScale::Fixed(s) = opts.scale
-            && (!(s.is_finite() && s > 0.0) || (!T::DTYPE.is_fp8() && s != 1.0))
-        {
-            return Err(Error::invalid(
-                "cast",
-                format!(
-                    "scale must be finite and > 0 (and 1 for a {} target), got {s}",
-                    T::NAME
-                ),
-            ));
-        }
         if D::DTYPE == T::DTYPE && !T::DTYPE.is_fp8() && opts.rounding == CastRounding::NearestEven
         {
             // Same precision: nothing rounds; share the storage and count the NaNs.
@@ -262,6 +261,22 @@ impl<D: Dtype> Tensor<D> {
         values.iter().zip(&out).for_each(|(&v, o)| count(v, o));
         Ok((Tensor::from_parts(out, self.shape(), scale), report))
     }
+}
+
+/// Errors unless a fixed scale is finite and positive (and 1 for a non-FP8 target `T`).
+fn check_scale<T: Dtype>(scale: CastScale) -> Result<()> {
+    if let CastScale::Fixed(s) = scale
+        && (!(s.is_finite() && s > 0.0) || (!T::DTYPE.is_fp8() && s != 1.0))
+    {
+        return Err(Error::invalid(
+            "cast",
+            format!(
+                "scale must be finite and > 0 (and 1 for a {} target), got {s}",
+                T::NAME
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The largest magnitude of `values` (NaN when any is NaN; 0 when empty).

@@ -1,8 +1,10 @@
 //! `concat` and `stack`: join tensors along an axis. Values are copied exactly; FP8
 //! inputs with different scales are requantised with current scaling.
 
+use crate::backend::on_device;
 use crate::error::{Error, Result};
 use crate::layout::normalize_axis;
+use crate::storage::one_device;
 use crate::tensor::Tensor;
 use mixprec_dtype::Dtype;
 use num_traits::Zero;
@@ -14,6 +16,51 @@ fn same_off_axis(a: &[usize], b: &[usize], axis: usize) -> bool {
             .zip(b)
             .enumerate()
             .all(|(d, (x, y))| d == axis || x == y)
+}
+
+/// The axis and shape of [`Tensor::pad_axis`]'s result, or its errors: an axis out of
+/// range, a size that overflows.
+fn padded_shape(
+    shape: &[usize],
+    axis: isize,
+    before: usize,
+    after: usize,
+) -> Result<(usize, Vec<usize>)> {
+    let a = normalize_axis("pad_axis", axis, shape.len())?;
+    let mut padded = shape.to_vec();
+    let len = padded[a];
+    padded[a] = len
+        .checked_add(before)
+        .and_then(|n| n.checked_add(after))
+        .ok_or_else(|| Error::size_overflow("pad_axis", shape))?;
+    crate::layout::checked_numel("pad_axis", &padded)?;
+    Ok((a, padded))
+}
+
+/// The axis and shape of [`Tensor::concat`]'s result, or its errors: no tensor, an axis
+/// out of range, sizes off the axis that differ, a size that overflows.
+fn concat_shape<D: Dtype>(tensors: &[&Tensor<D>], axis: isize) -> Result<(usize, Vec<usize>)> {
+    let first = tensors
+        .first()
+        .ok_or_else(|| Error::invalid("concat", "needs at least one tensor"))?;
+    let a = normalize_axis("concat", axis, first.rank())?;
+    for t in &tensors[1..] {
+        if !same_off_axis(first.shape(), t.shape(), a) {
+            return Err(Error::shapes(
+                "concat",
+                first.shape(),
+                t.shape(),
+                "all sizes but the concatenation axis must match",
+            ));
+        }
+    }
+    let mut shape = first.shape().to_vec();
+    shape[a] = tensors
+        .iter()
+        .try_fold(0usize, |n, t| n.checked_add(t.shape()[a]))
+        .ok_or_else(|| Error::size_overflow("concat", first.shape()))?;
+    crate::layout::checked_numel("concat", &shape)?;
+    Ok((a, shape))
 }
 
 impl<D: Dtype> Tensor<D> {
@@ -29,14 +76,19 @@ impl<D: Dtype> Tensor<D> {
     /// assert_eq!(p.to_f32_vec(), vec![0.0, 1.0, 2.0, 0.0, 0.0, 0.0, 3.0, 4.0, 0.0, 0.0]);
     /// ```
     pub fn pad_axis(&self, axis: isize, before: usize, after: usize) -> Result<Tensor<D>> {
-        let a = normalize_axis("pad_axis", axis, self.rank())?;
-        let mut shape = self.shape().to_vec();
-        let len = shape[a];
-        shape[a] = len
-            .checked_add(before)
-            .and_then(|n| n.checked_add(after))
-            .ok_or_else(|| Error::size_overflow("pad_axis", self.shape()))?;
-        crate::layout::checked_numel("pad_axis", &shape)?;
+        padded_shape(self.shape(), axis, before, after)?;
+        on_device!(self.device(), b => b.pad_axis(self, axis, before, after))
+    }
+
+    /// The CPU kernel of [`Tensor::pad_axis`], after its front's checks.
+    pub(crate) fn pad_axis_on_cpu(
+        &self,
+        axis: isize,
+        before: usize,
+        after: usize,
+    ) -> Result<Tensor<D>> {
+        let (a, shape) = padded_shape(self.shape(), axis, before, after)?;
+        let len = self.shape()[a];
         let inner: usize = shape[a + 1..].iter().product();
         let src = self.try_elements("pad_axis")?;
         // A reused buffer (no page faults) written in one pass: zeros, the run, zeros.
@@ -63,11 +115,14 @@ impl<D: Dtype> Tensor<D> {
     /// would give `+0`). Consumes `self` and updates its storage in place when nothing
     /// else shares it (the accumulation of `narrow` gradients). Errors when the ranks or
     /// the other sizes differ or the range exceeds the axis.
-    pub fn add_narrow(mut self, axis: isize, start: usize, src: &Tensor<D>) -> Result<Tensor<D>> {
-        crate::storage::same_device("add_narrow", self.device(), src.device())?;
+    pub fn add_narrow(self, axis: isize, start: usize, src: &Tensor<D>) -> Result<Tensor<D>> {
+        let device = one_device("add_narrow", [self.device(), src.device()])?;
         let a = normalize_axis("add_narrow", axis, self.rank())?;
         let len = src.shape().get(a).copied().unwrap_or(0);
-        let fits = same_off_axis(self.shape(), src.shape(), a) && start + len <= self.shape()[a];
+        let fits = same_off_axis(self.shape(), src.shape(), a)
+            && start
+                .checked_add(len)
+                .is_some_and(|end| end <= self.shape()[a]);
         if !fits {
             return Err(Error::shapes(
                 "add_narrow",
@@ -76,6 +131,18 @@ impl<D: Dtype> Tensor<D> {
                 "src must match self off the axis and fit in the range start..start + len",
             ));
         }
+        on_device!(device, b => b.add_narrow(self, axis, start, src))
+    }
+
+    /// The CPU kernel of [`Tensor::add_narrow`], after its front's checks.
+    pub(crate) fn add_narrow_on_cpu(
+        mut self,
+        axis: isize,
+        start: usize,
+        src: &Tensor<D>,
+    ) -> Result<Tensor<D>> {
+        let a = normalize_axis("add_narrow", axis, self.rank())?;
+        let len = src.shape()[a];
         let shape = self.shape().to_vec();
         let outer: usize = shape[..a].iter().product();
         let inner: usize = shape[a + 1..].iter().product();
@@ -122,27 +189,15 @@ impl<D: Dtype> Tensor<D> {
     /// Joins `tensors` along existing `axis`. All must have the same rank and equal sizes
     /// off `axis`. Errors on an empty list or mismatched shapes.
     pub fn concat(tensors: &[&Tensor<D>], axis: isize) -> Result<Tensor<D>> {
-        let first = tensors
-            .first()
-            .ok_or_else(|| Error::invalid("concat", "needs at least one tensor"))?;
-        let a = normalize_axis("concat", axis, first.rank())?;
-        for t in &tensors[1..] {
-            crate::storage::same_device("concat", first.device(), t.device())?;
-            if !same_off_axis(first.shape(), t.shape(), a) {
-                return Err(Error::shapes(
-                    "concat",
-                    first.shape(),
-                    t.shape(),
-                    "all sizes but the concatenation axis must match",
-                ));
-            }
-        }
-        let mut shape = first.shape().to_vec();
-        shape[a] = tensors
-            .iter()
-            .try_fold(0usize, |n, t| n.checked_add(t.shape()[a]))
-            .ok_or_else(|| Error::size_overflow("concat", first.shape()))?;
-        crate::layout::checked_numel("concat", &shape)?;
+        concat_shape(tensors, axis)?;
+        let device = one_device("concat", tensors.iter().map(|t| t.device()))?;
+        on_device!(device, b => b.concat(tensors, axis))
+    }
+
+    /// The CPU kernel of [`Tensor::concat`], after its front's checks.
+    pub(crate) fn concat_on_cpu(tensors: &[&Tensor<D>], axis: isize) -> Result<Tensor<D>> {
+        let (a, shape) = concat_shape(tensors, axis)?;
+        let first = tensors[0];
         let outer: usize = shape[..a].iter().product();
         let inner: usize = shape[a + 1..].iter().product();
         let same_scale = tensors.iter().all(|t| t.scale == first.scale);

@@ -2,8 +2,10 @@
 //! stable log-softmax, in `D::Acc`. Precision-sensitive: the amp layer runs it in F32.
 
 use super::reduce::sum_acc;
+use crate::backend::on_device;
 use crate::error::{Error, Result};
 use crate::mask::Indices;
+use crate::storage::one_device;
 use crate::tensor::Tensor;
 use mixprec_dtype::{Acc, Dtype};
 use num_traits::Float;
@@ -40,7 +42,13 @@ impl<D: Dtype> Tensor<D> {
     /// `cross_entropy` with `reduction="mean"`. Returns a rank-0 tensor. Errors on other
     /// shapes, an empty batch, or a label out of range.
     pub fn cross_entropy(&self, labels: &Indices) -> Result<Tensor<D>> {
-        let (n, c) = check_inputs("cross_entropy", self.shape(), labels)?;
+        check_inputs("cross_entropy", self.shape(), labels)?;
+        on_device!(self.device(), b => b.cross_entropy(self, labels))
+    }
+
+    /// The CPU kernel of [`Tensor::cross_entropy`], after its front's checks.
+    pub(crate) fn cross_entropy_on_cpu(&self, labels: &Indices) -> Result<Tensor<D>> {
+        let (n, c) = (self.shape()[0], self.shape()[1]);
         let x = self.try_to_acc_vec("cross_entropy")?;
         let mut losses = crate::cpu::alloc::try_with_capacity("cross_entropy", &[n], n)?;
         let mut e = crate::cpu::alloc::try_zeroed_acc::<D>("cross_entropy", &[c], c)?;
@@ -63,8 +71,22 @@ impl<D: Dtype> Tensor<D> {
     /// with other than one element.
     pub fn cross_entropy_backward(&self, labels: &Indices, grad: &Tensor<D>) -> Result<Tensor<D>> {
         let op = "cross_entropy_backward";
-        crate::storage::same_device(op, self.device(), grad.device())?;
-        let (n, c) = check_inputs(op, self.shape(), labels)?;
+        let device = one_device(op, [self.device(), grad.device()])?;
+        check_inputs(op, self.shape(), labels)?;
+        if grad.numel() != 1 {
+            return Err(Error::bad_shape(op, grad.shape(), "exactly one element"));
+        }
+        on_device!(device, b => b.cross_entropy_backward(self, labels, grad))
+    }
+
+    /// The CPU kernel of [`Tensor::cross_entropy_backward`], after its front's checks.
+    pub(crate) fn cross_entropy_backward_on_cpu(
+        &self,
+        labels: &Indices,
+        grad: &Tensor<D>,
+    ) -> Result<Tensor<D>> {
+        let op = "cross_entropy_backward";
+        let (n, c) = (self.shape()[0], self.shape()[1]);
         let g = grad.item().map_err(|e| Error { op, ..e })?;
         let mut p = self.softmax(-1)?.try_to_acc_vec(op)?;
         let scale = g / D::Acc::from_usize(n);

@@ -1,6 +1,7 @@
 //! `dropout` with a mask drawn from an explicit seeded generator; the mask is returned
 //! so the backward pass (and a re-run) uses the same one.
 
+use crate::backend::on_device;
 use crate::cpu::map::broadcast_values;
 use crate::error::{Error, Result};
 use crate::mask::Mask;
@@ -44,6 +45,11 @@ impl<D: Dtype> Tensor<D> {
                 "the mask must have the tensor's shape",
             ));
         }
+        on_device!(self.device(), b => b.dropout_with_mask(self, keep, p))
+    }
+
+    /// The CPU kernel of [`Tensor::dropout_with_mask`], after its front's checks.
+    pub(crate) fn dropout_with_mask_on_cpu(&self, keep: &Mask, p: f64) -> Result<Tensor<D>> {
         let scale = D::Acc::from_f64(1.0 / (1.0 - p));
         let mut flags = keep.as_slice().iter();
         let values = broadcast_values("dropout_with_mask", self.shape(), [self], |[x]| {

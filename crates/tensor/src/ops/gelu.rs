@@ -3,6 +3,7 @@
 //! Both compute in f64 for f32 compute precision (error near 1e-12 relative, far below
 //! half an f32 ulp) and round once into `D`; for f64 compute they use libm's `erfc`.
 
+use crate::backend::on_device;
 use crate::cpu::alloc::try_scratch;
 use crate::cpu::fast_math;
 use crate::cpu::map::{CHUNK, PARALLEL_MIN_EXPENSIVE, zip_binary, zip_same_shape_chunks};
@@ -19,6 +20,11 @@ impl<D: Dtype> Tensor<D> {
     /// computed like `gelu` and rounded once into `D`. `grad` broadcasts to `x`'s shape.
     /// Errors when the shapes do not broadcast.
     pub fn gelu_backward(&self, grad: &Tensor<D>) -> Result<Tensor<D>> {
+        Tensor::unary_backward(crate::UnaryOp::Gelu, self, grad)
+    }
+
+    /// The CPU kernel of [`Tensor::gelu_backward`], after its front's checks.
+    pub(crate) fn gelu_backward_on_cpu(&self, grad: &Tensor<D>) -> Result<Tensor<D>> {
         crate::storage::same_device("gelu_backward", self.device(), grad.device())?;
         if let Some(dx) = zip_same_shape_chunks(
             "gelu_backward",
@@ -47,6 +53,11 @@ impl Tensor<F32> {
 
     /// [`Tensor::gelu_with_derivative`], or an error when memory cannot be had.
     pub fn try_gelu_with_derivative(&self) -> Result<(Tensor<F32>, Tensor<F32>)> {
+        on_device!(self.device(), b => b.gelu_with_derivative(self))
+    }
+
+    /// The CPU kernel of [`Tensor::try_gelu_with_derivative`], after its front's checks.
+    pub(crate) fn gelu_with_derivative_on_cpu(&self) -> Result<(Tensor<F32>, Tensor<F32>)> {
         let op = "gelu_with_derivative";
         let src = self.try_elements(op)?;
         let n = src.len();

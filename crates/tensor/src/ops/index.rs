@@ -1,19 +1,155 @@
 //! Indexing by integer ids: `index_select` along an axis, `embedding` lookup and
 //! `gather`. Values are copied, so results are exact (FP8 keeps its scale).
 
+use crate::backend::on_device;
 use crate::error::{Error, Result};
 use crate::layout::{contiguous_strides, normalize_axis, numel};
 use crate::mask::Indices;
 use crate::tensor::Tensor;
 use mixprec_dtype::Dtype;
 
+/// An indexing op, as data: what [`Tensor::index`] computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum IndexOp {
+    /// [`Tensor::index_select`] (and [`Tensor::embedding`]); backward: index-add.
+    IndexSelect,
+    /// [`Tensor::gather`]; backward: scatter-add.
+    Gather,
+}
+
+impl IndexOp {
+    /// Every variant.
+    pub const ALL: [IndexOp; 2] = [IndexOp::IndexSelect, IndexOp::Gather];
+
+    /// The op's name (the public method's), used in errors.
+    pub const fn name(self) -> &'static str {
+        match self {
+            IndexOp::IndexSelect => "index_select",
+            IndexOp::Gather => "gather",
+        }
+    }
+
+    /// The backward op's name.
+    pub const fn backward_name(self) -> &'static str {
+        match self {
+            IndexOp::IndexSelect => "index_select_backward",
+            IndexOp::Gather => "gather_backward",
+        }
+    }
+
+    /// A device's kernels for the op: (forward, backward).
+    pub const fn kernel(self) -> (&'static str, &'static str) {
+        match self {
+            IndexOp::IndexSelect => ("index_select", "index_add"),
+            IndexOp::Gather => ("gather", "scatter_add"),
+        }
+    }
+}
+
+/// The checks of [`Tensor::index`]: `axis` in range, ids below its size, and for
+/// `gather` an index of the input's rank that fits the input off the axis.
+fn check_index(op: IndexOp, shape: &[usize], axis: isize, ids: &Indices) -> Result<()> {
+    let name = op.name();
+    let a = normalize_axis(name, axis, shape.len())?;
+    if op == IndexOp::Gather
+        && (ids.shape().len() != shape.len()
+            || ids
+                .shape()
+                .iter()
+                .zip(shape)
+                .enumerate()
+                .any(|(d, (&i, &s))| d != a && i > s))
+    {
+        return Err(Error::shapes(
+            name,
+            shape,
+            ids.shape(),
+            "index needs the same rank and sizes no larger than the input off the gather axis",
+        ));
+    }
+    ids.check_bound(name, shape[a])
+}
+
+/// The checks of [`Tensor::index_backward`]: `axis` in range, ids below its size, and a
+/// gradient of the forward op's output shape.
+fn check_index_backward(
+    op: IndexOp,
+    g_shape: &[usize],
+    input_shape: &[usize],
+    axis: isize,
+    ids: &Indices,
+) -> Result<()> {
+    let name = op.backward_name();
+    let a = normalize_axis(name, axis, input_shape.len())?;
+    match op {
+        IndexOp::IndexSelect => {
+            ids.check_bound(name, input_shape[a])?;
+            let mut want = input_shape[..a].to_vec();
+            want.extend_from_slice(ids.shape());
+            want.extend_from_slice(&input_shape[a + 1..]);
+            if g_shape != want {
+                return Err(Error::shapes(
+                    name,
+                    g_shape,
+                    &want,
+                    "the gradient must have index_select's output shape",
+                ));
+            }
+            Ok(())
+        }
+        IndexOp::Gather => {
+            let ishape = ids.shape();
+            if g_shape != ishape
+                || ishape.len() != input_shape.len()
+                || ishape
+                    .iter()
+                    .zip(input_shape)
+                    .enumerate()
+                    .any(|(d, (&i, &s))| d != a && i > s)
+            {
+                return Err(Error::shapes(
+                    name,
+                    g_shape,
+                    input_shape,
+                    "the gradient must have the index's shape, which fits the input off the axis",
+                ));
+            }
+            ids.check_bound(name, input_shape[a])
+        }
+    }
+}
+
 impl<D: Dtype> Tensor<D> {
+    /// `op` along `axis` with `ids` ([`Tensor::index_select`] or [`Tensor::gather`]),
+    /// with that op's errors.
+    pub fn index(&self, op: IndexOp, axis: isize, ids: &Indices) -> Result<Tensor<D>> {
+        check_index(op, self.shape(), axis, ids)?;
+        on_device!(self.device(), b => b.index(op, self, axis, ids))
+    }
+
+    /// The gradient of `op` for an input of `input_shape`, `self` being the output
+    /// gradient ([`Tensor::index_select_backward`] or [`Tensor::gather_backward`]).
+    pub fn index_backward(
+        &self,
+        op: IndexOp,
+        input_shape: &[usize],
+        axis: isize,
+        ids: &Indices,
+    ) -> Result<Tensor<D>> {
+        check_index_backward(op, self.shape(), input_shape, axis, ids)?;
+        on_device!(self.device(), b => b.index_backward(op, self, input_shape, axis, ids))
+    }
+
     /// Slices `ids` (any shape) along `axis`: the output shape replaces `axis` by the ids'
     /// shape. Errors if an id is not below the axis size.
     pub fn index_select(&self, axis: isize, ids: &Indices) -> Result<Tensor<D>> {
+        self.index(IndexOp::IndexSelect, axis, ids)
+    }
+
+    /// The CPU kernel of [`Tensor::index_select`], after its front's checks.
+    pub(crate) fn index_select_on_cpu(&self, axis: isize, ids: &Indices) -> Result<Tensor<D>> {
         let a = normalize_axis("index_select", axis, self.rank())?;
         let size = self.shape()[a];
-        ids.check_bound("index_select", size)?;
         let data = self.try_elements("index_select")?;
         let outer: usize = self.shape()[..a].iter().product();
         let inner: usize = self.shape()[a + 1..].iter().product();
@@ -52,23 +188,12 @@ impl<D: Dtype> Tensor<D> {
     /// (likewise for any axis). `index` has the rank of `self` and, off `axis`, sizes no
     /// larger than `self`'s; the output has `index`'s shape.
     pub fn gather(&self, axis: isize, index: &Indices) -> Result<Tensor<D>> {
+        self.index(IndexOp::Gather, axis, index)
+    }
+
+    /// The CPU kernel of [`Tensor::gather`], after its front's checks.
+    pub(crate) fn gather_on_cpu(&self, axis: isize, index: &Indices) -> Result<Tensor<D>> {
         let a = normalize_axis("gather", axis, self.rank())?;
-        if index.shape().len() != self.rank()
-            || index
-                .shape()
-                .iter()
-                .zip(self.shape())
-                .enumerate()
-                .any(|(d, (&i, &s))| d != a && i > s)
-        {
-            return Err(Error::shapes(
-                "gather",
-                self.shape(),
-                index.shape(),
-                "index needs the same rank and sizes no larger than the input off the gather axis",
-            ));
-        }
-        index.check_bound("gather", self.shape()[a])?;
         let data = self.try_elements("gather")?;
         let strides = contiguous_strides(self.shape());
         let ishape = index.shape();
@@ -98,20 +223,18 @@ impl<D: Dtype> Tensor<D> {
         axis: isize,
         ids: &Indices,
     ) -> Result<Tensor<D>> {
+        self.index_backward(IndexOp::IndexSelect, input_shape, axis, ids)
+    }
+
+    /// The CPU kernel of [`Tensor::index_select_backward`], after its front's checks.
+    pub(crate) fn index_select_backward_on_cpu(
+        &self,
+        input_shape: &[usize],
+        axis: isize,
+        ids: &Indices,
+    ) -> Result<Tensor<D>> {
         let op = "index_select_backward";
         let a = normalize_axis(op, axis, input_shape.len())?;
-        ids.check_bound(op, input_shape[a])?;
-        let mut want = input_shape[..a].to_vec();
-        want.extend_from_slice(ids.shape());
-        want.extend_from_slice(&input_shape[a + 1..]);
-        if self.shape() != want {
-            return Err(Error::shapes(
-                op,
-                self.shape(),
-                &want,
-                "the gradient must have index_select's output shape",
-            ));
-        }
         let n = crate::layout::checked_numel(op, input_shape)?;
         let outer: usize = input_shape[..a].iter().product();
         let inner: usize = input_shape[a + 1..].iter().product();
@@ -138,27 +261,21 @@ impl<D: Dtype> Tensor<D> {
         axis: isize,
         index: &Indices,
     ) -> Result<Tensor<D>> {
+        self.index_backward(IndexOp::Gather, input_shape, axis, index)
+    }
+
+    /// The CPU kernel of [`Tensor::gather_backward`], after its front's checks.
+    pub(crate) fn gather_backward_on_cpu(
+        &self,
+        input_shape: &[usize],
+        axis: isize,
+        index: &Indices,
+    ) -> Result<Tensor<D>> {
         let op = "gather_backward";
         let a = normalize_axis(op, axis, input_shape.len())?;
-        let ishape = index.shape();
-        if self.shape() != ishape
-            || ishape.len() != input_shape.len()
-            || ishape
-                .iter()
-                .zip(input_shape)
-                .enumerate()
-                .any(|(d, (&i, &s))| d != a && i > s)
-        {
-            return Err(Error::shapes(
-                op,
-                self.shape(),
-                input_shape,
-                "the gradient must have the index's shape, which fits the input off the axis",
-            ));
-        }
-        index.check_bound(op, input_shape[a])?;
         let n = crate::layout::checked_numel(op, input_shape)?;
         let strides = contiguous_strides(input_shape);
+        let ishape = index.shape();
         let gv = self.try_to_acc_vec(op)?;
         let mut out = crate::cpu::alloc::try_zeroed_acc::<D>(op, input_shape, n)?;
         for (flat, (&i, &gval)) in index.as_slice().iter().zip(&gv).enumerate() {

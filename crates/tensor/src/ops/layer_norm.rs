@@ -3,10 +3,12 @@
 //! Precision-sensitive: the amp layer runs it in F32.
 
 use super::reduce::sum_acc;
+use crate::backend::on_device;
 use crate::cpu::alloc::try_zeroed_acc_buffers;
 use crate::cpu::rows::map_row_blocks;
 use crate::error::{Error, Result};
 use crate::layout::numel;
+use crate::storage::one_device;
 use crate::tensor::Tensor;
 use mixprec_dtype::{Acc, Dtype};
 
@@ -116,13 +118,8 @@ impl<D: Dtype> Tensor<D> {
         bias: Option<&Tensor<D>>,
         eps: f64,
     ) -> Result<Tensor<D>> {
-        crate::storage::all_on_one_device(
-            "layer_norm",
-            [Some(self), weight, bias]
-                .into_iter()
-                .flatten()
-                .map(|t| t.device()),
-        )?;
+        let operands = [Some(self), weight, bias].into_iter().flatten();
+        let device = one_device("layer_norm", operands.map(Tensor::device))?;
         let rank = self.rank();
         let k = normalized_shape.len();
         if k == 0 || k > rank || self.shape()[rank - k..] != *normalized_shape {
@@ -159,6 +156,18 @@ impl<D: Dtype> Tensor<D> {
                 ));
             }
         }
+        on_device!(device, b => b.layer_norm(self, normalized_shape, weight, bias, eps))
+    }
+
+    /// The CPU kernel of [`Tensor::layer_norm`], after its front's checks.
+    pub(crate) fn layer_norm_on_cpu(
+        &self,
+        normalized_shape: &[usize],
+        weight: Option<&Tensor<D>>,
+        bias: Option<&Tensor<D>>,
+        eps: f64,
+    ) -> Result<Tensor<D>> {
+        let n = numel(normalized_shape);
         let w = weight.map(|w| w.try_to_acc_vec("layer_norm")).transpose()?;
         let b = bias.map(|b| b.try_to_acc_vec("layer_norm")).transpose()?;
         let eps = D::Acc::from_f64(eps);
@@ -183,11 +192,8 @@ impl<D: Dtype> Tensor<D> {
         weight: Option<&Tensor<D>>,
         eps: f64,
     ) -> Result<LayerNormGrads<D>> {
-        let devices = [Some(self), Some(g), weight]
-            .into_iter()
-            .flatten()
-            .map(|t| t.device());
-        crate::storage::all_on_one_device("layer_norm_backward", devices)?;
+        let operands = [Some(self), Some(g), weight].into_iter().flatten();
+        let device = one_device("layer_norm_backward", operands.map(Tensor::device))?;
         if g.shape() != self.shape() {
             return Err(Error::shapes(
                 "layer_norm_backward",
@@ -205,6 +211,17 @@ impl<D: Dtype> Tensor<D> {
                 format!("rows of {n} do not divide shape {:?}", self.shape()),
             ));
         }
+        on_device!(device, b => b.layer_norm_backward(self, g, n, weight, eps))
+    }
+
+    /// The CPU kernel of [`Tensor::layer_norm_backward`], after its front's checks.
+    pub(crate) fn layer_norm_backward_on_cpu(
+        &self,
+        g: &Tensor<D>,
+        n: usize,
+        weight: Option<&Tensor<D>>,
+        eps: f64,
+    ) -> Result<LayerNormGrads<D>> {
         let op = "layer_norm_backward";
         let wv = weight.map(|w| w.try_to_acc_vec(op)).transpose()?;
         let eps = D::Acc::from_f64(eps);

@@ -2,10 +2,12 @@
 //! (or otherwise strided) operands are read in place by the GEMM's packing, not copied.
 //! Accumulation is f32 (f64 for `F64`); the result rounds once into `D`.
 
+use crate::backend::on_device;
 use crate::cpu::gemm::{MatRef, SMALL_MACS, gemm_f32, gemm_f64, gemm_small};
 use crate::cpu::pool::par_pieces;
 use crate::error::{Error, Result};
 use crate::layout::{broadcast_shapes, numel};
+use crate::storage::one_device;
 use crate::tensor::Tensor;
 use mixprec_dtype::{Acc, DType, Dtype};
 
@@ -25,7 +27,7 @@ impl<D: Dtype> Tensor<D> {
     /// assert_eq!(a.matmul(&b).unwrap().to_f64_vec(), vec![1.0, 2.0, 3.0, 4.0]);
     /// ```
     pub fn matmul(&self, other: &Tensor<D>) -> Result<Tensor<D>> {
-        matmul_impl("matmul", self, other, None)
+        matmul_front("matmul", self, other, None)
     }
 
     /// `self @ other + bias` with `bias` of shape `[n]` added to every row in f32 before
@@ -51,8 +53,7 @@ impl<D: Dtype> Tensor<D> {
                 "bias must have shape [n], n the last axis of the right operand",
             ));
         }
-        let bias = bias.try_to_f64_vec("matmul_bias")?;
-        matmul_impl("matmul_bias", self, other, Some(bias))
+        matmul_front("matmul_bias", self, other, Some(bias))
     }
 
     /// Matrix product with operands of different precisions and the result rounded once
@@ -60,7 +61,80 @@ impl<D: Dtype> Tensor<D> {
     /// shapes and broadcasting as [`Tensor::matmul`]; accumulation in f32 (f64 when any of
     /// the three types is `F64`).
     pub fn matmul_as<B: Dtype, O: Dtype>(&self, other: &Tensor<B>) -> Result<Tensor<O>> {
-        matmul_impl("matmul_as", self, other, None)
+        matmul_front("matmul_as", self, other, None)
+    }
+}
+
+/// The sizes of a product `[.., m, k] x [.., k, n] -> [batch.., m, n]`: found (and
+/// checked) by the front, read again by the kernels.
+struct MatmulDims {
+    m: usize,
+    k: usize,
+    n: usize,
+    batch: Vec<usize>,
+    out_shape: Vec<usize>,
+}
+
+/// The product's sizes for operands of shapes `a` and `b`, or an error naming `op`:
+/// ranks below 2, inner sizes that differ, batch shapes that do not broadcast, or an
+/// output whose element count overflows.
+fn matmul_dims(op: &'static str, a: &[usize], b: &[usize]) -> Result<MatmulDims> {
+    let (ra, rb) = (a.len(), b.len());
+    if ra < 2 || rb < 2 {
+        return Err(Error::shapes(
+            op,
+            a,
+            b,
+            "both operands need rank >= 2 ([.., m, k] x [.., k, n])",
+        ));
+    }
+    let (m, k) = (a[ra - 2], a[ra - 1]);
+    let (k2, n) = (b[rb - 2], b[rb - 1]);
+    if k != k2 {
+        return Err(Error::shapes(op, a, b, "inner dimensions differ"));
+    }
+    let batch = broadcast_shapes(op, &a[..ra - 2], &b[..rb - 2])?;
+    let mut out_shape = batch.clone();
+    out_shape.extend([m, n]);
+    crate::layout::checked_numel("matmul", &out_shape)?;
+    Ok(MatmulDims {
+        m,
+        k,
+        n,
+        batch,
+        out_shape,
+    })
+}
+
+/// The front of the three products: one device, then the backend's `matmul`.
+fn matmul_front<A: Dtype, B: Dtype, O: Dtype>(
+    op: &'static str,
+    this: &Tensor<A>,
+    other: &Tensor<B>,
+    bias: Option<&Tensor<O>>,
+) -> Result<Tensor<O>> {
+    let bias_device = bias.map(Tensor::device);
+    let device = one_device(
+        op,
+        [this.device(), other.device()]
+            .into_iter()
+            .chain(bias_device),
+    )?;
+    matmul_dims(op, this.shape(), other.shape())?;
+    on_device!(device, b => b.matmul(op, this, other, bias))
+}
+
+impl<O: Dtype> Tensor<O> {
+    /// The CPU kernel of the products ([`Tensor::matmul`], [`Tensor::matmul_bias`],
+    /// [`Tensor::matmul_as`]), after the front's checks.
+    pub(crate) fn matmul_on_cpu<A: Dtype, B: Dtype>(
+        op: &'static str,
+        this: &Tensor<A>,
+        other: &Tensor<B>,
+        bias: Option<&Tensor<O>>,
+    ) -> Result<Tensor<O>> {
+        let bias = bias.map(|b| b.try_to_f64_vec(op)).transpose()?;
+        matmul_impl(op, this, other, bias)
     }
 }
 
@@ -70,36 +144,19 @@ fn matmul_impl<A: Dtype, B: Dtype, O: Dtype>(
     other: &Tensor<B>,
     bias: Option<Vec<f64>>,
 ) -> Result<Tensor<O>> {
-    crate::storage::same_device(op, this.device(), other.device())?;
-    let (ra, rb) = (this.rank(), other.rank());
-    if ra < 2 || rb < 2 {
-        return Err(Error::shapes(
-            op,
-            this.shape(),
-            other.shape(),
-            "both operands need rank >= 2 ([.., m, k] x [.., k, n])",
-        ));
-    }
-    let (m, k) = (this.shape()[ra - 2], this.shape()[ra - 1]);
-    let (k2, n) = (other.shape()[rb - 2], other.shape()[rb - 1]);
-    if k != k2 {
-        return Err(Error::shapes(
-            op,
-            this.shape(),
-            other.shape(),
-            "inner dimensions differ",
-        ));
-    }
-    let batch = broadcast_shapes(op, &this.shape()[..ra - 2], &other.shape()[..rb - 2])?;
+    let MatmulDims {
+        m,
+        k,
+        n,
+        batch,
+        out_shape,
+    } = matmul_dims(op, this.shape(), other.shape())?;
     let mut a_shape = batch.clone();
     a_shape.extend([m, k]);
     let mut b_shape = batch.clone();
     b_shape.extend([k, n]);
     let la = this.layout.broadcast_to(&a_shape);
     let lb = other.layout.broadcast_to(&b_shape);
-    let mut out_shape = batch.clone();
-    out_shape.extend([m, n]);
-    crate::layout::checked_numel("matmul", &out_shape)?;
     let batches = numel(&batch);
     let (da, db) = (this.storage.as_slice(), other.storage.as_slice());
     // Storage offset of batch entry `bi` under a broadcast layout.

@@ -2,12 +2,15 @@
 
 pub use binary::BinaryOp;
 pub use cast::{CastOptions, CastOverflow, CastReport, CastRounding, CastScale};
+pub use compare::CompareOp;
 pub use conv2d::Conv2dParams;
+pub use index::IndexOp;
 pub use layer_norm::LayerNormGrads;
 pub use operators::SameDtype;
 pub use optimizer::{AdamWStep, SgdStep};
-pub use pool::Pool2dParams;
-pub use reduce_op::ReduceOp;
+pub use pool::{Pool2dParams, PoolOp};
+pub use reduce_op::{ArgReduceOp, ReduceOp};
+pub use softmax::RowOp;
 pub use unary::{Saves, UnaryOp};
 
 mod binary;

@@ -3,12 +3,14 @@
 //! which both vectorises and keeps the error growth well below a serial sum's. The
 //! result rounds once into `D`.
 
+use crate::backend::on_device;
 use crate::cpu::alloc::try_zeroed_acc;
 use crate::cpu::map::PARALLEL_MIN;
 use crate::cpu::pool::par_pieces;
 use crate::error::{Error, Result};
 use crate::layout::{normalize_axis, numel};
 use crate::mask::Indices;
+use crate::ops::{ArgReduceOp, ReduceOp};
 use crate::tensor::Tensor;
 use mixprec_dtype::{Acc, DType, Dtype};
 use num_traits::{Float, Zero};
@@ -39,22 +41,19 @@ fn sum_acc_by<A: Acc>(xs: &[A], f: impl Fn(A) -> A) -> A {
 
 /// The values with the reduced axes moved last, so each output element reduces one
 /// contiguous row of `row_len` values. Returns (rows, row_len, output shape).
-fn rows_for<D: Dtype>(
-    op: &'static str,
-    t: &Tensor<D>,
-    axes: &[isize],
-    keepdim: bool,
-) -> Result<(Vec<D::Acc>, usize, Vec<usize>)> {
+/// Which axes of `shape` the reduction `op` reduces, or an error: no axis, an axis out
+/// of range or listed twice.
+fn reduced_axes(op: &'static str, shape: &[usize], axes: &[isize]) -> Result<Vec<bool>> {
     if axes.is_empty() {
         return Err(Error::invalid(
             op,
             format!(
                 "needs at least one axis (use the *_all form to reduce every axis of shape {:?})",
-                t.shape()
+                shape
             ),
         ));
     }
-    let rank = t.rank();
+    let rank = shape.len();
     let mut reduced = vec![false; rank];
     for &a in axes {
         let a = normalize_axis(op, a, rank)?;
@@ -65,6 +64,50 @@ fn rows_for<D: Dtype>(
             ));
         }
     }
+    Ok(reduced)
+}
+
+/// The checks of [`Tensor::reduce`]'s front: the axes (see [`reduced_axes`]), and rows
+/// long enough for the op (non-empty for mean, max and min; longer than the correction
+/// for var).
+pub(crate) fn check_reduce(op: ReduceOp, shape: &[usize], axes: &[isize]) -> Result<()> {
+    let name = op.name();
+    let reduced = reduced_axes(name, shape, axes)?;
+    let n: usize = (0..shape.len())
+        .filter(|&a| reduced[a])
+        .map(|a| shape[a])
+        .product();
+    match op {
+        ReduceOp::Sum => Ok(()),
+        ReduceOp::Mean | ReduceOp::Max | ReduceOp::Min if n == 0 => Err(Error::empty(name, shape)),
+        ReduceOp::Mean | ReduceOp::Max | ReduceOp::Min => Ok(()),
+        ReduceOp::Var { correction } if n <= correction => Err(Error::invalid(
+            name,
+            format!(
+                "needs more than {correction} elements per reduction, shape {shape:?} gives {n}"
+            ),
+        )),
+        ReduceOp::Var { .. } => Ok(()),
+    }
+}
+
+/// The checks of [`Tensor::arg_reduce`]'s front: `axis` in range and not empty.
+pub(crate) fn check_arg_reduce(op: ArgReduceOp, shape: &[usize], axis: isize) -> Result<()> {
+    let a = normalize_axis(op.name(), axis, shape.len())?;
+    if shape[a] == 0 {
+        return Err(Error::empty(op.name(), shape));
+    }
+    Ok(())
+}
+
+fn rows_for<D: Dtype>(
+    op: &'static str,
+    t: &Tensor<D>,
+    axes: &[isize],
+    keepdim: bool,
+) -> Result<(Vec<D::Acc>, usize, Vec<usize>)> {
+    let rank = t.rank();
+    let reduced = reduced_axes(op, t.shape(), axes)?;
     let kept: Vec<usize> = (0..rank).filter(|&a| !reduced[a]).collect();
     let order: Vec<usize> = kept
         .iter()
@@ -138,6 +181,11 @@ impl<D: Dtype> Tensor<D> {
     /// Sum over `axes` (negative axes count from the end), keeping them as size 1 when
     /// `keepdim`. Accumulates in `D::Acc`.
     pub fn sum(&self, axes: &[isize], keepdim: bool) -> Result<Tensor<D>> {
+        self.reduce(ReduceOp::Sum, axes, keepdim)
+    }
+
+    /// The CPU kernel of [`Tensor::sum`], after its front's checks.
+    pub(crate) fn sum_on_cpu(&self, axes: &[isize], keepdim: bool) -> Result<Tensor<D>> {
         if let Some(t) = self.sum_leading(axes, keepdim) {
             return t;
         }
@@ -199,45 +247,52 @@ impl<D: Dtype> Tensor<D> {
 
     /// Mean over `axes`. Errors if a reduced axis is empty.
     pub fn mean(&self, axes: &[isize], keepdim: bool) -> Result<Tensor<D>> {
+        self.reduce(ReduceOp::Mean, axes, keepdim)
+    }
+
+    /// The CPU kernel of [`Tensor::mean`], after its front's checks.
+    pub(crate) fn mean_on_cpu(&self, axes: &[isize], keepdim: bool) -> Result<Tensor<D>> {
         let (v, n, shape) = rows_for("mean", self, axes, keepdim)?;
-        if n == 0 {
-            return Err(Error::empty("mean", self.shape()));
-        }
         let count = D::Acc::from_usize(n);
         reduce_rows::<D>("mean", &v, n, &shape, |r| sum_acc(r) / count)
     }
 
     /// Maximum over `axes` (NaN if any element is NaN). Errors if a reduced axis is empty.
     pub fn max(&self, axes: &[isize], keepdim: bool) -> Result<Tensor<D>> {
+        self.reduce(ReduceOp::Max, axes, keepdim)
+    }
+
+    /// The CPU kernel of [`Tensor::max`], after its front's checks.
+    pub(crate) fn max_on_cpu(&self, axes: &[isize], keepdim: bool) -> Result<Tensor<D>> {
         let (v, n, shape) = rows_for("max", self, axes, keepdim)?;
-        if n == 0 {
-            return Err(Error::empty("max", self.shape()));
-        }
         reduce_rows::<D>("max", &v, n, &shape, max_of)
     }
 
     /// Minimum over `axes` (NaN if any element is NaN). Errors if a reduced axis is empty.
     pub fn min(&self, axes: &[isize], keepdim: bool) -> Result<Tensor<D>> {
+        self.reduce(ReduceOp::Min, axes, keepdim)
+    }
+
+    /// The CPU kernel of [`Tensor::min`], after its front's checks.
+    pub(crate) fn min_on_cpu(&self, axes: &[isize], keepdim: bool) -> Result<Tensor<D>> {
         let (v, n, shape) = rows_for("min", self, axes, keepdim)?;
-        if n == 0 {
-            return Err(Error::empty("min", self.shape()));
-        }
         reduce_rows::<D>("min", &v, n, &shape, min_of)
     }
 
     /// Variance over `axes` with `correction` (1: unbiased, PyTorch's default; 0:
     /// population). Errors unless each row has more than `correction` elements.
     pub fn var(&self, axes: &[isize], keepdim: bool, correction: usize) -> Result<Tensor<D>> {
+        self.reduce(ReduceOp::Var { correction }, axes, keepdim)
+    }
+
+    /// The CPU kernel of [`Tensor::var`], after its front's checks.
+    pub(crate) fn var_on_cpu(
+        &self,
+        axes: &[isize],
+        keepdim: bool,
+        correction: usize,
+    ) -> Result<Tensor<D>> {
         let (v, n, shape) = rows_for("var", self, axes, keepdim)?;
-        if n <= correction {
-            return Err(Error::invalid(
-                "var",
-                format!(
-                    "needs more than {correction} elements per reduction, shape {:?} gives {n}",
-                    self.shape()
-                ),
-            ));
-        }
         reduce_rows::<D>("var", &v, n, &shape, |r| var_of(r, correction))
     }
 
@@ -277,11 +332,7 @@ impl<D: Dtype> Tensor<D> {
 
     /// Sum of every element, as a rank-0 tensor.
     pub fn sum_all(&self) -> Tensor<D> {
-        crate::error::or_panic(Tensor::from_acc_vec(
-            "sum_all",
-            &[sum_acc(&self.to_acc_vec())],
-            &[],
-        ))
+        crate::error::or_panic(self.flatten().sum(&[0], false))
     }
 
     /// Mean of every element, as a rank-0 tensor. Errors on an empty tensor.
@@ -289,27 +340,23 @@ impl<D: Dtype> Tensor<D> {
         if self.numel() == 0 {
             return Err(Error::empty("mean_all", self.shape()));
         }
-        let v = self.try_to_acc_vec("mean_all")?;
-        Tensor::from_acc_vec(
-            "mean_all",
-            &[sum_acc(&v) / D::Acc::from_usize(v.len())],
-            &[],
-        )
+        self.flatten().mean(&[0], false)
     }
 
     /// Index of the largest element along `axis` (first one on ties; NaN counts as
     /// largest). Errors on an empty axis.
     pub fn argmax(&self, axis: isize, keepdim: bool) -> Result<Indices> {
-        self.arg_extreme("argmax", axis, keepdim, |a, b| a > b)
+        self.arg_reduce(ArgReduceOp::Argmax, axis, keepdim)
     }
 
     /// Index of the smallest element along `axis` (first one on ties; NaN counts as
     /// smallest). Errors on an empty axis.
     pub fn argmin(&self, axis: isize, keepdim: bool) -> Result<Indices> {
-        self.arg_extreme("argmin", axis, keepdim, |a, b| a < b)
+        self.arg_reduce(ArgReduceOp::Argmin, axis, keepdim)
     }
 
-    fn arg_extreme(
+    /// The CPU kernel of [`Tensor::argmax`] and [`Tensor::argmin`] (`better` picks).
+    pub(crate) fn arg_extreme_on_cpu(
         &self,
         op: &'static str,
         axis: isize,
@@ -317,9 +364,6 @@ impl<D: Dtype> Tensor<D> {
         better: impl Fn(D::Acc, D::Acc) -> bool,
     ) -> Result<Indices> {
         let (v, n, shape) = rows_for(op, self, &[axis], keepdim)?;
-        if n == 0 {
-            return Err(Error::empty(op, self.shape()));
-        }
         let rows = v.chunks(n).map(|row| {
             let mut best = 0;
             for (i, &x) in row.iter().enumerate() {
@@ -342,11 +386,17 @@ impl<D: Dtype> Tensor<D> {
     /// (no overflow or underflow of the squares). NaN if any element is NaN, inf if any
     /// is infinite.
     pub fn norm_l2(&self) -> D::Acc {
+        crate::error::or_panic(on_device!(self.device(), b => b.norm_l2(self)))
+    }
+
+    /// The CPU kernel of [`Tensor::norm_l2`].
+    pub(crate) fn norm_l2_on_cpu(&self) -> Result<D::Acc> {
+        let op = "norm_l2";
         if std::mem::size_of::<D::Acc>() == 4 && !D::DTYPE.is_fp8() && self.scale == 1.0 {
-            let sum = crate::cpu::sum_squares::sum_squares_f64(&self.elements());
-            return D::Acc::from_f64(sum.sqrt());
+            let sum = crate::cpu::sum_squares::sum_squares_f64(&self.try_elements(op)?);
+            return Ok(D::Acc::from_f64(sum.sqrt()));
         }
-        let v = self.to_acc_vec();
+        let v = self.try_to_acc_vec(op)?;
         let amax = v.iter().fold(D::Acc::zero(), |m, x| {
             if x.is_nan() || m.is_nan() {
                 D::Acc::nan()
@@ -355,9 +405,9 @@ impl<D: Dtype> Tensor<D> {
             }
         });
         if amax.is_zero() || !amax.is_finite() {
-            return amax;
+            return Ok(amax);
         }
-        amax * sum_acc_by(&v, |x| (x / amax) * (x / amax)).sqrt()
+        Ok(amax * sum_acc_by(&v, |x| (x / amax) * (x / amax)).sqrt())
     }
 
     /// True when no element is infinite or NaN (one pass over the stored elements, no
@@ -365,16 +415,23 @@ impl<D: Dtype> Tensor<D> {
     /// amax's (vectorised, on both cores for large tensors): finite exactly when the
     /// largest magnitude is.
     pub fn all_finite(&self) -> bool {
+        crate::error::or_panic(on_device!(self.device(), b => b.all_finite(self)))
+    }
+
+    /// The CPU kernel of [`Tensor::all_finite`].
+    pub(crate) fn all_finite_on_cpu(&self) -> Result<bool> {
+        let op = "all_finite";
         if D::DTYPE == DType::F64 {
-            return self.elements().iter().all(|v| v.to_f64().is_finite());
+            return Ok(self
+                .try_elements(op)?
+                .iter()
+                .all(|v| v.to_f64().is_finite()));
         }
         // The stored values, as before: an FP8 code divided by a tiny scale can exceed
         // f32's range, but the tensor holds no infinity for that.
         let mut stored = self.clone();
         stored.scale = 1.0;
-        crate::cpu::cast_chunks::amax(&stored, "all_finite")
-            .unwrap_or_else(|e| panic!("{e}"))
-            .is_finite()
+        Ok(crate::cpu::cast_chunks::amax(&stored, op)?.is_finite())
     }
 
     /// Largest magnitude of any element (NaN if any element is NaN); 0 for an empty
@@ -384,15 +441,17 @@ impl<D: Dtype> Tensor<D> {
     /// both cores for large tensors. Panics (with the op's message) only when a strided
     /// view's gather cannot be allocated.
     pub fn abs_max(&self) -> D::Acc {
+        crate::error::or_panic(on_device!(self.device(), b => b.abs_max("abs_max", self)))
+    }
+
+    /// The CPU kernel of [`Tensor::abs_max`], errors naming `op`.
+    pub(crate) fn abs_max_on_cpu(&self, op: &'static str) -> Result<D::Acc> {
         if D::DTYPE == DType::F64 {
-            let values = self
-                .try_to_f64_vec("abs_max")
-                .unwrap_or_else(|e| panic!("{e}"));
-            return D::Acc::from_f64(crate::ops::cast::abs_max_f64(&values));
+            let values = self.try_to_f64_vec(op)?;
+            return Ok(D::Acc::from_f64(crate::ops::cast::abs_max_f64(&values)));
         }
         // Every other type's accumulator is f32: the value is exact.
-        let amax = crate::cpu::cast_chunks::amax(self, "abs_max").unwrap_or_else(|e| panic!("{e}"));
-        D::Acc::from_f32(amax)
+        Ok(D::Acc::from_f32(crate::cpu::cast_chunks::amax(self, op)?))
     }
 
     /// [`Tensor::abs_max`] rounded to f32 (nearest even; exact but for F64), or an error

@@ -4,7 +4,9 @@
 //! (`sum`, `mean`, ...: rows in `D::Acc`, eight interleaved partial sums, one rounding
 //! into `D`).
 
+use crate::backend::on_device;
 use crate::error::Result;
+use crate::mask::Indices;
 use crate::tensor::Tensor;
 use mixprec_dtype::Dtype;
 
@@ -60,6 +62,36 @@ impl ReduceOp {
     }
 }
 
+/// The index of an extreme along an axis, as data: what [`Tensor::arg_reduce`] computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ArgReduceOp {
+    /// [`Tensor::argmax`]: the first largest; NaN counts as largest.
+    Argmax,
+    /// [`Tensor::argmin`]: the first smallest; NaN counts as smallest.
+    Argmin,
+}
+
+impl ArgReduceOp {
+    /// Every variant.
+    pub const ALL: [ArgReduceOp; 2] = [ArgReduceOp::Argmax, ArgReduceOp::Argmin];
+
+    /// The op's name (the public method's), used in errors.
+    pub const fn name(self) -> &'static str {
+        match self {
+            ArgReduceOp::Argmax => "argmax",
+            ArgReduceOp::Argmin => "argmin",
+        }
+    }
+
+    /// A device's kernel for the op.
+    pub const fn kernel(self) -> &'static str {
+        match self {
+            ArgReduceOp::Argmax => "reduce_argmax",
+            ArgReduceOp::Argmin => "reduce_argmin",
+        }
+    }
+}
+
 impl<D: Dtype> Tensor<D> {
     /// `op` over `axes` (negative axes count from the end), keeping them as size 1 when
     /// `keepdim`: the same as the op's method ([`Tensor::sum`], [`Tensor::mean`],
@@ -73,12 +105,14 @@ impl<D: Dtype> Tensor<D> {
     /// assert_eq!(x.reduce(ReduceOp::Sum, &[0], false).unwrap().to_f32_vec(), vec![4.0, 7.0]);
     /// ```
     pub fn reduce(&self, op: ReduceOp, axes: &[isize], keepdim: bool) -> Result<Tensor<D>> {
-        match op {
-            ReduceOp::Sum => self.sum(axes, keepdim),
-            ReduceOp::Mean => self.mean(axes, keepdim),
-            ReduceOp::Max => self.max(axes, keepdim),
-            ReduceOp::Min => self.min(axes, keepdim),
-            ReduceOp::Var { correction } => self.var(axes, keepdim, correction),
-        }
+        super::reduce::check_reduce(op, self.shape(), axes)?;
+        on_device!(self.device(), b => b.reduce(op, self, axes, keepdim))
+    }
+
+    /// `op` along `axis`: the index of the extreme ([`Tensor::argmax`],
+    /// [`Tensor::argmin`]), with their errors.
+    pub fn arg_reduce(&self, op: ArgReduceOp, axis: isize, keepdim: bool) -> Result<Indices> {
+        super::reduce::check_arg_reduce(op, self.shape(), axis)?;
+        on_device!(self.device(), b => b.arg_reduce(op, self, axis, keepdim))
     }
 }

@@ -1,10 +1,12 @@
 //! `where_cond` and `masked_fill`: choose elements by a [`Mask`] (causal attention
 //! masks). Values are copied, so results are exact (FP8: rescaled by current scaling).
 
+use crate::backend::on_device;
 use crate::cpu::map::broadcast_values;
 use crate::error::{Error, Result};
 use crate::layout::broadcast_shapes;
 use crate::mask::Mask;
+use crate::storage::one_device;
 use crate::tensor::Tensor;
 use mixprec_dtype::{Acc, Dtype};
 use num_traits::{One, Zero};
@@ -13,7 +15,14 @@ impl<D: Dtype> Tensor<D> {
     /// `mask ? self : other`, elementwise, with the mask and both tensors broadcast
     /// together by NumPy rules.
     pub fn where_cond(&self, mask: &Mask, other: &Tensor<D>) -> Result<Tensor<D>> {
-        crate::storage::same_device("where_cond", self.device(), other.device())?;
+        let device = one_device("where_cond", [self.device(), other.device()])?;
+        let shape = broadcast_shapes("where_cond", self.shape(), other.shape())?;
+        broadcast_shapes("where_cond", &shape, mask.shape())?;
+        on_device!(device, b => b.where_cond(self, mask, other))
+    }
+
+    /// The CPU kernel of [`Tensor::where_cond`], after its front's checks.
+    pub(crate) fn where_cond_on_cpu(&self, mask: &Mask, other: &Tensor<D>) -> Result<Tensor<D>> {
         let shape = broadcast_shapes("where_cond", self.shape(), other.shape())?;
         let shape = broadcast_shapes("where_cond", &shape, mask.shape())?;
         let m = mask_tensor::<D>("where_cond", mask)?;
@@ -35,15 +44,21 @@ impl<D: Dtype> Tensor<D> {
                 "the mask must broadcast to the tensor's shape",
             ));
         }
+        on_device!(self.device(), b => b.masked_fill(self, mask, value))
+    }
+
+    /// The CPU kernel of [`Tensor::masked_fill`], after its front's checks.
+    pub(crate) fn masked_fill_on_cpu(&self, mask: &Mask, value: f64) -> Result<Tensor<D>> {
+        let shape = self.shape();
         let fill = D::Acc::from_f64(value);
         if let Some(out) = fill_repeating(self, mask, fill) {
             return out;
         }
         let m = mask_tensor::<D>("masked_fill", mask)?;
-        let values = broadcast_values("masked_fill", &shape, [&m, self], |[c, a]| {
+        let values = broadcast_values("masked_fill", shape, [&m, self], |[c, a]| {
             if c.is_zero() { a } else { fill }
         })?;
-        Tensor::from_acc_vec("masked_fill", &values, &shape)
+        Tensor::from_acc_vec("masked_fill", &values, shape)
     }
 }
 

@@ -3,9 +3,11 @@
 //! ops: the amp layer runs them in F32.
 
 use super::reduce::sum_acc;
+use crate::backend::on_device;
 use crate::cpu::map::PARALLEL_MIN_EXPENSIVE;
 use crate::cpu::rows::map_row_blocks;
 use crate::error::Result;
+use crate::storage::one_device;
 use crate::tensor::Tensor;
 use mixprec_dtype::{Acc, Dtype};
 use num_traits::Float;
@@ -53,10 +55,77 @@ fn softmax_grad_rows<A: Acc>(y: &[A], g: &[A], o: &mut [A], n: usize) {
     }
 }
 
+/// A row op along an axis, as data: what [`Tensor::row_op`] computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RowOp {
+    /// [`Tensor::softmax`].
+    Softmax,
+    /// [`Tensor::log_softmax`].
+    LogSoftmax,
+}
+
+impl RowOp {
+    /// Every variant.
+    pub const ALL: [RowOp; 2] = [RowOp::Softmax, RowOp::LogSoftmax];
+
+    /// The op's name (the public method's), used in errors.
+    pub const fn name(self) -> &'static str {
+        match self {
+            RowOp::Softmax => "softmax",
+            RowOp::LogSoftmax => "log_softmax",
+        }
+    }
+
+    /// The backward op's name.
+    pub const fn backward_name(self) -> &'static str {
+        match self {
+            RowOp::Softmax => "softmax_backward",
+            RowOp::LogSoftmax => "log_softmax_backward",
+        }
+    }
+
+    /// A device's kernels for the op: (forward, backward).
+    pub const fn kernel(self) -> (&'static str, &'static str) {
+        match self {
+            RowOp::Softmax => ("row_softmax", "row_softmax_backward"),
+            RowOp::LogSoftmax => ("row_log_softmax", "row_log_softmax_backward"),
+        }
+    }
+}
+
 impl<D: Dtype> Tensor<D> {
+    /// `op` along `axis`: [`Tensor::softmax`] or [`Tensor::log_softmax`]. Errors when
+    /// `axis` is out of range or the result cannot be allocated.
+    pub fn row_op(&self, op: RowOp, axis: isize) -> Result<Tensor<D>> {
+        crate::layout::normalize_axis(op.name(), axis, self.rank())?;
+        on_device!(self.device(), b => b.row_op(op, self, axis))
+    }
+
+    /// The gradient through `op` along `axis` for its output `self = y` and the output
+    /// gradient `g` ([`Tensor::softmax_backward`], [`Tensor::log_softmax_backward`]).
+    pub fn row_op_backward(&self, op: RowOp, g: &Tensor<D>, axis: isize) -> Result<Tensor<D>> {
+        let name = op.backward_name();
+        let device = one_device(name, [self.device(), g.device()])?;
+        if g.shape() != self.shape() {
+            return Err(crate::error::Error::shapes(
+                name,
+                self.shape(),
+                g.shape(),
+                "the gradient must have the output's shape",
+            ));
+        }
+        crate::layout::normalize_axis(name, axis, self.rank())?;
+        on_device!(device, b => b.row_op_backward(op, self, g, axis))
+    }
+
     /// `exp(x - max) / sum(exp(x - max))` along `axis`. A row of all `-inf` (a fully
     /// masked attention row) gives NaN, as in PyTorch; NaN in a row gives NaN.
     pub fn softmax(&self, axis: isize) -> Result<Tensor<D>> {
+        self.row_op(RowOp::Softmax, axis)
+    }
+
+    /// The CPU kernel of [`Tensor::softmax`], after its front's checks.
+    pub(crate) fn softmax_on_cpu(&self, axis: isize) -> Result<Tensor<D>> {
         map_row_blocks("softmax", self, axis, PARALLEL_MIN_EXPENSIVE, softmax_rows)
     }
 
@@ -66,15 +135,11 @@ impl<D: Dtype> Tensor<D> {
     /// buffers (both cores for large tensors); other layouts are moved. Errors when the
     /// shapes differ or `axis` is out of range.
     pub fn softmax_backward(&self, g: &Tensor<D>, axis: isize) -> Result<Tensor<D>> {
-        crate::storage::same_device("softmax_backward", self.device(), g.device())?;
-        if g.shape() != self.shape() {
-            return Err(crate::error::Error::shapes(
-                "softmax_backward",
-                self.shape(),
-                g.shape(),
-                "the gradient must have the output's shape",
-            ));
-        }
+        self.row_op_backward(RowOp::Softmax, g, axis)
+    }
+
+    /// The CPU kernel of [`Tensor::softmax_backward`], after its front's checks.
+    pub(crate) fn softmax_backward_on_cpu(&self, g: &Tensor<D>, axis: isize) -> Result<Tensor<D>> {
         let rank = self.rank();
         let a = crate::layout::normalize_axis("softmax_backward", axis, rank)?;
         let n = self.shape()[a];
@@ -129,16 +194,16 @@ impl<D: Dtype> Tensor<D> {
     /// order), computed in `D::Acc` and rounded once. Errors when the shapes differ or
     /// `axis` is out of range.
     pub fn log_softmax_backward(&self, g: &Tensor<D>, axis: isize) -> Result<Tensor<D>> {
+        self.row_op_backward(RowOp::LogSoftmax, g, axis)
+    }
+
+    /// The CPU kernel of [`Tensor::log_softmax_backward`], after its front's checks.
+    pub(crate) fn log_softmax_backward_on_cpu(
+        &self,
+        g: &Tensor<D>,
+        axis: isize,
+    ) -> Result<Tensor<D>> {
         let op = "log_softmax_backward";
-        crate::storage::same_device(op, self.device(), g.device())?;
-        if g.shape() != self.shape() {
-            return Err(crate::error::Error::shapes(
-                op,
-                self.shape(),
-                g.shape(),
-                "the gradient must have the output's shape",
-            ));
-        }
         let a = crate::layout::normalize_axis(op, axis, self.rank())?;
         let last = self.rank() as isize - 1;
         let (yt, gt) = (
@@ -163,6 +228,11 @@ impl<D: Dtype> Tensor<D> {
     /// `x - max - log(sum(exp(x - max)))` along `axis`: the stable log-probabilities that
     /// cross-entropy uses.
     pub fn log_softmax(&self, axis: isize) -> Result<Tensor<D>> {
+        self.row_op(RowOp::LogSoftmax, axis)
+    }
+
+    /// The CPU kernel of [`Tensor::log_softmax`], after its front's checks.
+    pub(crate) fn log_softmax_on_cpu(&self, axis: isize) -> Result<Tensor<D>> {
         map_row_blocks(
             "log_softmax",
             self,

@@ -5,8 +5,10 @@
 //! or output and the output gradient, also in `D::Acc` and rounded once — is the variant's
 //! second function ([`Tensor::unary_backward`]), so autograd's rules hold no arithmetic.
 
+use crate::backend::on_device;
 use crate::cpu::map::{PARALLEL_MIN_EXPENSIVE, map_unary, map_unary_chunks, zip_binary};
 use crate::error::{Error, Result, or_panic};
+use crate::storage::one_device;
 use crate::tensor::Tensor;
 use mixprec_dtype::{Acc, Dtype};
 use num_traits::{Float, Zero};
@@ -212,6 +214,11 @@ impl<D: Dtype> Tensor<D> {
     /// ```
     pub fn unary(&self, op: UnaryOp) -> Result<Tensor<D>> {
         op.check()?;
+        on_device!(self.device(), b => b.unary(op, self))
+    }
+
+    /// The CPU kernel of [`Tensor::unary`], after its front's checks.
+    pub(crate) fn unary_on_cpu(&self, op: UnaryOp) -> Result<Tensor<D>> {
         let name = op.name();
         let zero = D::Acc::zero;
         match op {
@@ -285,6 +292,16 @@ impl<D: Dtype> Tensor<D> {
     /// ```
     pub fn unary_backward(op: UnaryOp, saved: &Tensor<D>, g: &Tensor<D>) -> Result<Tensor<D>> {
         op.check()?;
+        let device = one_device(op.backward_name(), [saved.device(), g.device()])?;
+        on_device!(device, b => b.unary_backward(op, saved, g))
+    }
+
+    /// The CPU kernel of [`Tensor::unary_backward`], after its front's checks.
+    pub(crate) fn unary_backward_on_cpu(
+        op: UnaryOp,
+        saved: &Tensor<D>,
+        g: &Tensor<D>,
+    ) -> Result<Tensor<D>> {
         let name = op.backward_name();
         let zero = D::Acc::zero;
         let half = D::Acc::from_f64(0.5);
@@ -308,7 +325,7 @@ impl<D: Dtype> Tensor<D> {
             UnaryOp::Tanh => zip_binary(name, saved, g, |y, g| g * (one::<D::Acc>() - y * y)),
             UnaryOp::Sigmoid => zip_binary(name, saved, g, |y, g| g * y * (one::<D::Acc>() - y)),
             UnaryOp::Relu => zip_binary(name, saved, g, |x, g| if x > zero() { g } else { zero() }),
-            UnaryOp::Gelu => saved.gelu_backward(g),
+            UnaryOp::Gelu => saved.gelu_backward_on_cpu(g),
             // In f64: the tanh-approximation's exact derivative, rounded once.
             UnaryOp::GeluTanh => zip_binary(name, saved, g, |x, g| {
                 let xf = x.to_f64();

@@ -1,6 +1,7 @@
 //! Views: reshape, transpose, permute, narrow, broadcast, (un)squeeze. None copies,
 //! except `reshape` of a non-contiguous tensor and `contiguous`.
 
+use crate::backend::on_device;
 use crate::error::{Error, Result};
 use crate::layout::{Layout, broadcast_shapes, normalize_axis};
 use crate::tensor::Tensor;
@@ -28,18 +29,23 @@ impl<D: Dtype> Tensor<D> {
             .view(Layout::contiguous(shape)))
     }
 
-    /// A contiguous copy (or `self` shared, when already contiguous). Aborts like `Vec`
-    /// when the copy cannot be allocated; see [`Tensor::try_contiguous`].
+    /// A contiguous copy (or `self` shared, when already contiguous). Panics with the
+    /// op's message when the copy cannot be allocated; see [`Tensor::try_contiguous`].
     pub fn contiguous(&self) -> Self {
-        if self.is_contiguous() {
-            return self.clone();
-        }
-        Tensor::from_parts(self.to_vec(), self.shape(), self.scale)
+        crate::error::or_panic(self.try_contiguous("contiguous"))
     }
 
     /// [`Tensor::contiguous`], or an error naming `op` and the shape when the copy cannot
     /// be allocated.
     pub fn try_contiguous(&self, op: &'static str) -> Result<Self> {
+        if self.is_contiguous() {
+            return Ok(self.clone());
+        }
+        on_device!(self.device(), b => b.contiguous(op, self))
+    }
+
+    /// The CPU kernel of [`Tensor::try_contiguous`], after its front's checks.
+    pub(crate) fn contiguous_on_cpu(&self, op: &'static str) -> Result<Self> {
         if self.is_contiguous() {
             return Ok(self.clone());
         }

@@ -4,8 +4,10 @@
 //! later optimisation.)
 
 use super::{Conv2dParams, ConvGeometry};
+use crate::backend::on_device;
 use crate::cpu::alloc::try_zeroed_acc;
 use crate::error::{Error, Result};
+use crate::storage::one_device;
 use crate::tensor::Tensor;
 use mixprec_dtype::Dtype;
 
@@ -18,9 +20,29 @@ impl<D: Dtype> Tensor<D> {
         grad: &Tensor<D>,
         p: Conv2dParams,
     ) -> Result<(Tensor<D>, Tensor<D>, Tensor<D>)> {
+        let device = one_device("conv2d_backward", [self, weight, grad].map(|t| t.device()))?;
         let op = "conv2d_backward";
-        let devices = [self, weight, grad].map(|t| t.device());
-        crate::storage::all_on_one_device(op, devices)?;
+        let ConvGeometry { n, o, ho, wo, .. } =
+            ConvGeometry::new(op, self.shape(), weight.shape(), &p)?;
+        if grad.shape() != [n, o, ho, wo] {
+            return Err(Error::shapes(
+                op,
+                grad.shape(),
+                &[n, o, ho, wo],
+                "the gradient must have the convolution's output shape",
+            ));
+        }
+        on_device!(device, b => b.conv2d_backward(self, weight, grad, p))
+    }
+
+    /// The CPU kernel of [`Tensor::conv2d_backward`], after its front's checks.
+    pub(crate) fn conv2d_backward_on_cpu(
+        &self,
+        weight: &Tensor<D>,
+        grad: &Tensor<D>,
+        p: Conv2dParams,
+    ) -> Result<(Tensor<D>, Tensor<D>, Tensor<D>)> {
+        let op = "conv2d_backward";
         let ConvGeometry {
             n,
             c,
@@ -34,14 +56,6 @@ impl<D: Dtype> Tensor<D> {
             wo,
         } = ConvGeometry::new(op, self.shape(), weight.shape(), &p)?;
         let g = p.groups;
-        if grad.shape() != [n, o, ho, wo] {
-            return Err(Error::shapes(
-                op,
-                grad.shape(),
-                &[n, o, ho, wo],
-                "the gradient must have the convolution's output shape",
-            ));
-        }
         let (x, wt, gy) = (
             self.try_to_acc_vec(op)?,
             weight.try_to_acc_vec(op)?,

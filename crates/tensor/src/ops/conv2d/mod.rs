@@ -4,8 +4,10 @@
 
 mod backward;
 
+use crate::backend::on_device;
 use crate::cpu::gemm::{MatRef, gemm_f32, gemm_f64};
 use crate::error::{Error, Result};
+use crate::storage::one_device;
 use crate::tensor::Tensor;
 use mixprec_dtype::{Acc, DType, Dtype};
 
@@ -146,13 +148,29 @@ impl<D: Dtype> Tensor<D> {
         bias: Option<&Tensor<D>>,
         p: Conv2dParams,
     ) -> Result<Tensor<D>> {
-        crate::storage::all_on_one_device(
-            "conv2d",
-            [Some(self), Some(weight), bias]
-                .into_iter()
-                .flatten()
-                .map(|t| t.device()),
-        )?;
+        let operands = [Some(self), Some(weight), bias].into_iter().flatten();
+        let device = one_device("conv2d", operands.map(Tensor::device))?;
+        let o = ConvGeometry::new("conv2d", self.shape(), weight.shape(), &p)?.o;
+        if let Some(b) = bias
+            && b.shape() != [o]
+        {
+            return Err(Error::shapes(
+                "conv2d",
+                weight.shape(),
+                b.shape(),
+                "bias must have shape [out_channels]",
+            ));
+        }
+        on_device!(device, b => b.conv2d(self, weight, bias, p))
+    }
+
+    /// The CPU kernel of [`Tensor::conv2d`], after its front's checks.
+    pub(crate) fn conv2d_on_cpu(
+        &self,
+        weight: &Tensor<D>,
+        bias: Option<&Tensor<D>>,
+        p: Conv2dParams,
+    ) -> Result<Tensor<D>> {
         let ConvGeometry {
             n,
             c,
@@ -166,16 +184,6 @@ impl<D: Dtype> Tensor<D> {
             wo,
         } = ConvGeometry::new("conv2d", self.shape(), weight.shape(), &p)?;
         let g = p.groups;
-        if let Some(b) = bias
-            && b.shape() != [o]
-        {
-            return Err(Error::shapes(
-                "conv2d",
-                weight.shape(),
-                b.shape(),
-                "bias must have shape [out_channels]",
-            ));
-        }
         let xd = self.try_elements("conv2d")?;
         let wd = weight.try_elements("conv2d")?;
         let (og, kk, hw) = (o / g, cg * kh * kw, ho * wo);

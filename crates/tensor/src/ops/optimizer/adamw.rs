@@ -3,6 +3,7 @@
 //! moments, in place.
 
 use super::{check_in, check_operands, check_state_given, flip_sign_if, update_piece_len};
+use crate::backend::on_device;
 use crate::cpu::pool::{Pool, locked_pieces, piece_of};
 use crate::cpu::simd::multiversioned;
 use crate::error::{Error, Result};
@@ -128,7 +129,7 @@ impl Tensor<F32> {
         grad: &Tensor<F32>,
         m: &mut Tensor<F32>,
         v: &mut Tensor<F32>,
-        mut max_v: Option<&mut Tensor<F32>>,
+        max_v: Option<&mut Tensor<F32>>,
         h: AdamWStep,
     ) -> Result<()> {
         const OP: &str = "adamw_update";
@@ -137,6 +138,19 @@ impl Tensor<F32> {
         let mut state = vec![("m", &*m), ("v", &*v)];
         state.extend(max_v.as_deref().map(|t| ("max_v", t)));
         check_operands(OP, self, grad, &state)?;
+        on_device!(self.device(), b => b.adamw_update(self, grad, m, v, max_v, h))
+    }
+
+    /// The CPU kernel of [`Tensor::adamw_update`], after its front's checks.
+    pub(crate) fn adamw_update_on_cpu(
+        &mut self,
+        grad: &Tensor<F32>,
+        m: &mut Tensor<F32>,
+        v: &mut Tensor<F32>,
+        mut max_v: Option<&mut Tensor<F32>>,
+        h: AdamWStep,
+    ) -> Result<()> {
+        const OP: &str = "adamw_update";
         let g = grad.try_elements(OP)?;
         // Every copy first, then the writes: an error in any copy changes no value.
         self.try_make_owned(OP)?;

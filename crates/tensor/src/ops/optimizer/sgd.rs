@@ -3,6 +3,7 @@
 //! in place.
 
 use super::{check_in, check_operands, check_state_given, flip_sign_if, update_piece_len};
+use crate::backend::on_device;
 use crate::cpu::pool::{Pool, locked_pieces, piece_of};
 use crate::cpu::simd::multiversioned;
 use crate::error::{Error, Result};
@@ -110,7 +111,7 @@ impl Tensor<F32> {
     pub fn sgd_update(
         &mut self,
         grad: &Tensor<F32>,
-        mut momentum_buffer: Option<&mut Tensor<F32>>,
+        momentum_buffer: Option<&mut Tensor<F32>>,
         h: SgdStep,
     ) -> Result<()> {
         const OP: &str = "sgd_update";
@@ -127,6 +128,17 @@ impl Tensor<F32> {
             .into_iter()
             .collect();
         check_operands(OP, self, grad, &state)?;
+        on_device!(self.device(), b => b.sgd_update(self, grad, momentum_buffer, h))
+    }
+
+    /// The CPU kernel of [`Tensor::sgd_update`], after its front's checks.
+    pub(crate) fn sgd_update_on_cpu(
+        &mut self,
+        grad: &Tensor<F32>,
+        mut momentum_buffer: Option<&mut Tensor<F32>>,
+        h: SgdStep,
+    ) -> Result<()> {
+        const OP: &str = "sgd_update";
         let g = grad.try_elements(OP)?;
         // Every copy first, then the writes: an error in any copy changes no value.
         self.try_make_owned(OP)?;

@@ -2,54 +2,67 @@
 //! the pooling ops, for the autograd layer: direct loops in `D::Acc` over the same windows
 //! as the forward ops, each gradient rounded once into `D`.
 
-use super::Pool2dParams;
+use super::{Pool2dParams, PoolOp, pool_out_shape};
+use crate::backend::on_device;
 use crate::cpu::alloc::try_zeroed_acc;
 use crate::error::{Error, Result};
+use crate::storage::one_device;
 use crate::tensor::Tensor;
 use mixprec_dtype::{Acc, Dtype};
 
 impl<D: Dtype> Tensor<D> {
+    /// The gradient of `self.pool2d(op, p)` given the output gradient `grad`
+    /// ([`Tensor::max_pool2d_backward`], [`Tensor::avg_pool2d_backward`]). Errors on the
+    /// forward op's bad inputs or a gradient of another shape than its output.
+    pub fn pool2d_backward(
+        &self,
+        op: PoolOp,
+        grad: &Tensor<D>,
+        p: Pool2dParams,
+    ) -> Result<Tensor<D>> {
+        let device = one_device(op.backward_name(), [self.device(), grad.device()])?;
+        let op_name = op.backward_name();
+        let expected = pool_out_shape(op_name, self.shape(), &p)?;
+        if grad.shape() != expected {
+            return Err(Error::shapes(
+                op_name,
+                grad.shape(),
+                &expected,
+                "the gradient must have the pooling's output shape",
+            ));
+        }
+        on_device!(device, b => b.pool2d_backward(op, self, grad, p))
+    }
+
     /// Gradient of `self.max_pool2d(p)` given the output gradient: each window's
     /// gradient goes to its (first) maximal element.
     pub fn max_pool2d_backward(&self, grad: &Tensor<D>, p: Pool2dParams) -> Result<Tensor<D>> {
-        self.pool_backward("max_pool2d_backward", grad, p, true)
+        self.pool2d_backward(PoolOp::Max, grad, p)
     }
 
     /// Gradient of `self.avg_pool2d(p)` given the output gradient: spread evenly over the
     /// window (padding included in the count, as in the forward op).
     pub fn avg_pool2d_backward(&self, grad: &Tensor<D>, p: Pool2dParams) -> Result<Tensor<D>> {
-        self.pool_backward("avg_pool2d_backward", grad, p, false)
+        self.pool2d_backward(PoolOp::Avg, grad, p)
     }
 
-    fn pool_backward(
+    /// The CPU kernel of [`Tensor::max_pool2d_backward`] and
+    /// [`Tensor::avg_pool2d_backward`], after their fronts' checks.
+    pub(crate) fn pool_backward_on_cpu(
         &self,
-        op: &'static str,
+        pool: PoolOp,
         grad: &Tensor<D>,
         p: Pool2dParams,
-        max: bool,
     ) -> Result<Tensor<D>> {
-        crate::storage::same_device(op, self.device(), grad.device())?;
-        let expected = if max {
-            self.max_pool2d(p)
-        } else {
-            self.avg_pool2d(p)
-        }
-        .map_err(|e| Error { op, ..e })?;
-        if grad.shape() != expected.shape() {
-            return Err(Error::shapes(
-                op,
-                grad.shape(),
-                expected.shape(),
-                "the gradient must have the pooling's output shape",
-            ));
-        }
+        let op = pool.backward_name();
+        let max = pool == PoolOp::Max;
         let [_, _, h, w] = [
             self.shape()[0],
             self.shape()[1],
             self.shape()[2],
             self.shape()[3],
         ];
-        let [ho, wo] = [expected.shape()[2], expected.shape()[3]];
+        let [_, _, ho, wo] = pool_out_shape(op, self.shape(), &p)?;
         let (x, gy) = (self.try_to_acc_vec(op)?, grad.try_to_acc_vec(op)?);
         let mut dx = try_zeroed_acc::<D>(op, self.shape(), x.len())?;
         let area = D::Acc::from_usize(p.kernel.0 * p.kernel.1);

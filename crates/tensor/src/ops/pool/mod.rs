@@ -4,6 +4,7 @@
 mod backward;
 
 use super::conv2d::out_size;
+use crate::backend::on_device;
 use crate::error::{Error, Result};
 use crate::tensor::Tensor;
 use mixprec_dtype::{Acc, Dtype};
@@ -31,10 +32,104 @@ impl Pool2dParams {
     }
 }
 
+/// A pooling over windows, as data: what [`Tensor::pool2d`] computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PoolOp {
+    /// The maximum ([`Tensor::max_pool2d`]).
+    Max,
+    /// The mean, padding counted as zeros ([`Tensor::avg_pool2d`]).
+    Avg,
+}
+
+impl PoolOp {
+    /// Every variant.
+    pub const ALL: [PoolOp; 2] = [PoolOp::Max, PoolOp::Avg];
+
+    /// The op's name (the public method's), used in errors.
+    pub const fn name(self) -> &'static str {
+        match self {
+            PoolOp::Max => "max_pool2d",
+            PoolOp::Avg => "avg_pool2d",
+        }
+    }
+
+    /// The backward op's name.
+    pub const fn backward_name(self) -> &'static str {
+        match self {
+            PoolOp::Max => "max_pool2d_backward",
+            PoolOp::Avg => "avg_pool2d_backward",
+        }
+    }
+
+    /// A device's kernels for the op: (forward, backward).
+    pub const fn kernel(self) -> (&'static str, &'static str) {
+        match self {
+            PoolOp::Max => ("pool2d_max", "pool2d_max_backward"),
+            PoolOp::Avg => ("pool2d_avg", "pool2d_avg_backward"),
+        }
+    }
+}
+
+/// The output shape of pooling an input of `shape`, after the checks of a pooling front
+/// (`op` names it): an `[N, C, H, W]` input, a non-zero kernel and stride, padding at
+/// most half the kernel, windows that fit the padded input.
+pub(crate) fn pool_out_shape(
+    op: &'static str,
+    shape: &[usize],
+    p: &Pool2dParams,
+) -> Result<[usize; 4]> {
+    if shape.len() != 4 {
+        return Err(Error::bad_shape(op, shape, "rank 4 ([N, C, H, W])"));
+    }
+    let (kh, kw) = p.kernel;
+    if kh == 0
+        || kw == 0
+        || p.stride.0 == 0
+        || p.stride.1 == 0
+        || 2 * p.padding.0 > kh
+        || 2 * p.padding.1 > kw
+    {
+        return Err(Error::invalid(
+            op,
+            format!(
+                "kernel {:?} and stride {:?} must be non-zero and padding {:?} at most half the kernel",
+                p.kernel, p.stride, p.padding
+            ),
+        ));
+    }
+    let (Some(ho), Some(wo)) = (
+        out_size(shape[2], kh, p.stride.0, p.padding.0, 1),
+        out_size(shape[3], kw, p.stride.1, p.padding.1, 1),
+    ) else {
+        return Err(Error::bad_shape(
+            op,
+            shape,
+            format!(
+                "spatial size at least the kernel {:?} (after padding)",
+                p.kernel
+            ),
+        ));
+    };
+    Ok([shape[0], shape[1], ho, wo])
+}
+
 impl<D: Dtype> Tensor<D> {
+    /// `op` over each window of an `[N, C, H, W]` tensor ([`Tensor::max_pool2d`],
+    /// [`Tensor::avg_pool2d`]). Errors on another rank, a zero kernel or stride, or
+    /// padding over half the kernel.
+    pub fn pool2d(&self, op: PoolOp, p: Pool2dParams) -> Result<Tensor<D>> {
+        pool_out_shape(op.name(), self.shape(), &p)?;
+        on_device!(self.device(), b => b.pool2d(op, self, p))
+    }
+
     /// Maximum over each window of an `[N, C, H, W]` tensor; padding never wins (it is
     /// `-inf`). NaN in a window gives NaN.
     pub fn max_pool2d(&self, p: Pool2dParams) -> Result<Tensor<D>> {
+        self.pool2d(PoolOp::Max, p)
+    }
+
+    /// The CPU kernel of [`Tensor::max_pool2d`], after its front's checks.
+    pub(crate) fn max_pool2d_on_cpu(&self, p: Pool2dParams) -> Result<Tensor<D>> {
         self.pool("max_pool2d", p, |vals, _| {
             vals.iter().fold(D::Acc::neg_infinity(), |m, &v| {
                 if v.is_nan() || m.is_nan() {
@@ -49,6 +144,11 @@ impl<D: Dtype> Tensor<D> {
     /// Mean over each window of an `[N, C, H, W]` tensor, counting padded positions as
     /// zeros (PyTorch's default `count_include_pad=True`).
     pub fn avg_pool2d(&self, p: Pool2dParams) -> Result<Tensor<D>> {
+        self.pool2d(PoolOp::Avg, p)
+    }
+
+    /// The CPU kernel of [`Tensor::avg_pool2d`], after its front's checks.
+    pub(crate) fn avg_pool2d_on_cpu(&self, p: Pool2dParams) -> Result<Tensor<D>> {
         let area = D::Acc::from_usize(p.kernel.0 * p.kernel.1);
         self.pool("avg_pool2d", p, |vals, _| {
             super::reduce::sum_acc(vals) / area
@@ -61,44 +161,14 @@ impl<D: Dtype> Tensor<D> {
         p: Pool2dParams,
         f: impl Fn(&[D::Acc], usize) -> D::Acc,
     ) -> Result<Tensor<D>> {
-        if self.rank() != 4 {
-            return Err(Error::bad_shape(op, self.shape(), "rank 4 ([N, C, H, W])"));
-        }
         let (kh, kw) = p.kernel;
-        if kh == 0
-            || kw == 0
-            || p.stride.0 == 0
-            || p.stride.1 == 0
-            || 2 * p.padding.0 > kh
-            || 2 * p.padding.1 > kw
-        {
-            return Err(Error::invalid(
-                op,
-                format!(
-                    "kernel {:?} and stride {:?} must be non-zero and padding {:?} at most half the kernel",
-                    p.kernel, p.stride, p.padding
-                ),
-            ));
-        }
         let [n, c, h, w] = [
             self.shape()[0],
             self.shape()[1],
             self.shape()[2],
             self.shape()[3],
         ];
-        let (Some(ho), Some(wo)) = (
-            out_size(h, kh, p.stride.0, p.padding.0, 1),
-            out_size(w, kw, p.stride.1, p.padding.1, 1),
-        ) else {
-            return Err(Error::bad_shape(
-                op,
-                self.shape(),
-                format!(
-                    "spatial size at least the kernel {:?} (after padding)",
-                    p.kernel
-                ),
-            ));
-        };
+        let [_, _, ho, wo] = pool_out_shape(op, self.shape(), &p)?;
         let x = self.try_to_acc_vec(op)?;
         let out_shape = [n, c, ho, wo];
         let mut out = crate::cpu::alloc::try_with_capacity(op, &out_shape, n * c * ho * wo)?;
