@@ -198,6 +198,7 @@ impl<D: Dtype> Tensor<D> {
     /// ```
     pub fn binary(&self, op: BinaryOp, other: &Tensor<D>) -> Result<Tensor<D>> {
         let device = one_device(op.name(), [self.device(), other.device()])?;
+        crate::layout::broadcast_shapes(op.name(), self.shape(), other.shape())?;
         on_device!(device, b => b.binary(op, self, other))
     }
 

@@ -293,6 +293,9 @@ impl<D: Dtype> Tensor<D> {
     pub fn unary_backward(op: UnaryOp, saved: &Tensor<D>, g: &Tensor<D>) -> Result<Tensor<D>> {
         op.check()?;
         let device = one_device(op.backward_name(), [saved.device(), g.device()])?;
+        if op.saves() != Saves::Nothing {
+            crate::layout::broadcast_shapes(op.backward_name(), saved.shape(), g.shape())?;
+        }
         on_device!(device, b => b.unary_backward(op, saved, g))
     }
 
