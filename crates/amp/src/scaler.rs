@@ -389,10 +389,24 @@ impl GradScaler {
         grads: Vec<Option<Tensor<F32>>>,
         scale: f32,
     ) -> UnscaledGrads {
-        let found_inf = grads.iter().flatten().any(has_non_finite);
+        // One pass per gradient (the fused unscale and check); a reciprocal the fused op
+        // refuses (not finite and positive) takes the two passes it fuses.
+        let inv = (1.0f64 / f64::from(scale)) as f32;
+        let mut found_inf = false;
         let grads = grads
             .into_iter()
-            .map(|g| g.map(|g| unscale_one(g, scale)))
+            .map(|g| {
+                g.map(|g| match g.unscale_checked(inv) {
+                    Ok((unscaled, non_finite)) => {
+                        found_inf |= non_finite;
+                        unscaled
+                    }
+                    Err(_) => {
+                        found_inf |= has_non_finite(&g);
+                        unscale_one(g, scale)
+                    }
+                })
+            })
             .collect();
         self.found_inf |= found_inf;
         UnscaledGrads { grads, found_inf }

@@ -134,6 +134,13 @@ impl Backend for CudaBackend {
         Err(self.unsupported(Primitive::AllFinite.name(), Primitive::AllFinite.kernel()))
     }
 
+    fn unscale_checked(&self, _g: &Tensor<F32>, _inv_scale: f32) -> Result<(Tensor<F32>, bool)> {
+        Err(self.unsupported(
+            Primitive::UnscaleChecked.name(),
+            Primitive::UnscaleChecked.kernel(),
+        ))
+    }
+
     fn norm_l2<D: Dtype>(&self, _x: &Tensor<D>) -> Result<D::Acc> {
         Err(self.unsupported(Primitive::NormL2.name(), Primitive::NormL2.kernel()))
     }
@@ -375,6 +382,7 @@ mod tests {
             Primitive::ArgReduce => b.arg_reduce(ArgReduceOp::Argmax, &x, 0, false).map(drop),
             Primitive::AbsMax => b.abs_max("abs_max", &x).map(drop),
             Primitive::AllFinite => b.all_finite(&x).map(drop),
+            Primitive::UnscaleChecked => b.unscale_checked(&x, 0.5).map(drop),
             Primitive::NormL2 => b.norm_l2(&x).map(drop),
             Primitive::Cast => b.cast::<F32, Bf16>(&x, CastOptions::default()).map(drop),
             Primitive::Matmul => b.matmul::<F32, F32, F32>("matmul", &x, &x, None).map(drop),

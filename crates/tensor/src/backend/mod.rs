@@ -99,6 +99,8 @@ pub(crate) trait Backend {
     fn abs_max<D: Dtype>(&self, op: &'static str, x: &Tensor<D>) -> Result<D::Acc>;
     /// [`Tensor::all_finite`] (the loss scaler's non-finite check).
     fn all_finite<D: Dtype>(&self, x: &Tensor<D>) -> Result<bool>;
+    /// [`Tensor::unscale_checked`]: the loss scaler's fused unscale and non-finite check.
+    fn unscale_checked(&self, g: &Tensor<F32>, inv_scale: f32) -> Result<(Tensor<F32>, bool)>;
     /// [`Tensor::norm_l2`] (gradient clipping's norm).
     fn norm_l2<D: Dtype>(&self, x: &Tensor<D>) -> Result<D::Acc>;
 

@@ -65,6 +65,8 @@ primitives! {
     AbsMax => "abs_max", "amax";
     /// The non-finite check of the loss scaler.
     AllFinite => "all_finite", "all_finite";
+    /// The loss scaler's fused unscale and non-finite check.
+    UnscaleChecked => "unscale_checked", "unscale_non_finite_check";
     /// The global L2 norm (gradient clipping).
     NormL2 => "norm_l2", "norm_l2";
     /// Precision casts with their report (counts and amax).

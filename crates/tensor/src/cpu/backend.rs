@@ -105,6 +105,10 @@ impl Backend for Cpu {
         x.all_finite_on_cpu()
     }
 
+    fn unscale_checked(&self, g: &Tensor<F32>, inv_scale: f32) -> Result<(Tensor<F32>, bool)> {
+        g.unscale_checked_on_cpu(inv_scale)
+    }
+
     fn norm_l2<D: Dtype>(&self, x: &Tensor<D>) -> Result<D::Acc> {
         x.norm_l2_on_cpu()
     }

@@ -34,4 +34,5 @@ mod reduce_op;
 mod select;
 mod softmax;
 mod unary;
+mod unscale;
 mod views;
